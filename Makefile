@@ -1,0 +1,33 @@
+# The two commands the README promises: `make demo` and `make test`.
+# Each creates .venv and installs the project on first use (or when pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-all install clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/xsearch demo
+
+# pytest exits 5 when it collected no tests: that is a failure here, said out loud.
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest ran no tests (exit 5)" >&2; exit 1; fi; exit $$rc
+
+# Fast suite plus the tests marked slow (CI runs this).
+test-all: $(STAMP)
+	@$(PY) -m pytest -m '' $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest ran no tests (exit 5)" >&2; exit 1; fi; exit $$rc
+
+clean-venv:
+	rm -rf $(VENV)

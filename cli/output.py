@@ -1,0 +1,39 @@
+"""Shared CLI plumbing: consoles, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+console = Console()  # results
+err_console = Console(stderr=True)  # progress, notes, errors
+
+
+def print_json(obj: Any) -> None:
+    """Write ``obj`` as JSON to stdout (paths and numpy scalars made plain)."""
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=_plain) + "\n")
+
+
+def _plain(o: Any):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+def note(message: str) -> None:
+    """A one-line remark on stderr (not part of the results)."""
+    err_console.print(message, highlight=False, markup=False)
+
+
+def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise SystemExit(code)

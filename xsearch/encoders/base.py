@@ -1,0 +1,74 @@
+"""The Encoder protocol: every item and every query becomes a vector through one of these."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+DEFAULT_SPACE = "shared"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A model that embeds some of image / audio / text into one or more embedding spaces.
+
+    Single-space models (builtin, openclip, clap) have one space, ``DEFAULT_SPACE``. A bridged pair
+    (open_clip + CLAP) has two; ``index_space(modality)`` says where items of a modality are indexed,
+    and a query is embedded into the space of the target modality's index. Every ``embed_*`` returns
+    an L2-normalised float32 array of shape ``[n, spaces[space]]``.
+    """
+
+    spec: str  # the registry spec this encoder was built from, e.g. "builtin"
+    model_id: str  # spec + weights hash + dims: what a collection records
+    modalities: tuple[str, ...]  # subset of ("image", "audio", "text")
+    spaces: dict[str, int]  # space name -> dim
+    sample_rate: int  # audio sample rate the audio tower expects (0 if no audio)
+    audio_window_s: float  # audio is embedded in windows of this length
+    device: str
+
+    def index_space(self, modality: str) -> str: ...
+
+    def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray: ...
+
+    def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray: ...
+
+    def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray: ...
+
+    def describe(self) -> dict: ...
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise L2 normalisation to float32 (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def weights_digest(paths: Sequence[Path | str], n: int = 12) -> str:
+    """A short content hash of checkpoint files, for ``model_id``."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def pick_device(requested: str | None = None) -> str:
+    """``cuda`` when available (or asked for), else ``cpu``. ``requested`` may be 'cpu', 'cuda', 'cuda:1', 'auto'."""
+    import torch
+
+    from xsearch.errors import ModelError
+
+    if requested in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {requested} was asked for, but torch sees no CUDA GPU; use --device cpu.")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ModelError(f"unknown device {requested!r}; use cpu, cuda, cuda:N or auto.")
+    return requested
