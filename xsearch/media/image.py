@@ -1,0 +1,121 @@
+"""Decode one image file into an RGB PIL image, guarding against bombs and corrupt data."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from xsearch.errors import MediaError
+from xsearch.media._io import one_line, open_binary
+
+_WHITE = (255, 255, 255)
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = 64_000_000) -> Image.Image:
+    """Load the first frame of an image as RGB, upright per its EXIF orientation.
+
+    Transparency is composited on white; 16-bit, float, CMYK, palette and 1-bit images are converted.
+    An image whose header claims more than ``max_pixels`` pixels is refused before any decoding.
+    Every failure is a MediaError with a one-line reason.
+    """
+    with open_binary(path) as handle:
+        try:
+            with warnings.catch_warnings():
+                # Our own max_pixels check below replaces PIL's warning; PIL's hard error still applies.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(handle)
+        except Image.DecompressionBombError as exc:
+            raise MediaError(f"image refused as a possible decompression bomb: {one_line(exc)}") from exc
+        except UnidentifiedImageError as exc:
+            raise MediaError("corrupt or truncated image: not a recognised image format") from exc
+        except Exception as exc:
+            raise MediaError(f"corrupt or truncated image: {_describe(exc)}") from exc
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise MediaError(
+                    f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                    f"{max_pixels:,} (possible decompression bomb)"
+                )
+            try:
+                image.load()  # the first frame of an animation is the current frame after open
+                return _to_rgb(_upright(image))
+            except MediaError:
+                raise
+            except Exception as exc:
+                raise MediaError(f"corrupt or truncated image: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    message = one_line(exc)
+    return message if message else type(exc).__name__
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001
+        # A malformed EXIF block is common in otherwise good photos; keep the pixels as stored.
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        return _on_white(image.convert("RGBA"))
+    if mode.startswith("I;16"):
+        return _gray_to_rgb(np.asarray(image).astype(np.float32) / 257.0)
+    if mode == "I":
+        values = np.asarray(image).astype(np.float64)
+        return _gray_to_rgb(_scale_integer(values))
+    if mode == "F":
+        return _gray_to_rgb(_scale_float(np.asarray(image).astype(np.float64)))
+    try:
+        return image.convert("RGB")  # P, L, 1, CMYK, YCbCr, ...
+    except ValueError as exc:
+        raise MediaError(f"unsupported image mode {mode}") from exc
+
+
+def _on_white(rgba: Image.Image) -> Image.Image:
+    background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _scale_integer(values: np.ndarray) -> np.ndarray:
+    """32-bit integer pixels to 0..255: 8-bit data kept, 16-bit data scaled, anything wider stretched."""
+    if values.size == 0:
+        return values
+    low, high = values.min(), values.max()
+    if low >= 0 and high <= 255:
+        return values
+    if low >= 0 and high <= 65535:
+        return values / 257.0
+    return _stretch(values)
+
+
+def _scale_float(values: np.ndarray) -> np.ndarray:
+    """Float pixels to 0..255: [0, 1] data scaled, [0, 255] kept, anything else stretched."""
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    if values.size == 0:
+        return values
+    low, high = values.min(), values.max()
+    if low >= 0 and high <= 1:
+        return values * 255.0
+    if low >= 0 and high <= 255:
+        return values
+    return _stretch(values)
+
+
+def _stretch(values: np.ndarray) -> np.ndarray:
+    low, high = values.min(), values.max()
+    return (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+
+
+def _gray_to_rgb(values: np.ndarray) -> Image.Image:
+    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
