@@ -1,0 +1,68 @@
+"""Combining several queries: feature-level (one fused vector) or decision-level (merge ranked lists).
+
+- ``mean`` (feature level): weighted mean of the query embeddings, renormalised. Negative weights subtract a
+  concept ("dog" minus "grass"). Best when the queries describe one thing together.
+- ``weighted`` (decision level): each query searched alone; an item's score is the weighted sum of its scores
+  (missing = 0). Good when queries are different views whose scores are comparable.
+- ``rrf`` (decision level): reciprocal rank fusion, Σ w / (60 + rank). Robust when score scales differ
+  (e.g. text and audio queries); ignores score values.
+- ``vote`` (decision level): items ranked by how many queries returned them in their top k (weighted), ties
+  by best rank. For "must match most of my examples".
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from xsearch.errors import UsageError
+
+FUSIONS = ("mean", "weighted", "rrf", "vote")
+RRF_K = 60
+
+
+def parse_weights(text: str | None, n: int) -> list[float]:
+    """``"0.7,0.3"`` → floats, one per query (default: all 1). Mismatch or non-numbers → UsageError."""
+    if not text:
+        return [1.0] * n
+    try:
+        weights = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--weight {text!r}: use comma-separated numbers such as 0.7,0.3.") from None
+    if len(weights) != n:
+        raise UsageError(f"--weight has {len(weights)} value(s) but there are {n} queries.")
+    if all(w == 0 for w in weights):
+        raise UsageError("--weight: at least one weight must be non-zero.")
+    return weights
+
+
+def fuse_vectors(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """Weighted mean of unit query vectors ``[n, d]``, renormalised to unit length."""
+    v = np.asarray(weights, dtype=np.float32)[:, None] * np.asarray(vectors, dtype=np.float32)
+    fused = v.sum(0)
+    norm = float(np.linalg.norm(fused))
+    if norm < 1e-6:
+        raise UsageError("the weighted queries cancel out; change the weights.")
+    return (fused / norm).astype(np.float32)
+
+
+def fuse_ranked(lists: Sequence[Sequence[tuple[object, float]]], weights: Sequence[float], method: str,
+                k: int) -> list[tuple[object, float]]:
+    """Merge per-query ranked lists of ``(key, score)`` into one list of at most k ``(key, fused score)``."""
+    if method not in FUSIONS[1:]:
+        raise UsageError(f"unknown decision-level fusion {method!r}; choose weighted, rrf or vote.")
+    fused: dict[object, float] = {}
+    best_rank: dict[object, int] = {}
+    for ranked, w in zip(lists, weights):
+        for rank, (key, score) in enumerate(ranked, 1):
+            if method == "weighted":
+                contrib = w * float(score)
+            elif method == "rrf":
+                contrib = w / (RRF_K + rank)
+            else:
+                contrib = w
+            fused[key] = fused.get(key, 0.0) + contrib
+            best_rank[key] = min(best_rank.get(key, rank), rank)
+    order = sorted(fused, key=lambda key: (-fused[key], best_rank[key]))
+    return [(key, fused[key]) for key in order[:k]]

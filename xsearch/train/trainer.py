@@ -1,0 +1,280 @@
+"""Contrastive training of the builtin tri-modal model.
+
+AdamW, linear warm-up then cosine decay, gradient clipping, fixed seeds, AMP on CUDA, resume from the last
+epoch, a progress bar with the loss, validation recall per epoch, optional TensorBoard. A checkpoint is written
+after every epoch whose loss stayed finite; a NaN stops training with the last good checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from xsearch.encoders.builtin import BuiltinConfig, BuiltinModel, BuiltinPreprocess, load_checkpoint, save_checkpoint
+from xsearch.errors import UsageError, XsearchError
+from xsearch.eval import rank_metrics, relevance_from_labels
+from xsearch.train.data import PairedTensors, rows_with
+from xsearch.train.loss import MultiPairLoss
+from xsearch.train.manifest import load_manifest
+
+STATE_FILE = "trainer_state.pt"
+MAX_LOGIT_SCALE = math.log(100.0)
+MODALITIES = ("image", "audio", "text")
+
+
+class TrainingDiverged(XsearchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainArgs:
+    """Everything that defines a training run (saved in the checkpoint's config.json)."""
+
+    manifest: str
+    out_dir: str
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    pair_weights: dict = field(default_factory=lambda: {"image-text": 1.0, "image-audio": 1.0, "audio-text": 1.0})
+    freeze: list = field(default_factory=list)
+    device: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    init_from: str | None = None
+    tensorboard: str | None = None
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    model: dict = field(default_factory=dict)  # BuiltinConfig overrides
+    threads: int | None = None
+    world: dict | None = None  # how the training world was made, when a preset made it
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    parts: dict
+    val: dict
+    seconds: float
+    logit_scale: float
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.inference_mode()
+def embed_tensors(model: BuiltinModel, data: PairedTensors, rows: np.ndarray, device: str,
+                  batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Embed every present modality of ``rows`` (canonical caption for text, no augmentation)."""
+    model.eval()
+    out: dict[str, list] = {m: [] for m in MODALITIES}
+    for i in range(0, len(rows), batch_size):
+        idx = torch.as_tensor(rows[i : i + batch_size])
+        inputs, _ = data.batch(idx, augment=False, canonical_text=True)
+        for m in MODALITIES:
+            out[m].append(model.encode(m, inputs[m].to(device)).float().cpu().numpy())
+    return {m: np.concatenate(v) if v else np.zeros((0, model.cfg.embed_dim), np.float32) for m, v in out.items()}
+
+
+def directional_metrics(embeddings: dict[str, np.ndarray], data: PairedTensors, rows: np.ndarray,
+                        directions: list[tuple[str, str]] | None = None) -> dict[str, dict]:
+    """Metrics for each (query modality → gallery modality) over the rows that have both."""
+    directions = directions or [(a, b) for a in MODALITIES for b in MODALITIES if a != b]
+    labels = np.asarray(data.labels)[rows]
+    res = {}
+    for q, g in directions:
+        qm, gm = data.present[q].numpy()[rows], data.present[g].numpy()[rows]
+        if qm.sum() == 0 or gm.sum() == 0:
+            continue
+        scores = embeddings[q][qm] @ embeddings[g][gm].T
+        res[f"{q}->{g}"] = rank_metrics(scores, relevance_from_labels(labels[qm], labels[gm]))
+    return res
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progress: bool = True) -> list[EpochLog]:
+    """Train (or resume) a builtin model on a manifest; returns the per-epoch history."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from xsearch.encoders.base import pick_device
+
+    out_dir = Path(args.out_dir).expanduser()
+    state_path = out_dir / STATE_FILE
+    if args.resume and not state_path.is_file():
+        raise UsageError(f"--resume: no {STATE_FILE} in {out_dir}.")
+    if not args.resume and (out_dir / "model.safetensors").exists() and not args.overwrite:
+        raise UsageError(f"{out_dir} already holds a checkpoint; use --resume to continue or --overwrite.")
+    for m in args.freeze:
+        if m not in MODALITIES:
+            raise UsageError(f"cannot freeze {m!r}; towers are {', '.join(MODALITIES)}.")
+    if args.epochs < 1 or args.batch_size < 2:
+        raise UsageError("--epochs must be >= 1 and --batch-size >= 2.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    _seed_everything(args.seed)
+
+    manifest = load_manifest(args.manifest)
+    for p in manifest.problems[:5]:
+        log(f"skipped: {p}")
+    if len(manifest.problems) > 5:
+        log(f"skipped: … and {len(manifest.problems) - 5} more manifest problems")
+    train_records = manifest.split(args.train_split) or manifest.split(None)
+    val_records = manifest.split(args.val_split) if args.val_split else []
+
+    if args.init_from:
+        model, _ = load_checkpoint(args.init_from)
+    else:
+        model = BuiltinModel(BuiltinConfig.from_dict(args.model))
+    pre = BuiltinPreprocess(model.cfg)
+
+    t0 = time.time()
+    train = PairedTensors.build(train_records, pre)
+    val = PairedTensors.build(val_records, pre) if val_records else None
+    for p in train.problems[:5]:
+        log(f"skipped: {p}")
+    train_rows = rows_with(train, 2)
+    if len(train_rows) < 2:
+        raise XsearchError("fewer than two training records have two or more modalities; nothing to align.")
+    dropped = len(train) - len(train_rows)
+    log(f"data: {len(train_rows)} training groups ({dropped} single-modality skipped), "
+        f"{len(val) if val else 0} validation groups, decoded in {time.time() - t0:.0f}s")
+
+    for m in args.freeze:
+        for p in model.tower_parameters(m):
+            p.requires_grad_(False)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
+    )
+    steps_per_epoch = max(1, len(train_rows) // args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    warmup = int(args.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, total_steps, warmup))
+    loss_fn = MultiPairLoss(args.pair_weights)
+    history: list[EpochLog] = []
+    start_epoch = 0
+    if args.resume:
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = [EpochLog(**h) for h in state["history"]]
+        start_epoch = state["epoch"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from epoch {start_epoch} in {out_dir}")
+
+    writer = None
+    if args.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise UsageError("--tensorboard needs the tensorboard package: pip install 'xsearch[tensorboard]'.") from None
+        writer = SummaryWriter(args.tensorboard)
+
+    use_amp = device.startswith("cuda")
+    gen = torch.Generator().manual_seed(args.seed)
+    columns = [TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, transient=True, disable=not progress) as bar:
+        for epoch in range(start_epoch, args.epochs):
+            gen.manual_seed(args.seed * 1000 + epoch)
+            model.train()
+            t_epoch = time.time()
+            order = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=gen)]
+            task = bar.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{args.epochs}", loss=float("nan"))
+            losses, parts_sum = [], {}
+            for step in range(steps_per_epoch):
+                idx = order[step * args.batch_size : (step + 1) * args.batch_size]
+                inputs, present = data_to(train.batch(idx, gen), device)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    emb = model({m: inputs[m] for m in MODALITIES})
+                loss, parts = loss_fn({m: e.float() for m, e in emb.items()}, present, model.logit_scale.exp())
+                if not torch.isfinite(loss):
+                    last = f"epoch {epoch}" if epoch > 0 else "none"
+                    raise TrainingDiverged(
+                        f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: "
+                        f"{last} in {out_dir}. Try a lower --lr."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+                losses.append(float(loss))
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v
+                bar.update(task, advance=1, loss=float(np.mean(losses[-20:])))
+            bar.remove_task(task)
+            val_metrics = {}
+            if val is not None and len(val):
+                vrows = np.arange(len(val))
+                val_metrics = {k: v["R@1"] for k, v in
+                               directional_metrics(embed_tensors(model, val, vrows, device), val, vrows).items()}
+            entry = EpochLog(epoch + 1, float(np.mean(losses)), {k: v / steps_per_epoch for k, v in parts_sum.items()},
+                             val_metrics, time.time() - t_epoch, float(model.logit_scale.exp()))
+            history.append(entry)
+            log(_epoch_line(entry))
+            if writer:
+                writer.add_scalar("loss/train", entry.loss, entry.epoch)
+                for k, v in val_metrics.items():
+                    writer.add_scalar(f"val_R@1/{k}", v, entry.epoch)
+            _save(model, optimizer, scheduler, history, args, out_dir, epoch + 1)
+    if writer:
+        writer.close()
+    return history
+
+
+def data_to(batch, device):
+    inputs, present = batch
+    return ({m: x.to(device, non_blocking=True) for m, x in inputs.items()},
+            {m: p.to(device) for m, p in present.items()})
+
+
+def _epoch_line(e: EpochLog) -> str:
+    val = " ".join(f"{k}={v:.3f}" for k, v in e.val.items())
+    return f"epoch {e.epoch}: loss {e.loss:.3f}  scale {e.logit_scale:.1f}  {e.seconds:.0f}s" + (
+        f"  val R@1 {val}" if val else "")
+
+
+def _save(model, optimizer, scheduler, history, args: TrainArgs, out_dir: Path, epoch: int) -> None:
+    meta = {"training": asdict(args), "epoch": epoch, "history": [asdict(h) for h in history]}
+    save_checkpoint(model, out_dir, meta=meta)
+    state = {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": [asdict(h) for h in history],
+        "epoch": epoch,
+        "torch_rng": torch.get_rng_state(),
+    }
+    tmp = out_dir / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out_dir / STATE_FILE)
+    (out_dir / "history.json").write_text(json.dumps([asdict(h) for h in history], indent=1) + "\n")
