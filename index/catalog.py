@@ -1,0 +1,434 @@
+"""Catalog: the SQLite side of a collection — which files were indexed and which items (vectors) they gave.
+
+Two tables. ``files``: one row per indexed file (path, modality, size, mtime, content hash, width/height,
+duration, the model that embedded it). ``items``: one row per vector; ``items.id`` IS the id of that vector
+in the modality's FAISS index; ``offset`` is the audio window start in seconds or the text passage index
+(0 for images); ``snippet`` previews a text passage.
+
+The database runs in WAL mode, so readers see the last committed state while a writer works. Writes are
+explicit: every change opens a transaction that stays open until :meth:`commit` (or :meth:`rollback`), which
+lets the collection commit the catalog only after the vector files are safely on disk. The schema carries a
+version (``PRAGMA user_version``) and is upgraded step by step by ``_MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from xsearch.errors import CollectionError
+
+SCHEMA_VERSION = 1
+
+#: _MIGRATIONS[v] turns a schema of version v-1 into version v (version 0 is an empty database).
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL UNIQUE,
+        modality TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        hash TEXT,
+        width INTEGER,
+        height INTEGER,
+        duration REAL,
+        model_id TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX files_by_hash ON files(hash, size);
+    CREATE INDEX files_by_modality ON files(modality);
+    -- AUTOINCREMENT: an item id is never reused, so a reader holding an older index never maps a
+    -- deleted vector onto a newer item.
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        modality TEXT NOT NULL,
+        offset REAL NOT NULL DEFAULT 0,
+        snippet TEXT
+    );
+    CREATE INDEX items_by_file ON items(file_id);
+    CREATE INDEX items_by_modality ON items(modality, id);
+    """,
+}
+
+_FILE_COLUMNS = ("id, path, modality, size, mtime_ns, hash, width, height, duration, model_id, added_at, "
+                 "updated_at")
+_SQL_CHUNK = 900  # ids per statement, well under SQLite's host-parameter limit
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One indexed file."""
+
+    id: int
+    path: str
+    modality: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    width: int | None
+    height: int | None
+    duration: float | None
+    model_id: str
+    added_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One vector's catalog entry joined with its file."""
+
+    id: int
+    file_id: int
+    path: str
+    modality: str
+    offset: float
+    snippet: str | None
+    size: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    duration: float | None
+    hash: str | None
+
+
+def _chunks(values: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(values), _SQL_CHUNK):
+        yield [int(v) for v in values[start:start + _SQL_CHUNK]]
+
+
+def _to_ns(when) -> int:
+    """Epoch nanoseconds from a datetime / date (local time when naive) or epoch seconds."""
+    if isinstance(when, _dt.datetime):
+        return int(when.timestamp() * 1e9)
+    if isinstance(when, _dt.date):
+        return int(_dt.datetime(when.year, when.month, when.day).timestamp() * 1e9)
+    if isinstance(when, (int, float, np.integer, np.floating)):
+        return int(float(when) * 1e9)
+    raise TypeError(f"expected a datetime, date or epoch seconds, got {type(when).__name__}")
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+class Catalog:
+    """SQLite catalog of files and items; see the module docstring."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool):
+        """Use :meth:`open`."""
+        self._conn = conn
+        self.path = path
+        self.readonly = readonly
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, readonly: bool = False) -> "Catalog":
+        """Open (creating and migrating when writable) the catalog at ``path``.
+
+        A read-only catalog never writes; opening one that does not exist raises CollectionError.
+        """
+        path = Path(path)
+        if readonly and not path.exists():
+            raise CollectionError(f"catalog {path} is missing; rebuild the collection with `xsearch index`")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.create_function("xs_basename", 1, _basename, deterministic=True)
+            if readonly:
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            self = cls(conn, path, readonly)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CollectionError(
+                f"catalog {path} cannot be read ({exc}); move the collection aside and run `xsearch index` "
+                "on your folders to rebuild it"
+            ) from None
+        return self
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CollectionError(
+                f"catalog {self.path} has schema version {version}, newer than this xsearch understands "
+                f"({SCHEMA_VERSION}); upgrade xsearch to use it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.readonly:
+            raise CollectionError(
+                f"catalog {self.path} has an old schema (version {version}); run `xsearch index` once to upgrade it"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self._conn.executescript(
+                f"BEGIN IMMEDIATE;\n{_MIGRATIONS[target]}\nPRAGMA user_version = {target};\nCOMMIT;"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- transactions ------------------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """True when there are uncommitted changes."""
+        return self._conn.in_transaction
+
+    def _begin(self) -> None:
+        if self.readonly:
+            raise CollectionError(f"catalog {self.path} is open read-only")
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Make every change since the last commit durable."""
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Discard every change since the last commit."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and close the connection."""
+        try:
+            self.rollback()
+        finally:
+            self._conn.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- files -------------------------------------------------------------------------------------------
+
+    def get_file(self, path: str | os.PathLike) -> FileRow | None:
+        """The file row for ``path``, or None."""
+        row = self._conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (str(path),)).fetchone()
+        return FileRow(*row) if row else None
+
+    def get_file_by_id(self, file_id: int) -> FileRow | None:
+        row = self._conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (int(file_id),)).fetchone()
+        return FileRow(*row) if row else None
+
+    def find_by_hash(self, hash: str, size: int) -> list[FileRow]:
+        """Files with this content hash and size (a renamed or copied file keeps its vectors)."""
+        rows = self._conn.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE hash = ? AND size = ? ORDER BY id", (hash, int(size))
+        ).fetchall()
+        return [FileRow(*r) for r in rows]
+
+    def files(self, modality: str | None = None, under: str | os.PathLike | None = None) -> list[FileRow]:
+        """Every file, optionally of one modality and/or at or below folder ``under`` (a path prefix)."""
+        where, args = [], []
+        if modality is not None:
+            where.append("modality = ?")
+            args.append(modality)
+        if under is not None:
+            prefix = str(under).rstrip("/") + "/"
+            where.append("(substr(path, 1, ?) = ? OR path = ?)")
+            args += [len(prefix), prefix, prefix[:-1] or "/"]
+        sql = f"SELECT {_FILE_COLUMNS} FROM files"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [FileRow(*r) for r in self._conn.execute(sql + " ORDER BY path", args).fetchall()]
+
+    def upsert_file(self, path: str | os.PathLike, *, modality: str, size: int, mtime_ns: int, model_id: str,
+                    hash: str | None = None, width: int | None = None, height: int | None = None,
+                    duration: float | None = None) -> int:
+        """Insert the file, or update its metadata when ``path`` is known; returns its id (kept on update).
+
+        Updating does not touch the file's items: clear them through the collection when the content changed.
+        """
+        self._begin()
+        now = time.time()
+        row = self._conn.execute(
+            """INSERT INTO files (path, modality, size, mtime_ns, hash, width, height, duration, model_id,
+                                  added_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(path) DO UPDATE SET
+                   modality = excluded.modality, size = excluded.size, mtime_ns = excluded.mtime_ns,
+                   hash = excluded.hash, width = excluded.width, height = excluded.height,
+                   duration = excluded.duration, model_id = excluded.model_id, updated_at = excluded.updated_at
+               RETURNING id""",
+            (str(path), modality, int(size), int(mtime_ns), hash, width, height, duration, model_id, now, now),
+        ).fetchone()
+        return int(row[0])
+
+    def rename_file(self, file_id: int, new_path: str | os.PathLike, mtime_ns: int) -> None:
+        """Point a file row (and so its items and vectors) at a new path, e.g. after a move."""
+        self._begin()
+        try:
+            cur = self._conn.execute(
+                "UPDATE files SET path = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
+                (str(new_path), int(mtime_ns), time.time(), int(file_id)),
+            )
+        except sqlite3.IntegrityError:
+            raise ValueError(f"cannot rename file {file_id}: {new_path} is already in the catalog") from None
+        if cur.rowcount != 1:
+            raise KeyError(f"no file with id {file_id}")
+
+    def touch_file(self, file_id: int, *, mtime_ns: int, size: int | None = None) -> None:
+        """Record a new mtime (and size) for a file whose content did not change."""
+        self._begin()
+        cur = self._conn.execute(
+            "UPDATE files SET mtime_ns = ?, size = COALESCE(?, size), updated_at = ? WHERE id = ?",
+            (int(mtime_ns), None if size is None else int(size), time.time(), int(file_id)),
+        )
+        if cur.rowcount != 1:
+            raise KeyError(f"no file with id {file_id}")
+
+    def delete_files(self, file_ids: Iterable[int]) -> dict[str, np.ndarray]:
+        """Delete files and their items; returns the deleted item ids per modality."""
+        ids = sorted({int(i) for i in file_ids})
+        removed = self._item_ids_of_files(ids)
+        self._begin()
+        for chunk in _chunks(ids):
+            self._conn.execute(f"DELETE FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        return removed
+
+    def delete_items_of(self, file_ids: Iterable[int]) -> dict[str, np.ndarray]:
+        """Delete the items of these files but keep the file rows; returns deleted item ids per modality."""
+        ids = sorted({int(i) for i in file_ids})
+        removed = self._item_ids_of_files(ids)
+        self._begin()
+        for chunk in _chunks(ids):
+            self._conn.execute(f"DELETE FROM items WHERE file_id IN ({','.join('?' * len(chunk))})", chunk)
+        return removed
+
+    def delete_items(self, item_ids: Iterable[int]) -> int:
+        """Delete single items by id (their files stay); returns how many rows went."""
+        ids = sorted({int(i) for i in item_ids})
+        self._begin()
+        n = 0
+        for chunk in _chunks(ids):
+            n += self._conn.execute(f"DELETE FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
+        return n
+
+    def _item_ids_of_files(self, file_ids: list[int]) -> dict[str, np.ndarray]:
+        found: dict[str, list[int]] = {}
+        for chunk in _chunks(file_ids):
+            rows = self._conn.execute(
+                f"SELECT modality, id FROM items WHERE file_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            for modality, item_id in rows:
+                found.setdefault(modality, []).append(item_id)
+        return {m: np.sort(np.asarray(v, dtype=np.int64)) for m, v in found.items()}
+
+    # -- items -------------------------------------------------------------------------------------------
+
+    def add_items(self, file_id: int, modality: str, offsets: Sequence[float],
+                  snippets: Sequence[str | None] | None = None) -> list[int]:
+        """Add one item per offset to a file; returns the new item ids (= the FAISS ids to use), in order."""
+        if snippets is not None and len(snippets) != len(offsets):
+            raise ValueError(f"{len(snippets)} snippets for {len(offsets)} offsets")
+        self._begin()
+        ids = []
+        for i, offset in enumerate(offsets):
+            snippet = None if snippets is None else snippets[i]
+            row = self._conn.execute(
+                "INSERT INTO items (file_id, modality, offset, snippet) VALUES (?, ?, ?, ?) RETURNING id",
+                (int(file_id), modality, float(offset), snippet),
+            ).fetchone()
+            ids.append(int(row[0]))
+        return ids
+
+    def items(self, ids: Iterable[int]) -> dict[int, ItemRow]:
+        """Item rows joined with their files, keyed by item id; ids not in the catalog are absent."""
+        wanted = sorted({int(i) for i in ids if int(i) >= 0})
+        out: dict[int, ItemRow] = {}
+        for chunk in _chunks(wanted):
+            rows = self._conn.execute(
+                f"""SELECT i.id, i.file_id, f.path, i.modality, i.offset, i.snippet, f.size, f.mtime_ns,
+                           f.width, f.height, f.duration, f.hash
+                    FROM items i JOIN files f ON f.id = i.file_id
+                    WHERE i.id IN ({','.join('?' * len(chunk))})""",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                out[int(r[0])] = ItemRow(*r)
+        return out
+
+    def item_ids(self, modality: str) -> np.ndarray:
+        """Every item id of a modality, sorted (int64)."""
+        rows = self._conn.execute("SELECT id FROM items WHERE modality = ? ORDER BY id", (modality,)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def file_ids_of_items(self, item_ids: Iterable[int]) -> np.ndarray:
+        """The distinct files that own these items (int64, sorted)."""
+        files: set[int] = set()
+        for chunk in _chunks(sorted({int(i) for i in item_ids})):
+            rows = self._conn.execute(
+                f"SELECT DISTINCT file_id FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            files.update(r[0] for r in rows)
+        return np.asarray(sorted(files), dtype=np.int64)
+
+    def modalities(self) -> list[str]:
+        """Modalities that have at least one item."""
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT modality FROM items ORDER BY modality")]
+
+    def filter_ids(self, modality: str, *, path_glob: str | None = None,
+                   min_duration: float | None = None, max_duration: float | None = None,
+                   min_size: int | None = None, max_size: int | None = None,
+                   since=None, until=None) -> np.ndarray:
+        """Item ids of ``modality`` whose file passes every given filter (for ``search(allowed_ids=...)``).
+
+        - ``path_glob``: SQLite GLOB (``*``, ``?``, ``[...]``, case-sensitive); a pattern with a ``/`` matches
+          the whole path (``*/holiday/*``), one without matches the file name (``*.jpg``, ``cat*``);
+        - ``min_duration`` / ``max_duration``: seconds, inclusive; files without a duration never pass;
+        - ``min_size`` / ``max_size``: bytes, inclusive;
+        - ``since`` / ``until``: file modification time, inclusive / exclusive; a datetime, date (midnight local
+          time) or epoch seconds.
+        """
+        where, args = ["i.modality = ?"], [modality]
+        if path_glob is not None:
+            where.append("f.path GLOB ?" if "/" in path_glob else "xs_basename(f.path) GLOB ?")
+            args.append(path_glob)
+        if min_duration is not None:
+            where.append("f.duration >= ?")
+            args.append(float(min_duration))
+        if max_duration is not None:
+            where.append("f.duration <= ?")
+            args.append(float(max_duration))
+        if min_size is not None:
+            where.append("f.size >= ?")
+            args.append(int(min_size))
+        if max_size is not None:
+            where.append("f.size <= ?")
+            args.append(int(max_size))
+        if since is not None:
+            where.append("f.mtime_ns >= ?")
+            args.append(_to_ns(since))
+        if until is not None:
+            where.append("f.mtime_ns < ?")
+            args.append(_to_ns(until))
+        rows = self._conn.execute(
+            f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {' AND '.join(where)} ORDER BY i.id",
+            args,
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per modality: {"files": files of that modality, "items": items of that modality}."""
+        out: dict[str, dict[str, int]] = {}
+        for modality, n_files in self._conn.execute("SELECT modality, COUNT(*) FROM files GROUP BY modality"):
+            out.setdefault(modality, {"files": 0, "items": 0})["files"] = int(n_files)
+        for modality, n_items in self._conn.execute("SELECT modality, COUNT(*) FROM items GROUP BY modality"):
+            out.setdefault(modality, {"files": 0, "items": 0})["items"] = int(n_items)
+        return out
