@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from xsearch.cli import world_cmd
+from xsearch.cli import index_cmd, info_cmd, search_cmd, train_cmd, world_cmd
 from xsearch.cli.output import fail
 from xsearch.errors import XsearchError
 
@@ -19,6 +19,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command("index")(index_cmd.index)
+app.command("search")(search_cmd.search)
+app.command("similar")(search_cmd.similar)
+app.command("duplicates")(search_cmd.duplicates)
+app.command("remove")(index_cmd.remove)
+app.command("info")(info_cmd.info)
+app.command("models")(info_cmd.models)
+app.command("train")(train_cmd.train)
 app.add_typer(world_cmd.app, name="world")
 
 
@@ -30,3 +38,7 @@ def run() -> None:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    run()

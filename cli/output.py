@@ -37,3 +37,20 @@ def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
     """Print ``error: message`` on stderr and exit with ``code``."""
     err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
     raise SystemExit(code)
+
+
+def progress_bar(description: str, *, disable: bool = False):
+    """A Rich progress bar on stderr (files done / total, rate, time left)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+        TimeRemainingColumn(), console=err_console, transient=True, disable=disable,
+    )
+
+
+def collection_option():
+    import typer
+
+    return typer.Option(None, "--collection", "-c", envvar="XSEARCH_COLLECTION",
+                        help="Collection name (under $XSEARCH_HOME) or directory. Default: 'default'.")

@@ -115,6 +115,7 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progress: bool = True) -> list[EpochLog]:
     """Train (or resume) a builtin model on a manifest; returns the per-epoch history."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from xsearch.encoders.base import pick_device
@@ -200,7 +201,7 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
     gen = torch.Generator().manual_seed(args.seed)
     columns = [TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                TimeRemainingColumn()]
-    with Progress(*columns, transient=True, disable=not progress) as bar:
+    with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
         for epoch in range(start_epoch, args.epochs):
             gen.manual_seed(args.seed * 1000 + epoch)
             model.train()
@@ -227,7 +228,7 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                 scheduler.step()
                 with torch.no_grad():
                     model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + v
                 bar.update(task, advance=1, loss=float(np.mean(losses[-20:])))
