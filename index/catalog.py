@@ -5,6 +5,9 @@ duration, the model that embedded it). ``items``: one row per vector; ``items.id
 in the modality's FAISS index; ``offset`` is the audio window start in seconds or the text passage index
 (0 for images); ``snippet`` previews a text passage.
 
+Table ``vector_files`` names, per modality, the vector index file that matches the committed items: the
+collection writes a new file, then commits the new name together with the item changes.
+
 The database runs in WAL mode, so readers see the last committed state while a writer works. Writes are
 explicit: every change opens a transaction that stays open until :meth:`commit` (or :meth:`rollback`), which
 lets the collection commit the catalog only after the vector files are safely on disk. The schema carries a
@@ -17,9 +20,9 @@ import datetime as _dt
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -57,6 +60,12 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX items_by_file ON items(file_id);
     CREATE INDEX items_by_modality ON items(modality, id);
+    -- The vector index file that holds the committed vectors of each modality. It changes in the same
+    -- transaction as the items, so one catalog commit publishes catalog and vectors together.
+    CREATE TABLE vector_files (
+        modality TEXT PRIMARY KEY,
+        file TEXT NOT NULL
+    );
     """,
 }
 
@@ -131,7 +140,7 @@ class Catalog:
         self.readonly = readonly
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, readonly: bool = False) -> "Catalog":
+    def open(cls, path: str | os.PathLike, *, readonly: bool = False) -> Catalog:
         """Open (creating and migrating when writable) the catalog at ``path``.
 
         A read-only catalog never writes; opening one that does not exist raises CollectionError.
@@ -209,7 +218,7 @@ class Catalog:
         finally:
             self._conn.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -423,6 +432,22 @@ class Catalog:
             args,
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- vector files ------------------------------------------------------------------------------------
+
+    def vector_files(self) -> dict[str, str]:
+        """{modality: file name} of the committed vector index files (uncommitted changes included for a
+        writer)."""
+        return dict(self._conn.execute("SELECT modality, file FROM vector_files").fetchall())
+
+    def set_vector_file(self, modality: str, file: str) -> None:
+        """Record ``file`` as the vector index of ``modality``; published by the next commit."""
+        self._begin()
+        self._conn.execute(
+            "INSERT INTO vector_files (modality, file) VALUES (?, ?) "
+            "ON CONFLICT(modality) DO UPDATE SET file = excluded.file",
+            (modality, file),
+        )
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per modality: {"files": files of that modality, "items": items of that modality}."""

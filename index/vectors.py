@@ -88,7 +88,7 @@ def _faiss():
 
 def ivf_nlist(n: int) -> int:
     """IVF list count for ``n`` vectors: the power of two nearest 4·sqrt(n), at least 16."""
-    return max(16, 2 ** int(round(math.log2(4 * math.sqrt(max(n, 1))))))
+    return max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))
 
 
 def default_nprobe(nlist: int) -> int:
@@ -161,9 +161,7 @@ def _unwrap(index):
     faiss = _faiss()
     index = faiss.downcast_index(index)
     while True:
-        if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-            index = faiss.downcast_index(index.index)
-        elif isinstance(index, faiss.IndexPreTransform):
+        if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexPreTransform)):
             index = faiss.downcast_index(index.index)
         else:
             return index
@@ -247,7 +245,7 @@ class VectorIndex:
     # -- construction ------------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, dim: int, factory: str = "Flat", *, use_gpu: bool | None = None) -> "VectorIndex":
+    def create(cls, dim: int, factory: str = "Flat", *, use_gpu: bool | None = None) -> VectorIndex:
         """A new empty index of FAISS factory type ``factory`` (e.g. "Flat", "HNSW32", "IVF1024,Flat")."""
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -696,7 +694,7 @@ class VectorIndex:
         _fsync_dir(path.parent)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, use_gpu: bool | None = None) -> "VectorIndex":
+    def load(cls, path: str | os.PathLike, *, use_gpu: bool | None = None) -> VectorIndex:
         """Read a file written by :meth:`save`; a damaged file raises CollectionError."""
         faiss = _faiss()
         path = Path(path)

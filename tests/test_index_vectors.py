@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 import pytest
-
 from _index_helpers import clustered_vectors, exact_top_k, recall_at_k
+
 from xsearch.errors import CollectionError, UsageError
 from xsearch.index import VectorIndex, choose_factory
 from xsearch.index import vectors as vectors_module
@@ -142,12 +142,12 @@ def test_tight_filter_is_exact_and_padded(factory):
 
 
 def test_search_arguments():
-    index, ids, vecs = filled("Flat", 10)
+    index, _, vecs = filled("Flat", 10)
     with pytest.raises(UsageError):
         index.search(vecs[:1], 0)
     with pytest.raises(ValueError, match="unknown search parameters"):
         index.search(vecs[:1], 1, params={"nprob": 4})
-    scores, found = index.search(vecs[:1], 25)  # k larger than the index: padded
+    _, found = index.search(vecs[:1], 25)  # k larger than the index: padded
     assert (found[0, :10] >= 0).all() and (found[0, 10:] == -1).all()
     _, empty = VectorIndex.create(DIM, "HNSW32").search(vecs[:2], 3)
     assert (empty == -1).all()
@@ -204,7 +204,7 @@ def test_save_load_roundtrip(tmp_path, factory):
 def test_failed_save_leaves_old_file_intact(tmp_path, monkeypatch):
     import faiss
 
-    index, ids, vecs = filled("Flat", 200)
+    index, _, _ = filled("Flat", 200)
     path = tmp_path / "image.faiss"
     index.save(path)
     before = path.read_bytes()
