@@ -305,7 +305,7 @@ class Catalog:
     def delete_files(self, file_ids: Iterable[int]) -> dict[str, np.ndarray]:
         """Delete files and their items; returns the deleted item ids per modality."""
         ids = sorted({int(i) for i in file_ids})
-        removed = self._item_ids_of_files(ids)
+        removed = self.item_ids_of_files(ids)
         self._begin()
         for chunk in _chunks(ids):
             self._conn.execute(f"DELETE FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk)
@@ -314,7 +314,7 @@ class Catalog:
     def delete_items_of(self, file_ids: Iterable[int]) -> dict[str, np.ndarray]:
         """Delete the items of these files but keep the file rows; returns deleted item ids per modality."""
         ids = sorted({int(i) for i in file_ids})
-        removed = self._item_ids_of_files(ids)
+        removed = self.item_ids_of_files(ids)
         self._begin()
         for chunk in _chunks(ids):
             self._conn.execute(f"DELETE FROM items WHERE file_id IN ({','.join('?' * len(chunk))})", chunk)
@@ -329,9 +329,10 @@ class Catalog:
             n += self._conn.execute(f"DELETE FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
         return n
 
-    def _item_ids_of_files(self, file_ids: list[int]) -> dict[str, np.ndarray]:
+    def item_ids_of_files(self, file_ids: Iterable[int]) -> dict[str, np.ndarray]:
+        """{modality: sorted int64 item ids} of the items of these files."""
         found: dict[str, list[int]] = {}
-        for chunk in _chunks(file_ids):
+        for chunk in _chunks(sorted({int(i) for i in file_ids})):
             rows = self._conn.execute(
                 f"SELECT modality, id FROM items WHERE file_id IN ({','.join('?' * len(chunk))})", chunk
             ).fetchall()

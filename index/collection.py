@@ -80,7 +80,11 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -272,6 +276,27 @@ class Collection:
             self.close()
             raise
         return self
+
+    @classmethod
+    def delete(cls, path: str | os.PathLike, *, wait_s: float = 0.0) -> None:
+        """Delete a collection's files (e.g. to rebuild it with another model) under its writer lock.
+
+        The manifest goes first, so readers see "no collection" rather than a half-deleted one. Files that are
+        not a collection's (anything else the user put in the folder) are left alone.
+        """
+        root = Path(path)
+        if not cls.exists(root):
+            raise CollectionError(f"no collection at {root}; create it with `xsearch index <folder>`")
+        lock = _WriterLock(root, wait_s)
+        try:
+            (root / MANIFEST).unlink(missing_ok=True)
+            _fsync_dir(root)
+            for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm"):
+                (root / name).unlink(missing_ok=True)
+            for stale in [*root.glob("*.faiss"), *root.glob(".*.tmp")]:
+                stale.unlink(missing_ok=True)
+        finally:
+            lock.release()  # the lock file itself stays: unlinking it would let two writers lock different files
 
     @staticmethod
     def _read_manifest(root: Path) -> dict:

@@ -89,6 +89,7 @@ def test_files_by_modality_and_folder(catalog):
 def test_delete_files_and_items_report_item_ids(catalog):
     f1, i1 = add_file(catalog, "/a.jpg", items=2)
     f2, i2 = add_file(catalog, "/b.wav", modality="audio", items=3)
+    assert {m: v.tolist() for m, v in catalog.item_ids_of_files([f1, f2]).items()} == {"image": i1, "audio": i2}
     removed = catalog.delete_items_of([f2])
     assert np.array_equal(removed["audio"], i2)
     assert catalog.get_file("/b.wav") is not None and catalog.item_ids("audio").size == 0

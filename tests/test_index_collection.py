@@ -104,6 +104,22 @@ def test_missing_collection_for_read(tmp_path):
         make(tmp_path / "c")
 
 
+def test_delete_collection(tmp_path):
+    root = tmp_path / "c"
+    with make(root) as coll:
+        add_file(coll, "/a.jpg", unit(3))
+    (root / "notes.txt").write_text("mine")
+    holder = Collection.open(root, writer=True)
+    with pytest.raises(CollectionLockedError):
+        Collection.delete(root)
+    holder.close()
+    Collection.delete(root)
+    assert not Collection.exists(root)
+    assert sorted(p.name for p in root.iterdir()) == ["lock", "notes.txt"]
+    with make(root) as coll:  # a fresh collection can take its place
+        assert coll.catalog.files() == [] and coll.index("image").ntotal == 0
+
+
 def test_model_mismatch(tmp_path):
     root = tmp_path / "c"
     make(root).close()
