@@ -6,8 +6,14 @@ import hashlib
 
 import numpy as np
 import pytest
+from _encoders_helpers import (
+    TINY_CLAP_DIM,
+    TINY_CLIP_ARCH,
+    TINY_CLIP_DIM,
+    tiny_clap_dir,
+    tiny_openclip_checkpoint,
+)
 
-from _encoders_helpers import TINY_CLAP_DIM, TINY_CLIP_ARCH, TINY_CLIP_DIM, tiny_clap_dir, tiny_openclip_checkpoint
 from xsearch.encoders.base import DEFAULT_SPACE, Encoder, l2_normalize
 from xsearch.encoders.bridge import (
     CLAP_SPACE,
@@ -177,8 +183,18 @@ def test_vocabulary_is_cached_on_disk_and_reused(pair, tmp_path):
     assert (vision.text_calls, audio.text_calls) == (3, 3)
 
 
-def test_vocabulary_is_embedded_lazily(pair, tmp_path):
+def test_prepare_reports_progress_and_chunked_tables_match(pair, tmp_path):
     vision, audio = pair
+    vocab = [f"entry {i}" for i in range(600)]
+    seen = []
+    br = _bridge(pair, tmp_path, vocab=vocab).prepare(progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (1200, 1200) and len(seen) == 6 and all(t == 1200 for _, t in seen)
+    clip, clap = br.vocab_tables()
+    np.testing.assert_allclose(clip, vision.embed_text(vocab), atol=1e-6)
+    np.testing.assert_allclose(clap, audio.embed_text(vocab), atol=1e-6)
+
+
+def test_vocabulary_is_embedded_lazily(pair, tmp_path):
     br = _bridge(pair, tmp_path)
     br.embed_images(np.ones((1, 12)))
     br.embed_text(["x"], space=CLAP_SPACE)
@@ -213,7 +229,7 @@ def test_encoder_without_the_needed_modalities(tmp_path):
 
 
 def test_vocabulary_embeddings_that_do_not_fit_the_model(pair, tmp_path):
-    vision, audio = pair
+    audio = pair[1]
     audio.embed_text = lambda texts, space=None: np.ones((len(texts) - 1, 8), np.float32)
     br = _bridge(pair, tmp_path)
     with pytest.raises(ModelError) as info:

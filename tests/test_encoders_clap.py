@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from _encoders_helpers import TINY_CLAP_DIM, TINY_CLAP_SAMPLE_RATE, TINY_CLAP_WINDOW_S, tiny_clap_dir
+
 from xsearch.encoders.base import DEFAULT_SPACE, Encoder, weights_digest
 from xsearch.encoders.clap import ClapEncoder
 from xsearch.errors import MediaError, ModelError, UsageError

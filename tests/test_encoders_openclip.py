@@ -204,9 +204,8 @@ def test_unknown_tag_lists_the_known_ones():
 
 def test_a_cached_tag_loads_offline_from_the_hub_cache(monkeypatch, tmp_path, ckpt):
     import open_clip
-    from open_clip.pretrained import _PRETRAINED
-
     from _encoders_helpers import put_in_hub_cache
+    from open_clip.pretrained import _PRETRAINED
 
     # a pretend tag for the tiny arch, kept on the hub the way open_clip's real tags are
     monkeypatch.setitem(_PRETRAINED, TINY_CLIP_ARCH, {"xs_test": {"hf_hub": "xsearch-test/tiny-clip/", "quick_gelu": False}})

@@ -37,7 +37,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ CLAP_SPACE = "clap"
 DEFAULT_TOP_M = 16
 DEFAULT_TEMPERATURE = 0.05
 _CACHE_VERSION = 1
+_VOCAB_CHUNK = 256  # vocabulary entries per embed_text call (progress granularity)
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +172,19 @@ class BridgedEncoder:
 
     # -- the vocabulary in both spaces -------------------------------------------------------------------------
 
-    def vocab_tables(self) -> tuple[np.ndarray, np.ndarray]:
+    def vocab_tables(self, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(CLIP-text [V, d_clip], CLAP-text [V, d_clap]) embeddings of the vocabulary: from the cache, else computed once."""
         if self._tables is None:
-            self._tables = self._load_cached() or self._compute_tables()
+            self._tables = self._load_cached() or self._compute_tables(progress)
         return self._tables
 
-    def prepare(self) -> BridgedEncoder:
-        """Embed (or load) the vocabulary now rather than at the first cross-space query."""
-        self.vocab_tables()
+    def prepare(self, progress: Callable[[int, int], None] | None = None) -> BridgedEncoder:
+        """Embed (or load) the vocabulary now rather than at the first cross-space query.
+
+        Embedding it is a one-time cost (minutes on a CPU for the shipped ~3.5k entries with real towers);
+        ``progress(done, total)`` is called as entries go through the two text towers (total = 2 × V).
+        """
+        self.vocab_tables(progress)
         return self
 
     def _expected_shapes(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -198,10 +203,20 @@ class BridgedEncoder:
             return None
         return clip.astype(np.float32), clap.astype(np.float32)
 
-    def _compute_tables(self) -> tuple[np.ndarray, np.ndarray]:
+    def _compute_tables(self, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         log.info("embedding the %d-entry bridge vocabulary with both text towers (cached afterwards)", len(self.vocab))
-        clip = np.asarray(self.vision.embed_text(self.vocab, space=self.vision.index_space("text")), dtype=np.float32)
-        clap = np.asarray(self.audio.embed_text(self.vocab, space=self.audio.index_space("text")), dtype=np.float32)
+        total, done = 2 * len(self.vocab), 0
+        tables = []
+        for enc in (self.vision, self.audio):
+            parts = []
+            for start in range(0, len(self.vocab), _VOCAB_CHUNK):
+                chunk = self.vocab[start : start + _VOCAB_CHUNK]
+                parts.append(np.asarray(enc.embed_text(chunk, space=enc.index_space("text")), dtype=np.float32))
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+            tables.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        clip, clap = tables
         want_clip, want_clap = self._expected_shapes()
         for name, table, want, enc in (("CLIP", clip, want_clip, self.vision), ("CLAP", clap, want_clap, self.audio)):
             if table.shape != want:
