@@ -14,7 +14,7 @@ def train(
     manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="JSONL manifest of paired image / audio / text records."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint directory (model.safetensors + config.json)."),
     preset: Optional[str] = typer.Option(None, help="Named recipe: 'builtin' (the shipped model) or 'tiny'. Without --manifest, it generates its world."),
-    world_dir: Optional[Path] = typer.Option(None, help="Where a preset generates its world (default: <out>/world)."),
+    world_dir: Optional[Path] = typer.Option(None, help="Where a preset generates its world (default: $XSEARCH_HOME/worlds/...)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Groups per batch (each contributes one item per modality)."),
     lr: Optional[float] = typer.Option(None, help="Peak AdamW learning rate (warm-up, then cosine decay)."),
@@ -57,7 +57,9 @@ def train(
     if manifest is None:
         if world is None:
             raise UsageError("give --manifest FILE, or --preset builtin to train on a generated world.")
-        wdir = world_dir or (out / "world")
+        from xsearch.paths import data_home
+
+        wdir = world_dir or data_home() / "worlds" / f"{preset}-n{world['n']}-seed{world['seed']}"
         note(f"world: {wdir} (n={world['n']}, seed={world['seed']})")
         manifest = ensure_world(wdir, world["n"], world["seed"])
     else:

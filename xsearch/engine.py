@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -80,7 +79,7 @@ class Engine:
         root = Path(root).expanduser()
         iter(discover(root))  # a missing root fails here, before any model is loaded
         if rebuild and Collection.exists(self.path):
-            self._delete_collection(wait_s)
+            Collection.delete(self.path, wait_s=wait_s)
         stored = self._stored_spec()
         if stored and self.model and self.model not in (stored, "auto"):
             enc = self.encoder(self.model)
@@ -97,20 +96,6 @@ class Engine:
             return index_folder(col, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
                                 workers=workers, files_per_batch=files_per_batch, on_plan=on_plan,
                                 on_progress=on_progress, report=report)
-
-    def _delete_collection(self, wait_s: float) -> None:
-        """Remove the collection's files (under its writer lock) so it can be rebuilt with another model."""
-        from xsearch.index import Collection
-
-        col = Collection.open(self.path, writer=True, wait_s=wait_s)
-        try:
-            for p in self.path.iterdir():
-                if p.name == "lock":
-                    continue
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-        finally:
-            col._lock.release() if col._lock else None
-            col._lock = None
 
     def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
         """Drop files (or everything under folders) from the collection; returns how many files went."""

@@ -308,10 +308,14 @@ def _default_cache_dir() -> Path:
 
 
 def load_pair(parsed_spec, device: str | None = None, *, cache_dir: Path | str | None = None) -> BridgedEncoder:
-    """``openclip:…+clap:…[+bind:<dir> | +bridge[:<vocab file>]]`` → a BridgedEncoder (bind head / vocab checked first)."""
-    oc, cl = parsed_spec.part("openclip"), parsed_spec.part("clap")
-    if oc is None or cl is None:
-        raise ModelError(f"{parsed_spec.text!r} is not an openclip:…+clap:… pair.")
+    """``<image+text spec>+<audio+text spec>[+bind:<dir> | +bridge[:<vocab file>]]`` → a BridgedEncoder.
+
+    Usually ``openclip:…+clap:…``; builtin checkpoints may stand on either side. The bind head / vocabulary is
+    checked before the (large) models load.
+    """
+    if len(parsed_spec.parts) < 2:
+        raise ModelError(f"{parsed_spec.text!r} is not a pair of an image+text and an audio+text model.")
+    vision_part, audio_part = parsed_spec.parts[0], parsed_spec.parts[1]
     bind_part, bridge_part = parsed_spec.part("bind"), parsed_spec.part("bridge")
     bind = None
     suffix = ""
@@ -329,9 +333,8 @@ def load_pair(parsed_spec, device: str | None = None, *, cache_dir: Path | str |
             suffix = f"+bridge:{vocab_file}"
     vocab = load_vocab(vocab_file)
 
-    from xsearch.encoders.clap import ClapEncoder
-    from xsearch.encoders.openclip import OpenClipEncoder
+    from xsearch.encoders.registry import load_encoder
 
-    vision = OpenClipEncoder(*oc.args, device=device)
-    audio = ClapEncoder(cl.args[0], device=device)
+    vision = load_encoder(vision_part.text, device)
+    audio = load_encoder(audio_part.text, device)
     return BridgedEncoder(vision, audio, vocab, bind=bind, cache_dir=cache_dir, spec=f"{vision.spec}+{audio.spec}{suffix}")

@@ -8,6 +8,7 @@ Specs:
   openclip:…+clap:…                         all three; audio joined to images through a text vocabulary
   openclip:…+clap:…+bridge:<vocab file>     the same, with your own vocabulary
   openclip:…+clap:…+bind:<checkpoint dir>   all three; audio projected into CLIP space by a trained head
+  builtin:<dir>+builtin:<dir>[+bridge:…]    the same joins over two builtin checkpoints (experiments, tests)
   auto                                      the pretrained pair when its weights can be had, else builtin
 """
 
@@ -30,6 +31,7 @@ _SPLIT = re.compile(r"\+(?=(?:%s)(?::|$))" % "|".join(_KINDS))
 class SpecPart:
     kind: str
     args: tuple[str, ...] = ()
+    text: str = ""  # the part as written, e.g. "clap:laion/clap-htsat-unfused"
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,20 @@ def parse_spec(spec: str) -> ModelSpec:
             arch, _, pretrained = rest.partition(":")
             if not arch:
                 raise ModelError(f"{chunk!r}: use openclip:<arch>:<pretrained tag or checkpoint path>.")
-            parts.append(SpecPart(kind, (arch, pretrained)))
+            parts.append(SpecPart(kind, (arch, pretrained), chunk))
         elif kind in ("clap", "bind"):
             if not rest:
                 raise ModelError(f"{chunk!r}: use {kind}:<{'hub id or local dir' if kind == 'clap' else 'checkpoint dir'}>.")
-            parts.append(SpecPart(kind, (rest,)))
+            parts.append(SpecPart(kind, (rest,), chunk))
         else:
-            parts.append(SpecPart(kind, (rest,) if rest else ()))
+            parts.append(SpecPart(kind, (rest,) if rest else (), chunk))
     kinds = [p.kind for p in parts]
     if len(parts) > 1:
-        if kinds[:2] != ["openclip", "clap"] or len(parts) > 3 or (len(parts) == 3 and kinds[2] not in ("bind", "bridge")):
+        if (kinds[0] not in ("openclip", "builtin") or kinds[1] not in ("clap", "builtin") or len(parts) > 3
+                or (len(parts) == 3 and kinds[2] not in ("bind", "bridge"))):
             raise ModelError(
-                f"cannot combine {spec!r}; the combined form is openclip:…+clap:…[+bind:<dir> | +bridge[:<vocab>]]."
+                f"cannot combine {spec!r}; the combined form is <image+text model>+<audio+text model>"
+                "[+bind:<dir> | +bridge[:<vocab>]], e.g. openclip:…+clap:… (builtin checkpoints work on either side)."
             )
     elif kinds[0] in ("bind", "bridge"):
         raise ModelError(f"{spec!r} needs an openclip:…+clap:… pair before it.")
@@ -84,7 +88,7 @@ def load_encoder(spec: str, device: str | None = None, *, quiet: bool = False):
 
         chosen, _reason = resolve_auto()
         return load_encoder(chosen, device, quiet=quiet)
-    if first.kind == "builtin":
+    if first.kind == "builtin" and len(parsed.parts) == 1:
         from xsearch.encoders.builtin import load_builtin
 
         return load_builtin(first.args[0] if first.args else None, device=device)

@@ -1,0 +1,191 @@
+"""`xsearch eval`: embed a manifest's gallery, retrieve through the real FAISS index, report metrics per direction.
+
+Each record of the chosen split is one gallery item per modality it has (image file, audio file, canonical
+caption = its first text). For a direction q→g, every record with modality q is a query against the index of
+every record with modality g; relevance is "same attributes" when records carry attributes (the generated
+world), else "same group". Recall@K, mAP and median rank come with their chance level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from xsearch.errors import UsageError
+from xsearch.eval import DEFAULT_KS, chance_metrics, metrics_from_positions
+from xsearch.media.types import MODALITIES
+from xsearch.train.manifest import Manifest, PairRecord, load_manifest
+
+ALL_DIRECTIONS = [(q, g) for q in MODALITIES for g in MODALITIES if q != g]
+
+
+def parse_directions(text: str | None) -> list[tuple[str, str]]:
+    """``"text:image,image:audio"`` → pairs; None → every cross-modal direction."""
+    if not text:
+        return list(ALL_DIRECTIONS)
+    out = []
+    for part in text.split(","):
+        q, sep, g = part.strip().partition(":")
+        if not sep or q not in MODALITIES or g not in MODALITIES:
+            raise UsageError(f"bad direction {part!r}; use QUERY:GALLERY with image, audio or text, e.g. text:image.")
+        out.append((q, g))
+    return out
+
+
+def pick_split(manifest: Manifest, split: str | None) -> list[PairRecord]:
+    """Records of ``split``; default: 'test' when the manifest has one, else every record."""
+    if split is None:
+        split = "test" if any(r.split == "test" for r in manifest.records) else None
+    records = manifest.split(split)
+    if not records:
+        raise UsageError(f"manifest {manifest.path} has no records in split {split!r}.")
+    return records
+
+
+@dataclass
+class DirectionResult:
+    query: str
+    gallery: str
+    metrics: dict
+    chance: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.query}→{self.gallery}"
+
+
+@dataclass
+class EvalReport:
+    model: str
+    manifest: str
+    split: str | None
+    gallery_size: dict
+    relevance: str
+    results: list[DirectionResult] = field(default_factory=list)
+    aligner: str = "model"
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "aligner": self.aligner, "manifest": self.manifest, "split": self.split,
+            "relevance": self.relevance, "gallery_size": self.gallery_size,
+            "directions": {r.name: {"metrics": r.metrics, "chance": r.chance} for r in self.results},
+        }
+
+
+def labels_for(records: Sequence[PairRecord], relevance: str) -> list[str]:
+    if relevance == "group":
+        return [r.group for r in records]
+    return [r.label for r in records]
+
+
+def retrieve_and_score(query_vecs: np.ndarray, query_labels: Sequence[str], gallery_vecs: np.ndarray,
+                       gallery_labels: Sequence[str], *, factory: str = "Flat",
+                       ks: Sequence[int] = DEFAULT_KS) -> tuple[dict, dict]:
+    """Index the gallery with our FAISS layer, rank it fully for each query, return (metrics, chance)."""
+    from xsearch.index import VectorIndex
+
+    index = VectorIndex.create(gallery_vecs.shape[1], factory)
+    index.add(np.arange(len(gallery_vecs), dtype=np.int64), gallery_vecs)
+    _, ids = index.search(query_vecs, len(gallery_vecs))
+    glabels = np.asarray(gallery_labels)
+    positions, n_rel = [], []
+    for row, label in zip(ids, query_labels):
+        rel = glabels == label
+        n_rel.append(int(rel.sum()))
+        valid = row[row >= 0]
+        positions.append(np.flatnonzero(rel[valid]) + 1)
+    return metrics_from_positions(positions, n_rel, ks), chance_metrics(len(gallery_vecs), n_rel, ks)
+
+
+class _Embedder:
+    """Embeds each record's items once per (modality, space), through the media layer like indexing does."""
+
+    def __init__(self, encoder, records: Sequence[PairRecord], on_item: Callable[[], None] | None = None):
+        self.encoder, self.records, self.on_item = encoder, records, on_item
+        self.cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def rows(self, modality: str) -> np.ndarray:
+        present = {"image": lambda r: r.image, "audio": lambda r: r.audio, "text": lambda r: r.texts}[modality]
+        return np.asarray([i for i, r in enumerate(self.records) if present(r)], dtype=np.int64)
+
+    def get(self, modality: str, space: str) -> tuple[np.ndarray, np.ndarray]:
+        key = (modality, space)
+        if key not in self.cache:
+            rows = self.rows(modality)
+            self.cache[key] = (rows, self._embed(modality, space, rows))
+        return self.cache[key]
+
+    def _embed(self, modality: str, space: str, rows: np.ndarray) -> np.ndarray:
+        from xsearch.encoders.base import l2_normalize
+        from xsearch.indexer import decode_options
+        from xsearch.media.audio import load_audio, split_windows
+        from xsearch.media.image import load_image
+
+        enc, out = self.encoder, []
+        if modality == "text":
+            texts = [self.records[i].texts[0] for i in rows]
+            for start in range(0, len(texts), 256):
+                out.append(enc.embed_text(texts[start : start + 256], space=space))
+                self._tick(len(texts[start : start + 256]))
+            return np.concatenate(out) if out else np.zeros((0, enc.spaces[space]), np.float32)
+        opts = decode_options(enc)
+        batch: list = []
+        for i in rows:
+            rec = self.records[i]
+            if modality == "image":
+                batch.append(load_image(rec.image, opts.max_image_pixels))
+                if len(batch) == 64:
+                    out.append(enc.embed_images(batch, space=space))
+                    batch = []
+            else:
+                wave, _ = load_audio(rec.audio, opts.sample_rate, opts.max_audio_s)
+                windows = [w for _, w in split_windows(wave, opts.sample_rate, opts.audio_window_s)]
+                out.append(l2_normalize(enc.embed_audio(windows, space=space).mean(0, keepdims=True)))
+            self._tick(1)
+        if batch:
+            out.append(enc.embed_images(batch, space=space))
+        return np.concatenate(out) if out else np.zeros((0, enc.spaces[space]), np.float32)
+
+    def _tick(self, n: int) -> None:
+        if self.on_item:
+            for _ in range(n):
+                self.on_item()
+
+
+def evaluate(encoder, manifest_path: str, *, split: str | None = None,
+             directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
+             factory: str = "Flat", on_item: Callable[[], None] | None = None) -> EvalReport:
+    """Evaluate ``encoder`` on a manifest split; directions the encoder lacks are left out."""
+    manifest = load_manifest(manifest_path)
+    records = pick_split(manifest, split)
+    directions = list(directions or ALL_DIRECTIONS)
+    relevance = _relevance(records, relevance)
+    labels = np.asarray(labels_for(records, relevance))
+    emb = _Embedder(encoder, records, on_item)
+    report = EvalReport(encoder.spec, str(manifest.path), split or ("test" if records[0].split == "test" else None),
+                        {m: int(len(emb.rows(m))) for m in MODALITIES}, relevance)
+    for q, g in directions:
+        if q not in encoder.modalities or g not in encoder.modalities:
+            continue
+        space = encoder.index_space(g)
+        q_rows, q_vecs = emb.get(q, space)
+        g_rows, g_vecs = emb.get(g, space)
+        if not len(q_rows) or not len(g_rows):
+            continue
+        metrics, chance = retrieve_and_score(q_vecs, labels[q_rows], g_vecs, labels[g_rows], factory=factory)
+        report.results.append(DirectionResult(q, g, metrics, chance))
+    if not report.results:
+        raise UsageError("no direction could be evaluated: the manifest split and the model share no modality pair.")
+    return report
+
+
+def _relevance(records: Sequence[PairRecord], relevance: str) -> str:
+    if relevance not in ("auto", "group", "attributes"):
+        raise UsageError(f"--relevance {relevance!r}: choose auto, group or attributes.")
+    if relevance == "auto":
+        return "attributes" if all(r.attributes for r in records) else "group"
+    if relevance == "attributes" and not all(r.attributes for r in records):
+        raise UsageError("--relevance attributes needs an 'attributes' object on every record.")
+    return relevance
