@@ -5,9 +5,11 @@ Heavy libraries are imported inside the commands, so ``xsearch --help`` is insta
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from xsearch.cli import index_cmd, info_cmd, search_cmd, train_cmd, world_cmd
+from xsearch.cli import demo_cmd, eval_cmd, index_cmd, info_cmd, search_cmd, train_cmd, world_cmd
 from xsearch.cli.output import fail
 from xsearch.errors import XsearchError
 
@@ -27,17 +29,35 @@ app.command("remove")(index_cmd.remove)
 app.command("info")(info_cmd.info)
 app.command("models")(info_cmd.models)
 app.command("train")(train_cmd.train)
+app.command("eval")(eval_cmd.eval_)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(world_cmd.app, name="world")
 
 
-def run() -> None:
-    """Console-script entry point: user errors become one line and a non-zero exit."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv``; user errors become one line on stderr. Returns the exit code."""
     try:
-        app()
+        app(args=argv, prog_name="xsearch")  # click's standalone mode reports usage errors and exits
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except XsearchError as e:
-        fail(str(e), e.exit_code)
+        return _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        return _fail("interrupted", 130)
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    try:
+        fail(message, code)
+    except SystemExit:
+        pass
+    return code
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":

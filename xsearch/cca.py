@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from xsearch.errors import UsageError
+from xsearch.eval import DEFAULT_KS
 from xsearch.evaluate import (ALL_DIRECTIONS, DirectionResult, EvalReport, _relevance, labels_for, pick_split,
                               retrieve_and_score)
 from xsearch.train.manifest import PairRecord, load_manifest
@@ -72,7 +73,7 @@ def _has(r: PairRecord, m: str) -> bool:
 
 def evaluate_cca(manifest_path: str, *, split: str | None = None, train_split: str = "train",
                  directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
-                 factory: str = "Flat", n_components: int = N_COMPONENTS,
+                 factory: str = "Flat", n_components: int = N_COMPONENTS, ks: Sequence[int] = DEFAULT_KS,
                  log: Callable[[str], None] | None = None) -> EvalReport:
     """Fit CCA per modality pair on ``train_split``, evaluate retrieval on ``split`` (default: test)."""
     from sklearn.cross_decomposition import CCA
@@ -119,7 +120,7 @@ def evaluate_cca(manifest_path: str, *, split: str | None = None, train_split: s
         fq = feats("test", [test[i] for i in q_idx], q)
         fg = feats("test", [test[i] for i in g_idx], g)
         pq, pg = _project(cca, sa, sb, fq, fg, q == a)
-        metrics, chance = retrieve_and_score(pq, labels[q_idx], pg, labels[g_idx], factory=factory)
+        metrics, chance = retrieve_and_score(pq, labels[q_idx], pg, labels[g_idx], factory=factory, ks=ks)
         report.results.append(DirectionResult(q, g, metrics, chance))
     if not report.results:
         raise UsageError("CCA could not be fitted for any direction (too few train pairs?).")

@@ -156,7 +156,8 @@ class _Embedder:
 
 def evaluate(encoder, manifest_path: str, *, split: str | None = None,
              directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
-             factory: str = "Flat", on_item: Callable[[], None] | None = None) -> EvalReport:
+             factory: str = "Flat", ks: Sequence[int] = DEFAULT_KS,
+             on_item: Callable[[], None] | None = None) -> EvalReport:
     """Evaluate ``encoder`` on a manifest split; directions the encoder lacks are left out."""
     manifest = load_manifest(manifest_path)
     records = pick_split(manifest, split)
@@ -174,7 +175,7 @@ def evaluate(encoder, manifest_path: str, *, split: str | None = None,
         g_rows, g_vecs = emb.get(g, space)
         if not len(q_rows) or not len(g_rows):
             continue
-        metrics, chance = retrieve_and_score(q_vecs, labels[q_rows], g_vecs, labels[g_rows], factory=factory)
+        metrics, chance = retrieve_and_score(q_vecs, labels[q_rows], g_vecs, labels[g_rows], factory=factory, ks=ks)
         report.results.append(DirectionResult(q, g, metrics, chance))
     if not report.results:
         raise UsageError("no direction could be evaluated: the manifest split and the model share no modality pair.")

@@ -79,8 +79,22 @@ def parse_spec(spec: str) -> ModelSpec:
     return ModelSpec(text, tuple(parts))
 
 
+_CACHE: dict[tuple[str, str | None], object] = {}
+_CACHE_SIZE = 4
+
+
 def load_encoder(spec: str, device: str | None = None, *, quiet: bool = False):
-    """Build the encoder a spec names. ``auto`` resolves first (see xsearch.encoders.auto)."""
+    """Build the encoder a spec names (kept for reuse in this process). ``auto`` resolves first."""
+    key = (spec, device)
+    if key not in _CACHE or parse_spec(spec).parts[0].kind == "auto":
+        encoder = _build(spec, device, quiet=quiet)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = encoder
+    return _CACHE[key]
+
+
+def _build(spec: str, device: str | None, *, quiet: bool = False):
     parsed = parse_spec(spec)
     first = parsed.parts[0]
     if first.kind == "auto":
