@@ -1,0 +1,362 @@
+"""Index benchmark: build time, query latency, recall@k and memory of our index layer vs exact search and peers.
+
+For each size, clustered synthetic unit vectors (bench.data.clustered_vectors) and, once, the real embeddings
+of a generated world go through ``xsearch.index.VectorIndex`` as Flat, HNSW32, IVF-Flat and IVF-PQ (FAISS
+factory strings, our default search parameters), and through hnswlib and usearch built with the same graph
+(M=32, same efConstruction). Each peer's search breadth (ef) is tuned until its recall@k is matched to our
+HNSW32's (the smallest ef reaching at least ours - MATCH_TOLERANCE). Recall is against exact search
+(faiss.knn on the same vectors).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.data import clustered_vectors, world_embeddings
+from bench.measure import percentile_ms, ratio, recall_at_k
+from bench.peers import make_peer, peer_version
+from bench.report import fmt, table
+
+KINDS = ("Flat", "HNSW32", "IVF-Flat", "IVF-PQ")
+#: ef values swept for every HNSW implementation (ours via efSearch, peers via ef / expansion_search).
+EF_GRID = (10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512)
+#: A peer's recall is "matched" when it is at least ours minus this.
+MATCH_TOLERANCE = 0.005
+#: Vectors per add() call, as an indexing run adds them batch by batch.
+ADD_CHUNK = 10_000
+
+
+@dataclass
+class IndexBenchConfig:
+    """What the index benchmark measures; bench.run fills it for --quick / default / --full."""
+
+    sizes: tuple[int, ...] = (10_000, 100_000)
+    dim: int = 512
+    k: int = 10
+    n_queries: int = 1000  # batch of queries (recall and per-query time in a batch)
+    n_single: int = 300  # single queries timed one by one (p50 / p99)
+    kinds: tuple[str, ...] = KINDS
+    peers: tuple[str, ...] = ("hnswlib", "usearch")
+    world_groups: int = 700  # real embeddings of a generated world of this many groups; 0 skips them
+    hnsw_max_build_s: float = 900.0  # an HNSW build estimated to take longer is skipped (with the reason)
+    seed: int = 0
+
+
+def factory_for(kind: str, n: int, dim: int) -> str:
+    """The FAISS factory string of one index kind at ``n`` vectors (IVF lists as choose_factory sizes them)."""
+    from xsearch.index.vectors import HNSW_M, ivf_nlist
+
+    if kind == "Flat":
+        return "Flat"
+    if kind == "HNSW32":
+        return f"HNSW{HNSW_M}"
+    if kind == "IVF-Flat":
+        return f"IVF{ivf_nlist(n)},Flat"
+    if kind == "IVF-PQ":
+        return f"IVF{ivf_nlist(n)},PQ{max(1, dim // 8)}"
+    raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def min_training_vectors(factory: str) -> int:
+    """Fewest vectors that can train ``factory``: one per IVF list, 256 for a PQ's 8-bit codebooks."""
+    head = factory.split(",")
+    need = int(head[0][3:]) if head[0].startswith("IVF") else 0
+    if any(part.startswith("PQ") for part in head):
+        need = max(need, 256)
+    return need
+
+
+def _faiss():
+    # The same OpenMP policy our index layer sets before FAISS loads (threads sleep instead of spinning).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import faiss
+
+    return faiss
+
+
+def exact_top_k(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Positions (= ids) of the exact top-k inner products."""
+    faiss = _faiss()
+    _, ids = faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return ids
+
+
+def _time_single(search, queries: np.ndarray, n: int) -> list[float]:
+    times = []
+    for i in range(min(n, len(queries))):
+        q = queries[i:i + 1]
+        t0 = time.perf_counter()
+        search(q)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _time_batch(search, queries: np.ndarray):
+    search(queries[:8])  # warm caches / thread pools
+    t0 = time.perf_counter()
+    found = search(queries)
+    return found, (time.perf_counter() - t0) / len(queries)
+
+
+def _hnsw_build_estimate(prev: dict | None, n: int) -> float | None:
+    """Build seconds at ``n`` extrapolated from a smaller build as n·log n (HNSW insertion cost)."""
+    if not prev or not prev.get("build_s"):
+        return None
+    n0 = prev["n"]
+    return prev["build_s"] * (n / n0) * (math.log(n) / math.log(n0))
+
+
+def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
+                 scratch: Path, use_gpu: bool, sweep: bool) -> dict:
+    """Build one VectorIndex and measure it (default search params; an efSearch sweep for HNSW if ``sweep``)."""
+    from xsearch.index import VectorIndex
+
+    n, dim = base.shape
+    ids = np.arange(n, dtype=np.int64)
+    index = VectorIndex.create(dim, factory, use_gpu=use_gpu)
+    t0 = time.perf_counter()
+    for start in range(0, n, ADD_CHUNK):
+        index.add(ids[start:start + ADD_CHUNK], base[start:start + ADD_CHUNK])
+    training = "none"
+    if not index.is_trained:  # fewer vectors than FAISS's 39 per centroid: train on what there is
+        index.train(base)
+        training = "explicit, on all vectors (fewer than 39 per centroid)"
+    elif factory.startswith("IVF"):
+        training = "automatic, on the staged vectors"
+    build_s = time.perf_counter() - t0
+
+    k = cfg.k
+    found, batch_s = _time_batch(lambda q: index.search(q, k)[1], queries)
+    single = _time_single(lambda q: index.search(q, k), queries, cfg.n_single)
+    path = scratch / "ours.faiss"
+    index.save(path)
+    saved = path.stat().st_size
+    path.unlink()
+    row = {
+        "library": "xsearch", "kind": None, "factory": factory, "n": n, "dim": dim,
+        "params": index.search_defaults(), "training": training,
+        "build_s": build_s, "recall": recall_at_k(found, truth),
+        "batch_ms_per_query": batch_s * 1000, "p50_ms": percentile_ms(single, 50), "p99_ms": percentile_ms(single, 99),
+        "bytes_per_vector": saved / n, "ram_bytes_per_vector": index.memory_bytes() / n,
+    }
+    if sweep:
+        row["sweep"] = []
+        for ef in EF_GRID:
+            found, per_q = _time_batch(lambda q, ef=ef: index.search(q, k, params={"efSearch": ef})[1], queries)
+            row["sweep"].append({"ef": ef, "recall": recall_at_k(found, truth), "batch_ms_per_query": per_q * 1000})
+    return row
+
+
+def measure_peer(name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
+                 target_recall: float | None) -> dict:
+    """Build a peer with our HNSW graph parameters; tune ef to ``target_recall``; measure at that ef."""
+    from xsearch.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    n, dim = base.shape
+    peer = make_peer(name, dim, HNSW_M, HNSW_EF_CONSTRUCTION)
+    row = {"library": name, "version": peer_version(name), "kind": "HNSW32", "n": n, "dim": dim}
+    if isinstance(peer, str):
+        return {**row, "skipped": peer}
+    t0 = time.perf_counter()
+    peer.build(base, np.arange(n, dtype=np.int64))
+    row["build_s"] = time.perf_counter() - t0
+    k = cfg.k
+    sweep = []
+    for ef in EF_GRID:
+        if ef < k:
+            continue
+        peer.set_ef(ef)
+        found, per_q = _time_batch(lambda q: peer.search(q, k), queries)
+        sweep.append({"ef": ef, "recall": recall_at_k(found, truth), "batch_ms_per_query": per_q * 1000})
+    row["sweep"] = sweep
+    if target_recall is None:
+        chosen = next((s for s in sweep if s["ef"] >= 128), sweep[-1])
+        row["matched"] = "no HNSW32 of ours at this size: ef=128 or the largest swept"
+    else:
+        reaching = [s for s in sweep if s["recall"] >= target_recall - MATCH_TOLERANCE]
+        chosen = reaching[0] if reaching else max(sweep, key=lambda s: s["recall"])
+        row["matched"] = (f"recall within {MATCH_TOLERANCE} of ours" if reaching
+                          else "never reached ours; best ef swept")
+    peer.set_ef(chosen["ef"])
+    found, per_q = _time_batch(lambda q: peer.search(q, k), queries)
+    single = _time_single(lambda q: peer.search(q, k, threads=1), queries, cfg.n_single)
+    row.update({
+        "factory": f"HNSW{HNSW_M}", "params": {"ef": chosen["ef"]}, "recall": recall_at_k(found, truth),
+        "batch_ms_per_query": per_q * 1000, "p50_ms": percentile_ms(single, 50), "p99_ms": percentile_ms(single, 99),
+        "bytes_per_vector": peer.serialized_bytes() / n,
+        "ram_bytes_per_vector": (peer.ram_bytes() / n) if peer.ram_bytes() is not None else None,
+    })
+    return row
+
+
+def _bench_dataset(label: str, base: np.ndarray, queries: np.ndarray, cfg: IndexBenchConfig, scratch: Path,
+                   use_gpu: bool, previous: dict, log) -> dict:
+    """Every index kind and peer on one dataset; ``previous`` holds the last HNSW builds (for skip estimates)."""
+    n, dim = base.shape
+    t0 = time.perf_counter()
+    truth = exact_top_k(base, queries, cfg.k)
+    result = {"label": label, "n": n, "dim": dim, "n_queries": len(queries), "exact_s": time.perf_counter() - t0,
+              "rows": []}
+    for kind in cfg.kinds:
+        factory = factory_for(kind, n, dim)
+        need = min_training_vectors(factory)
+        if n < need:
+            result["rows"].append({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
+                                   "skipped": f"{n} vectors are too few to train it (needs {need})"})
+            continue
+        if kind == "HNSW32":
+            est = _hnsw_build_estimate(previous.get("xsearch"), n)
+            if est is not None and est > cfg.hnsw_max_build_s:
+                result["rows"].append({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
+                                       "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
+                continue
+        log(f"  {label}: xsearch {factory}")
+        row = measure_ours(factory, base, queries, truth, cfg, scratch, use_gpu, sweep=kind == "HNSW32")
+        row["kind"] = kind
+        result["rows"].append(row)
+        if kind == "HNSW32":
+            previous["xsearch"] = row
+    ours_hnsw = next((r for r in result["rows"] if r["kind"] == "HNSW32" and "skipped" not in r), None)
+    for name in cfg.peers:
+        est = _hnsw_build_estimate(previous.get(name), n)
+        if est is not None and est > cfg.hnsw_max_build_s:
+            result["rows"].append({"library": name, "kind": "HNSW32", "n": n,
+                                   "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
+            continue
+        log(f"  {label}: {name}")
+        row = measure_peer(name, base, queries, truth, cfg, ours_hnsw["recall"] if ours_hnsw else None)
+        result["rows"].append(row)
+        if "skipped" not in row:
+            previous[name] = row
+    result["ratios"] = _ratios(result["rows"])
+    return result
+
+
+def _ratios(rows: list[dict]) -> dict:
+    """Ours vs exact (Flat) and ours (HNSW32) vs each peer; values are ours / other."""
+    live = [r for r in rows if "skipped" not in r]
+    flat = next((r for r in live if r["library"] == "xsearch" and r["kind"] == "Flat"), None)
+    hnsw = next((r for r in live if r["library"] == "xsearch" and r["kind"] == "HNSW32"), None)
+    out = {"vs_exact": [], "vs_peers": []}
+    for r in live:
+        if r["library"] == "xsearch" and flat is not None:
+            out["vs_exact"].append({
+                "kind": r["kind"], "factory": r["factory"], "recall": r["recall"],
+                "batch_speedup": ratio(flat["batch_ms_per_query"], r["batch_ms_per_query"]),
+                "p50_speedup": ratio(flat["p50_ms"], r["p50_ms"]),
+                "build_ratio": ratio(r["build_s"], flat["build_s"]),
+                "memory_ratio": ratio(r["bytes_per_vector"], flat["bytes_per_vector"]),
+            })
+        if r["library"] != "xsearch" and hnsw is not None:
+            out["vs_peers"].append({
+                "peer": r["library"], "ours_recall": hnsw["recall"], "peer_recall": r["recall"],
+                "peer_ef": r["params"]["ef"], "ours_efSearch": hnsw["params"].get("efSearch"),
+                "build": ratio(hnsw["build_s"], r["build_s"]),
+                "p50": ratio(hnsw["p50_ms"], r["p50_ms"]), "p99": ratio(hnsw["p99_ms"], r["p99_ms"]),
+                "batch": ratio(hnsw["batch_ms_per_query"], r["batch_ms_per_query"]),
+                "bytes": ratio(hnsw["bytes_per_vector"], r["bytes_per_vector"]),
+                "matched_at_peer_recall": _ours_at_recall(hnsw, r["recall"], r["batch_ms_per_query"]),
+            })
+    return out
+
+
+def _ours_at_recall(hnsw: dict, recall: float, peer_batch_ms: float) -> dict | None:
+    """Our sweep point with the smallest efSearch reaching the peer's recall (less tolerance): both sides at
+    the same recall, so the batch-time ratio compares the engines rather than the default ef."""
+    reaching = [s for s in hnsw.get("sweep", []) if s["recall"] >= recall - MATCH_TOLERANCE]
+    if not reaching:
+        return None
+    s = reaching[0]
+    return {"efSearch": s["ef"], "recall": s["recall"], "batch": ratio(s["batch_ms_per_query"], peer_batch_ms)}
+
+
+def run(cfg: IndexBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
+    """The index benchmark over ``cfg.sizes`` (synthetic) and a generated world's embeddings."""
+    use_gpu = device.startswith("cuda")
+    scratch = Path(tempfile.mkdtemp(prefix="index-", dir=workdir))
+    out = {"config": asdict(cfg), "datasets": []}
+    try:
+        previous: dict = {}
+        for n in sorted(cfg.sizes):
+            log(f"index: synthetic n={n}")
+            base = clustered_vectors(n, cfg.dim, seed=cfg.seed, stream=1)
+            queries = clustered_vectors(cfg.n_queries, cfg.dim, seed=cfg.seed, stream=2)
+            out["datasets"].append(_bench_dataset(f"clustered-{n}", base, queries, cfg, scratch, use_gpu,
+                                                  previous, log))
+            del base, queries
+        if cfg.world_groups:
+            log(f"index: embeddings of a {cfg.world_groups}-group world")
+            vectors, info = world_embeddings(workdir, cfg.world_groups, device=device)
+            order = np.random.default_rng(cfg.seed).permutation(len(vectors))
+            n_q = min(cfg.n_queries, max(1, len(vectors) // 10))
+            queries, base = vectors[order[:n_q]], vectors[order[n_q:]]
+            result = _bench_dataset(f"world-{cfg.world_groups}", np.ascontiguousarray(base),
+                                    np.ascontiguousarray(queries), cfg, scratch, use_gpu, {}, log)
+            result["source"] = info
+            out["datasets"].append(result)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def to_markdown(result: dict) -> str:
+    """Per dataset: one row per index, then the ratios to exact search and to the peers."""
+    parts = []
+    for ds in result["datasets"]:
+        head = (f"#### {ds['label']}: {ds['n']} vectors × {ds['dim']}-d, {ds['n_queries']} queries, "
+                f"recall@{result['config']['k']} vs exact")
+        if "source" in ds:
+            src = ds["source"]
+            head += (f" (builtin model {src['model_id']}, {'trained' if src['trained'] else 'random weights'})")
+        parts.append(head)
+        rows = []
+        for r in ds["rows"]:
+            name = r["library"] + (f" {r['version']}" if r.get("version") else "")
+            if "skipped" in r:
+                rows.append([name, r.get("factory", r["kind"]), "skipped: " + r["skipped"]] + [""] * 7)
+                continue
+            params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
+            rows.append([name, r["factory"], params, r["build_s"], r["recall"], r["p50_ms"], r["p99_ms"],
+                         r["batch_ms_per_query"], r["bytes_per_vector"], r.get("ram_bytes_per_vector")])
+        parts.append(table(["library", "index", "search params", "build s", "recall", "p50 ms", "p99 ms",
+                            "batch ms/query", "bytes/vec (saved)", "bytes/vec (RAM est.)"], rows))
+        vs_exact = ds["ratios"]["vs_exact"]
+        if vs_exact:
+            parts.append("Ours vs exact search (Flat): speedup = Flat time / this index's time; "
+                         "memory = this / Flat.")
+            parts.append(table(["index", "recall", "batch speedup", "p50 speedup", "build / Flat", "memory / Flat"],
+                               [[v["factory"], v["recall"], v["batch_speedup"], v["p50_speedup"], v["build_ratio"],
+                                 v["memory_ratio"]] for v in vs_exact]))
+        vs_peers = ds["ratios"]["vs_peers"]
+        if vs_peers:
+            parts.append("Ours (HNSW32, default efSearch) vs peer at matched recall: ours / peer "
+                         "(< 1: ours faster or smaller). Last column: ours at the smallest efSearch reaching "
+                         "the peer's recall.")
+            rows = []
+            for v in vs_peers:
+                m = v["matched_at_peer_recall"]
+                same = f"{fmt(m['batch'])} (efSearch={m['efSearch']}, recall {fmt(m['recall'])})" if m else "-"
+                rows.append([v["peer"], f"{fmt(v['ours_recall'])} / {fmt(v['peer_recall'])}",
+                             f"{v['ours_efSearch']} / {v['peer_ef']}", v["build"], v["p50"], v["p99"], v["batch"],
+                             v["bytes"], same])
+            parts.append(table(["peer", "recall ours / peer", "ef ours / peer", "build", "p50", "p99", "batch",
+                                "bytes/vec", "batch at equal recall"], rows))
+        sweeps = [r for r in ds["rows"] if r.get("sweep")]
+        if sweeps:
+            shown = (16, 32, 64, 128, 256)
+            parts.append("HNSW recall / batch ms per query by ef (efSearch for ours):")
+            rows = []
+            for r in sweeps:
+                by_ef = {s["ef"]: s for s in r["sweep"]}
+                rows.append([r["library"]] + [f"{fmt(by_ef[e]['recall'])} / {fmt(by_ef[e]['batch_ms_per_query'])}"
+                                              if e in by_ef else "-" for e in shown])
+            parts.append(table(["library"] + [f"ef={e}" for e in shown], rows))
+    return "\n\n".join(parts)

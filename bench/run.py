@@ -1,0 +1,136 @@
+"""Run the benchmarks: ``python -m bench.run [--quick|--full] [--only encoding,index,...] --out results.json``.
+
+Prints the machine and one markdown table per benchmark on stdout (progress on stderr) and writes everything
+as JSON. --quick: small sizes, under 5 minutes on 2 cores; default: 10k + 100k vectors; --full: adds 1M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import encoding, incremental, index, machine, scaling
+from bench.encoding import EncodingBenchConfig
+from bench.incremental import IncrementalBenchConfig
+from bench.index import IndexBenchConfig
+
+BENCHMARKS = ("encoding", "index", "scaling", "incremental")
+
+
+@dataclass
+class Preset:
+    """The configuration of every benchmark for one run size."""
+
+    name: str
+    encoding: EncodingBenchConfig = field(default_factory=EncodingBenchConfig)
+    index: IndexBenchConfig = field(default_factory=IndexBenchConfig)
+    incremental: IncrementalBenchConfig = field(default_factory=IncrementalBenchConfig)
+
+
+def preset(name: str) -> Preset:
+    """'quick', 'default' or 'full'."""
+    if name == "quick":
+        return Preset(
+            name,
+            encoding=EncodingBenchConfig(world_groups=200),
+            index=IndexBenchConfig(sizes=(10_000, 50_000), n_queries=300, n_single=100, world_groups=200),
+            incremental=IncrementalBenchConfig(world_groups=200),
+        )
+    if name == "default":
+        return Preset(name)
+    if name == "full":
+        return Preset(name, index=IndexBenchConfig(sizes=(10_000, 100_000, 1_000_000)))
+    raise ValueError(f"unknown preset {name!r}")
+
+
+def run_all(p: Preset, only: tuple[str, ...], workdir: Path, device: str = "cpu", log=print) -> dict:
+    """Run the chosen benchmarks (scaling needs index, which then runs too); returns the JSON-able results."""
+    results: dict = {}
+    timings: dict = {}
+    wanted = set(only)
+    if "scaling" in wanted:
+        wanted.add("index")
+    for name in BENCHMARKS:
+        if name not in wanted:
+            continue
+        t0 = time.perf_counter()
+        if name == "encoding":
+            results[name] = encoding.run(p.encoding, workdir, device, log)
+        elif name == "index":
+            results[name] = index.run(p.index, workdir, device, log)
+        elif name == "scaling":
+            results[name] = scaling.fit(results["index"])
+        elif name == "incremental":
+            results[name] = incremental.run(p.incremental, workdir, device, log)
+        timings[name] = time.perf_counter() - t0
+    return {"results": results, "seconds": timings}
+
+
+def to_markdown(report: dict) -> str:
+    parts = [f"# xsearch benchmarks ({report['preset']})", machine.to_markdown(report["machine"]),
+             (f"- load average at end: {', '.join(map(str, report['load_average_end'] or [])) or 'n/a'}; "
+              f"total {report['total_s']:.0f} s")]
+    renderers = {"encoding": encoding.to_markdown, "index": index.to_markdown, "scaling": scaling.to_markdown,
+                 "incremental": incremental.to_markdown}
+    titles = {"encoding": "Encoding pipeline vs raw model", "index": "Vector index: ours vs exact and peers",
+              "scaling": "Scaling exponents", "incremental": "Incremental re-index"}
+    for name in BENCHMARKS:
+        if name in report["results"]:
+            parts.append(f"## {titles[name]} ({report['seconds'][name]:.0f} s)")
+            parts.append(renderers[name](report["results"][name]))
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes (10k + 50k vectors), < 5 min on 2 cores")
+    size.add_argument("--full", action="store_true", help="add 1M vectors (HNSW skipped if estimated > 15 min)")
+    ap.add_argument("--only", default=",".join(BENCHMARKS),
+                    help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all)")
+    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    ap.add_argument("--markdown", type=Path, help="also write the markdown report here")
+    ap.add_argument("--workdir", type=Path, help="keep generated data here (default: a temp dir, deleted after)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (model and FAISS GPU)")
+    args = ap.parse_args(argv)
+
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = [s for s in only if s not in BENCHMARKS]
+    if unknown or not only:
+        ap.error(f"--only: unknown benchmark(s) {', '.join(unknown) or '(none given)'}; choose from "
+                 f"{', '.join(BENCHMARKS)}")
+    p = preset("quick" if args.quick else "full" if args.full else "default")
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="xsearch-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    info = machine.machine_info(args.device)
+    t0 = time.perf_counter()
+    try:
+        ran = run_all(p, only, workdir, args.device, log)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = {"preset": p.name, "only": list(only), "machine": info, "load_average_end": machine.load_average(),
+              "total_s": time.perf_counter() - t0, **ran}
+    text = to_markdown(report)
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text, encoding="utf-8")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
