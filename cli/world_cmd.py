@@ -60,3 +60,20 @@ def make(
         return
     splits = ", ".join(f"{name} {count}" for name, count in info["splits"].items())
     console.print(f"wrote {n} groups ({splits}) to {root} in {seconds:.1f} s, {size / 1e6:.1f} MB", highlight=False, markup=False)
+
+
+@app.command("vocab")
+def vocab(
+    out: Annotated[Path, typer.Argument(metavar="FILE", help="Text file to write (one entry per line).")],
+) -> None:
+    """Write the world's text vocabulary: the canonical caption of every attribute combination.
+
+    Use it to join two separately trained models through text:
+    --model 'builtin:<image-text ckpt>+builtin:<audio-text ckpt>+bridge:FILE'.
+    """
+    from xsearch.world import vocabulary
+
+    entries = vocabulary()
+    out.write_text("# xsearch generated-world vocabulary: canonical captions of all attribute combinations\n"
+                   + "\n".join(entries) + "\n", encoding="utf-8")
+    console.print(f"wrote {len(entries)} entries to {out}", highlight=False, markup=False)

@@ -239,7 +239,7 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                 val_metrics = {k: v["R@1"] for k, v in
                                directional_metrics(embed_tensors(model, val, vrows, device), val, vrows).items()}
             entry = EpochLog(epoch + 1, float(np.mean(losses)), {k: v / steps_per_epoch for k, v in parts_sum.items()},
-                             val_metrics, time.time() - t_epoch, float(model.logit_scale.exp()))
+                             val_metrics, time.time() - t_epoch, float(model.logit_scale.detach().exp()))
             history.append(entry)
             log(_epoch_line(entry))
             if writer:
