@@ -39,7 +39,7 @@ def preset(name: str) -> Preset:
         return Preset(
             name,
             encoding=EncodingBenchConfig(world_groups=200),
-            index=IndexBenchConfig(sizes=(10_000, 50_000), n_queries=300, n_single=100, world_groups=200),
+            index=IndexBenchConfig(sizes=(10_000, 30_000), n_queries=300, n_single=100, world_groups=200),
             incremental=IncrementalBenchConfig(world_groups=200),
         )
     if name == "default":
@@ -90,7 +90,7 @@ def to_markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     size = ap.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes (10k + 50k vectors), < 5 min on 2 cores")
+    size.add_argument("--quick", action="store_true", help="small sizes (10k + 30k vectors), < 5 min on 2 cores")
     size.add_argument("--full", action="store_true", help="add 1M vectors (HNSW skipped if estimated > 15 min)")
     ap.add_argument("--only", default=",".join(BENCHMARKS),
                     help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all)")
