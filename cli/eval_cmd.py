@@ -64,12 +64,13 @@ def print_report(report) -> None:
     table = Table(title=f"{report.model} on {Path(report.manifest).name} [{report.split or 'all'}] "
                         f"(gallery: {gallery}; relevance: {report.relevance})", title_justify="left", show_edge=False)
     table.add_column("direction", no_wrap=True)
-    for col in ("R@1", "R@5", "R@10", "mAP", "MedR", "chance@1", "chance@10", "R@1/chance"):
-        table.add_column(col, justify="right")
+    for col in ("R@1 (chance)", "R@5", "R@10 (chance)", "mAP", "MedR", "R@1/chance"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in report.results:
         m, c = r.metrics, r.chance
-        table.add_row(r.name, f"{m['R@1']:.3f}", f"{m['R@5']:.3f}", f"{m['R@10']:.3f}", f"{m['mAP']:.3f}",
-                      f"{m['median_rank']:.0f}", f"{c['R@1']:.4f}", f"{c['R@10']:.4f}", f"{m['R@1'] / c['R@1']:.0f}x")
+        table.add_row(r.name, f"{m['R@1']:.3f} ({c['R@1']:.3f})", f"{m['R@5']:.3f}",
+                      f"{m['R@10']:.3f} ({c['R@10']:.3f})", f"{m['mAP']:.3f}", f"{m['median_rank']:.0f}",
+                      f"{m['R@1'] / c['R@1']:.0f}x")
     console.print(table)
 
 

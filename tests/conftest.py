@@ -12,6 +12,7 @@ import pytest
 
 WORLD_N = 90
 WORLD_SEED = 11  # not the shipped model's training seed
+TINY = {"epochs": 8, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0.5, "threads": 2}  # a training run of seconds
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +77,11 @@ def manifest_records(world) -> list[dict]:
     import json
 
     return [json.loads(line) for line in (world / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """The manifest of a 240-group world for minute-scale training tests."""
+    from xsearch.world import make_world
+
+    return make_world(tmp_path_factory.mktemp("tiny") / "w", 240, seed=5)
