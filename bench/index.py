@@ -286,6 +286,7 @@ def _ratios(rows: list[dict]) -> dict:
                 "batch": ratio(hnsw["batch_ms_per_query"], r["batch_ms_per_query"]),
                 "bytes": ratio(hnsw["bytes_per_vector"], r["bytes_per_vector"]),
                 "matched_at_peer_recall": _ours_at_recall(hnsw, r["recall"], r["batch_ms_per_query"]),
+                "matched": r["matched"],
             })
     return out
 
@@ -369,7 +370,8 @@ def to_markdown(result: dict) -> str:
             for v in vs_peers:
                 m = v["matched_at_peer_recall"]
                 same = f"{fmt(m['batch'])} (efSearch={m['efSearch']}, recall {fmt(m['recall'])})" if m else "-"
-                rows.append([v["peer"], f"{fmt(v['ours_recall'])} / {fmt(v['peer_recall'])}",
+                reached = "" if v["matched"].startswith("recall within") else f" ({v['matched']})"
+                rows.append([v["peer"], f"{fmt(v['ours_recall'])} / {fmt(v['peer_recall'])}{reached}",
                              f"{v['ours_efSearch']} / {v['peer_ef']}", v["build"], v["p50"], v["p50_1thread"],
                              v["p99"], v["batch"], v["bytes"], same])
             parts.append(table(["peer", "recall ours / peer", "ef ours / peer", "build", "p50", "p50 (ours on 1 thread)",
