@@ -45,6 +45,9 @@ def index(
             index_factory=index_factory, workers=workers, files_per_batch=batch_files, wait_s=wait,
             on_plan=lambda n: bar.update(task, total=n), on_progress=lambda n: bar.advance(task, n),
         )
+    from xsearch.cli.output import prepare_bridge
+
+    prepare_bridge(engine.encoder(report.model_spec), quiet=as_json)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -54,3 +54,13 @@ def collection_option():
 
     return typer.Option(None, "--collection", "-c", envvar="XSEARCH_COLLECTION",
                         help="Collection name (under $XSEARCH_HOME) or directory. Default: 'default'.")
+
+
+def prepare_bridge(encoder, quiet: bool = False) -> None:
+    """Embed a bridged pair's vocabulary now (one time, cached) behind a progress bar, not silently mid-query."""
+    prepare = getattr(encoder, "prepare", None)
+    if prepare is None:
+        return
+    with progress_bar("preparing the text bridge (once)", disable=quiet) as bar:
+        task = bar.add_task("bridge", total=None)
+        prepare(progress=lambda done, total: bar.update(task, completed=done, total=total))

@@ -55,6 +55,11 @@ def search(
     filters = Filters(path_glob, min_duration, max_duration, min_size, max_size, since, until)
     params = {k_: v for k_, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
     engine = Engine(collection, device=device)
+    stored = engine.stored_model()
+    if (image or audio) and stored:
+        from xsearch.cli.output import prepare_bridge
+
+        prepare_bridge(engine.encoder(stored), quiet=as_json)
     results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
                             filters=filters, params=params)
     _warn_short(results, k)

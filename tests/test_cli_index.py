@@ -233,3 +233,13 @@ def test_sigkill_during_indexing_loses_nothing_committed(world, tmp_path):
         assert sum(s["files"] for s in stats.values()) == 270
         assert all(s["items"] == s["vectors"] for s in stats.values())
     shutil.rmtree(col)
+
+
+def test_auto_model_falls_back_to_builtin_offline_and_says_why(cli, tmp_path):
+    root = tmp_path / "m"
+    _png(root / "a.png")
+    r = cli("index", root, "-c", tmp_path / "col", "--workers", "0")  # no --model: auto, and HF_HUB_OFFLINE=1
+    assert r.code == 0, r.err
+    assert "model: builtin" in r.err and "HF_HUB_OFFLINE" in r.err
+    info = json.loads(cli("info", "-c", tmp_path / "col", "--json").out)["collection"]
+    assert info["model_spec"] == "builtin"

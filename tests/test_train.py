@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +177,18 @@ def test_train_cli_needs_a_manifest_or_preset(cli, tmp_path):
     assert r.code == 2 and "unknown preset" in r.err
     r = cli("train", "--manifest", tmp_path / "missing.jsonl", "--out", tmp_path / "o")
     assert r.code == 1 and "manifest not found" in r.err
+
+
+def test_shipped_model_recall_floor_on_held_out_split(tmp_path_factory):
+    """The packaged weights: R@1 >= 20x chance on unseen colour-shape pairs, gallery >= 200 groups."""
+    from xsearch.encoders.registry import load_encoder
+    from xsearch.evaluate import evaluate
+    from xsearch.world import make_world
+
+    encoder = load_encoder("builtin")
+    assert encoder.describe()["trained"] is True
+    manifest = make_world(tmp_path_factory.mktemp("floor") / "w", 1400, seed=1)
+    report = evaluate(encoder, str(manifest), directions=[("text", "image"), ("image", "audio"), ("audio", "image")])
+    assert min(report.gallery_size.values()) >= 200
+    for r in report.results:
+        assert r.metrics["R@1"] >= 20 * r.chance["R@1"], f"{r.name}: R@1 {r.metrics['R@1']:.3f}"

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from xsearch.errors import CollectionError, UsageError
 from xsearch.media.types import MODALITIES
 from xsearch.paths import collection_dir
-from xsearch.query import Query, embed_query
+from xsearch.query import Query
 from xsearch.search import Filters, Hit, SearchRequest, check_targets, run_search
 
 
@@ -34,7 +34,8 @@ class Engine:
 
     # -- model --------------------------------------------------------------------------------------------
 
-    def _stored_spec(self) -> str | None:
+    def stored_model(self) -> str | None:
+        """The model spec the collection was built with (None when there is no collection yet)."""
         from xsearch.index import Collection
 
         if not Collection.exists(self.path):
@@ -46,7 +47,7 @@ class Engine:
         """The encoder for ``spec`` (default: the collection's model, else ``self.model``, else ``auto``)."""
         from xsearch.encoders.registry import load_encoder
 
-        spec = spec or self.model or self._stored_spec() or "auto"
+        spec = spec or self.model or self.stored_model() or "auto"
         if spec == "auto":
             from xsearch.encoders.auto import resolve_auto
 
@@ -80,7 +81,7 @@ class Engine:
         iter(discover(root))  # a missing root fails here, before any model is loaded
         if rebuild and Collection.exists(self.path):
             Collection.delete(self.path, wait_s=wait_s)
-        stored = self._stored_spec()
+        stored = self.stored_model()
         if stored and self.model and self.model not in (stored, "auto"):
             enc = self.encoder(self.model)
             with Collection.open(self.path) as col:
