@@ -1,6 +1,9 @@
-"""The text bridge and the bind head on two separately trained builtin towers (no paired image-audio data).
+"""The text bridge and the bind head joining two models trained apart (no paired image-audio data).
 
-Slow: a single-pair tower sits on the InfoNCE plateau for its first ~80 steps, so each trains for 30 epochs.
+The image+text side is the shipped builtin model (its audio tower is never used); the audio+text side is a
+builtin-architecture model trained here on audio-caption pairs only, from its own random init. Their spaces
+share nothing, so image→audio works only through text. Slow: a single-pair tower sits on the InfoNCE plateau
+for its first ~80 steps, so it trains for 30 epochs.
 """
 
 from __future__ import annotations
@@ -11,10 +14,7 @@ import pytest
 from tests.conftest import TINY
 from xsearch.train.trainer import TrainArgs, train_builtin
 
-ONLY = {
-    "vision": {"image-text": 1.0, "image-audio": 0.0, "audio-text": 0.0},
-    "audio": {"image-text": 0.0, "image-audio": 0.0, "audio-text": 1.0},
-}
+ONLY = {"audio": {"image-text": 0.0, "image-audio": 0.0, "audio-text": 1.0}}
 CROSS = [("image", "audio"), ("audio", "image")]
 TOWER = {**TINY, "epochs": 30}
 
@@ -23,13 +23,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def towers(tiny_world, tmp_path_factory):
-    """An image+text model and an audio+text model, trained apart: their spaces share nothing by construction."""
-    out = {}
-    for seed, name in enumerate(("vision", "audio"), 1):
-        out[name] = tmp_path_factory.mktemp(name) / "ckpt"
-        train_builtin(TrainArgs(manifest=str(tiny_world), out_dir=str(out[name]), pair_weights=ONLY[name],
-                                seed=seed, **TOWER), progress=False, log=lambda s: None)
-    return out
+    """Specs of an image+text model and an audio+text model trained apart."""
+    audio = tmp_path_factory.mktemp("audio") / "ckpt"
+    train_builtin(TrainArgs(manifest=str(tiny_world), out_dir=str(audio), pair_weights=ONLY["audio"], seed=2,
+                            **TOWER), progress=False, log=lambda s: None)
+    return {"vision": "builtin", "audio": f"builtin:{audio}"}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +48,7 @@ def test_bridge_joins_towers_that_were_never_trained_together(towers, vocab_file
     from xsearch.encoders.registry import load_encoder
     from xsearch.evaluate import evaluate
 
-    bridged = load_encoder(f"builtin:{towers['vision']}+builtin:{towers['audio']}+bridge:{vocab_file}")
+    bridged = load_encoder(f"{towers['vision']}+{towers['audio']}+bridge:{vocab_file}")
     assert isinstance(bridged, BridgedEncoder)
     assert bridged.index_space("audio") != bridged.index_space("image")
     report = evaluate(bridged, str(tiny_world), directions=CROSS)
@@ -70,7 +68,7 @@ def test_bridge_joins_towers_that_were_never_trained_together(towers, vocab_file
             return bridged.audio.embed_audio(x)
 
     naive = evaluate(Naive(), str(tiny_world), directions=CROSS)
-    assert _mean_ratio(report) > 2.0, f"bridged R@5 only {_mean_ratio(report):.1f}x chance"
+    assert _mean_ratio(report) > 2.5, f"bridged R@5 only {_mean_ratio(report):.1f}x chance"
     assert _mean_ratio(report) > _mean_ratio(naive) + 0.5
 
 
@@ -79,12 +77,12 @@ def test_bind_head_trained_on_audio_captions_only(towers, tiny_world, tmp_path):
     from xsearch.evaluate import evaluate
     from xsearch.train.bind import BindArgs, train_bind
 
-    vision = load_encoder(f"builtin:{towers['vision']}")
-    audio = load_encoder(f"builtin:{towers['audio']}")
+    vision = load_encoder(towers["vision"])
+    audio = load_encoder(towers["audio"])
     head, report = train_bind(BindArgs(manifest=str(tiny_world), out_dir=str(tmp_path / "bind"), epochs=40), vision,
                               audio, log=lambda s: None)
     assert report["train_pairs"] > 100 and "val audio->image R@1" in report
-    bound = load_encoder(f"builtin:{towers['vision']}+builtin:{towers['audio']}+bind:{tmp_path / 'bind'}")
+    bound = load_encoder(f"{towers['vision']}+{towers['audio']}+bind:{tmp_path / 'bind'}")
     assert bound.index_space("audio") == bound.index_space("image")
     ev = evaluate(bound, str(tiny_world), directions=CROSS)
     assert _mean_ratio(ev) > 2.0, f"bound R@5 only {_mean_ratio(ev):.1f}x chance"
