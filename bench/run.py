@@ -38,7 +38,7 @@ def preset(name: str) -> Preset:
     if name == "quick":
         return Preset(
             name,
-            encoding=EncodingBenchConfig(world_groups=200),
+            encoding=EncodingBenchConfig(world_groups=200, rounds=2),
             index=IndexBenchConfig(sizes=(10_000, 30_000), n_queries=300, n_single=100, world_groups=200),
             incremental=IncrementalBenchConfig(world_groups=200),
         )

@@ -26,7 +26,7 @@ WORLD = 8  # groups: 8 images, 8 sounds, 8 caption files
 def _tiny_preset() -> run.Preset:
     return run.Preset(
         "test",
-        encoding=EncodingBenchConfig(world_groups=WORLD, workers=0, files_per_batch=4),
+        encoding=EncodingBenchConfig(world_groups=WORLD, workers=0, files_per_batch=4, rounds=2),
         index=IndexBenchConfig(sizes=(1200, 2400), dim=32, n_queries=40, n_single=5, world_groups=WORLD),
         incremental=IncrementalBenchConfig(world_groups=WORLD, workers=0, cli_second_run=True),
     )
@@ -82,6 +82,7 @@ def test_encoding_fields(report):
             assert m[part]["items_per_s"] > 0
         assert m["pipeline_over_raw"] > 0 and 0 <= m["pipeline"]["wait_fraction"] <= 1
         assert m["pipeline"]["embed_items_per_s"] >= m["pipeline"]["items_per_s"]
+        assert len(m["pipeline_over_raw_rounds"]) == 2 and m["pipeline_over_raw"] in m["pipeline_over_raw_rounds"]
 
 
 def test_index_fields(report):
