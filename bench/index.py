@@ -302,8 +302,10 @@ def _ours_at_recall(hnsw: dict, recall: float, peer_batch_ms: float) -> dict | N
 
 
 def run(cfg: IndexBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
-    """The index benchmark over ``cfg.sizes`` (synthetic) and a generated world's embeddings."""
-    use_gpu = device.startswith("cuda")
+    """The index benchmark over ``cfg.sizes`` (synthetic) and a generated world's embeddings (peers on CPU)."""
+    from xsearch.index.vectors import gpu_available
+
+    use_gpu = device.startswith("cuda") and gpu_available()  # FAISS on GPU only with a GPU build of FAISS
     scratch = Path(tempfile.mkdtemp(prefix="index-", dir=workdir))
     out = {"config": asdict(cfg), "datasets": []}
     try:
