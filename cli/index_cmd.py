@@ -47,7 +47,8 @@ def index(
         )
     from xsearch.cli.output import prepare_bridge
 
-    prepare_bridge(engine.encoder(report.model_spec), quiet=as_json)
+    if "+" in report.model_spec:  # a bridged pair: embed its vocabulary now, once, with a progress bar
+        prepare_bridge(engine.encoder(report.model_spec), quiet=as_json)
     if as_json:
         print_json(report.to_dict())
     else:

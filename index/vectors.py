@@ -30,6 +30,8 @@ before FAISS parses anything, so a damaged file is a clear ``CollectionError``, 
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 import os
@@ -224,6 +226,24 @@ def _damaged(path: Path, why: str) -> CollectionError:
 
 
 # ----------------------------------------------------------------------------------------------------------
+
+
+SINGLE_THREAD_QUERIES = 16  # at most this many queries run on one FAISS thread
+
+
+@contextlib.contextmanager
+def _threads_for(n_queries: int):
+    """Run a few queries on one OpenMP thread: waking the pool costs more than it saves (ms under load)."""
+    faiss = _faiss()
+    if n_queries > SINGLE_THREAD_QUERIES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class VectorIndex:
@@ -490,10 +510,11 @@ class VectorIndex:
                 return self._gpu_search(gpu, q, k, params)
 
         search_params = self._search_params(selector, params, keep)
-        if search_params is None:
-            d, i = self._index.search(q, k)
-        else:
-            d, i = self._index.search(q, k, params=search_params)
+        with _threads_for(q.shape[0]):
+            if search_params is None:
+                d, i = self._index.search(q, k)
+            else:
+                d, i = self._index.search(q, k, params=search_params)
         return self._clean(d, i)
 
     def _search_params(self, selector, params: dict, keep: list):

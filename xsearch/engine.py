@@ -86,17 +86,28 @@ class Engine:
             enc = self.encoder(self.model)
             with Collection.open(self.path) as col:
                 col.check_model(enc.model_id)  # raises with the way out (--rebuild)
-        enc = self.encoder(stored or self.model or "auto")
-        dims = {m: enc.spaces[enc.index_space(m)] for m in enc.modalities}
-        col = Collection.open_or_create(self.path, model_id=enc.model_id, model_spec=enc.spec, dims=dims,
-                                        factory=index_factory, wait_s=wait_s)
+        if stored:
+            col = Collection.open(self.path, writer=True, wait_s=wait_s)
+            enc = _LazyEncoder(col.modalities, lambda: self._checked_encoder(col))  # loaded only if a file changed
+            spec = col.model_spec
+        else:
+            enc = self.encoder(self.model or "auto")
+            dims = {m: enc.spaces[enc.index_space(m)] for m in enc.modalities}
+            col = Collection.open_or_create(self.path, model_id=enc.model_id, model_spec=enc.spec, dims=dims,
+                                            factory=index_factory, wait_s=wait_s)
+            spec = enc.spec
         with col:
-            report = IndexReport(str(root.absolute()), str(self.path), enc.spec, enc.model_id, self.model_note)
+            report = IndexReport(str(root.absolute()), str(self.path), spec, col.model_id, self.model_note)
             if col.repair_report is not None and col.repair_report.changed:
                 report.repaired = str(col.repair_report)
             return index_folder(col, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
                                 workers=workers, files_per_batch=files_per_batch, on_plan=on_plan,
                                 on_progress=on_progress, report=report)
+
+    def _checked_encoder(self, col):
+        enc = self.encoder(col.model_spec)
+        col.check_model(enc.model_id)
+        return enc
 
     def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
         """Drop files (or everything under folders) from the collection; returns how many files went."""
@@ -201,3 +212,20 @@ class Engine:
             raise CollectionError(f"no collection at {self.path}; create it with `xsearch index <folder>`")
         with Collection.open(self.path) as col:
             return col.stats()
+
+
+class _LazyEncoder:
+    """Stands in for an encoder whose modalities are known; loads the real one on first use of anything else.
+
+    A re-run over an unchanged folder then never pays for loading a model.
+    """
+
+    def __init__(self, modalities, load: Callable[[], object]):
+        self.modalities = tuple(modalities)
+        self._load = load
+        self._encoder = None
+
+    def __getattr__(self, name):
+        if self._encoder is None:
+            self._encoder = self._load()
+        return getattr(self._encoder, name)

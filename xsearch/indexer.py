@@ -64,7 +64,8 @@ def file_hash(path: Path) -> str:
 
 def decode_options(encoder) -> DecodeOptions:
     """Decoding that matches what the encoder expects (sample rate, window length)."""
-    return DecodeOptions(sample_rate=encoder.sample_rate or 16000, audio_window_s=encoder.audio_window_s or 2.0)
+    return DecodeOptions(sample_rate=encoder.sample_rate or 16000, audio_window_s=encoder.audio_window_s or 2.0,
+                         image_short_side=getattr(encoder, "image_short_side", 0) or 0)
 
 
 def embed_segments(encoder, modality: str, segments: Sequence[Segment]) -> np.ndarray:
@@ -137,9 +138,10 @@ def index_folder(collection, encoder, root: str | Path, *, include: Sequence[str
 
     pending_items, last_commit = 0, time.time()
     by_path = {str(p.file.path): p for p in todo}
-    decode_opts = decode_options(encoder)
-    for segments, bad in iter_decoded([p.file for p in todo], decode_opts, files_per_batch=files_per_batch,
-                                      workers=workers):
+    decode_opts = decode_options(encoder) if todo else None  # nothing to embed: the model is never loaded
+    batches = iter_decoded([p.file for p in todo], decode_opts, files_per_batch=files_per_batch,
+                           workers=workers) if todo else ()
+    for segments, bad in batches:
         for s in bad:
             report.skipped.append({"path": str(s.path), "reason": s.reason})
         done_files = {str(s.path) for s in bad}

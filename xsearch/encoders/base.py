@@ -28,6 +28,8 @@ class Encoder(Protocol):
     sample_rate: int  # audio sample rate the audio tower expects (0 if no audio)
     audio_window_s: float  # audio is embedded in windows of this length
     device: str
+    # Optional: ``image_short_side`` (int) — the encoder's transform starts with a bicubic Resize of the shorter
+    # side to this size, so decoders may shrink images to it early (in worker processes) with identical results.
 
     def index_space(self, modality: str) -> str: ...
 

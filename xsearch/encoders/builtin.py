@@ -290,6 +290,7 @@ class BuiltinEncoder:
         self.spaces = {DEFAULT_SPACE: model.cfg.embed_dim}
         self.sample_rate = model.cfg.sample_rate
         self.audio_window_s = model.cfg.audio_window_s
+        self.image_short_side = model.cfg.image_size  # the transform's Resize; decoders may shrink to it early
         self.batch_size = batch_size
         self.model_id = f"{spec}@{digest}:{model.cfg.embed_dim}"
 

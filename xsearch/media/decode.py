@@ -35,10 +35,11 @@ def decode(file: MediaFile, opts: DecodeOptions = _DEFAULTS) -> list[Segment]:
 
 
 def _decode_image(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
-    from xsearch.media.image import load_image
+    from xsearch.media.image import load_image, shrink_to_short_side
 
     image = load_image(file.path, opts.max_image_pixels)
-    return [Segment(file=file, data=image, offset=0.0, info={"width": image.width, "height": image.height})]
+    info = {"width": image.width, "height": image.height}
+    return [Segment(file=file, data=shrink_to_short_side(image, opts.image_short_side), offset=0.0, info=info)]
 
 
 def _decode_audio(file: MediaFile, opts: DecodeOptions) -> list[Segment]:

@@ -119,3 +119,17 @@ def _stretch(values: np.ndarray) -> np.ndarray:
 def _gray_to_rgb(values: np.ndarray) -> Image.Image:
     gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return Image.fromarray(gray).convert("RGB")
+
+
+def shrink_to_short_side(image, short_side: int):
+    """Downscale so the shorter side is ``short_side`` (bicubic; sizes computed as torchvision's Resize does).
+
+    Images already that small are returned unchanged.
+    """
+    from PIL import Image
+
+    w, h = image.size
+    if short_side <= 0 or min(w, h) <= short_side:
+        return image
+    size = (int(short_side * w / h), short_side) if w > h else (short_side, int(short_side * h / w))
+    return image.resize(size, Image.BICUBIC)

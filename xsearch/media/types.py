@@ -56,5 +56,8 @@ class DecodeOptions:
     audio_window_s: float = 2.0
     max_audio_s: float = 600.0  # longer audio is cut here (and the cut is reported in Segment.info)
     max_image_pixels: int = 64_000_000  # above this, an image is treated as a decompression bomb
+    # > 0: shrink images in the decode worker so the shorter side is this many pixels (bicubic, exactly as
+    # torchvision's Resize(int) does), so the encoder's own transform has little left to do in the main process
+    image_short_side: int = 0
     text_passage_chars: int = 1000
     max_text_chars: int = 1_000_000

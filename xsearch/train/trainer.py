@@ -218,7 +218,7 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                 if not torch.isfinite(loss):
                     last = f"epoch {epoch}" if epoch > 0 else "none"
                     raise TrainingDiverged(
-                        f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: "
+                        f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: "
                         f"{last} in {out_dir}. Try a lower --lr."
                     )
                 optimizer.zero_grad(set_to_none=True)
