@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="also write the markdown report here")
     ap.add_argument("--workdir", type=Path, help="keep generated data here (default: a temp dir, deleted after)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (model and FAISS GPU)")
+    ap.add_argument("--peers", default="hnswlib,usearch",
+                    help="comma-separated peer libraries for the index benchmark ('' for none: ours only)")
+    ap.add_argument("--sizes", default=None, help="override the index sizes, e.g. 100000,1000000")
     args = ap.parse_args(argv)
 
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--only: unknown benchmark(s) {', '.join(unknown) or '(none given)'}; choose from "
                  f"{', '.join(BENCHMARKS)}")
     p = preset("quick" if args.quick else "full" if args.full else "default")
+    p.index.peers = tuple(x.strip() for x in args.peers.split(",") if x.strip())
+    if args.sizes:
+        p.index.sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

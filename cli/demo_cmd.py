@@ -24,7 +24,6 @@ def demo(
     Queries come from the held-out test split: colour–shape combinations the builtin model never saw in training.
     """
     from xsearch.engine import Engine
-    from xsearch.evaluate import evaluate
     from xsearch.paths import data_home
     from xsearch.query import Query
     from xsearch.world.generate import is_world, make_world, world_info
@@ -68,7 +67,7 @@ def demo(
 
     with progress_bar("evaluating", disable=as_json) as bar:
         task = bar.add_task("eval", total=None)
-        ev = evaluate(engine.encoder(), str(world / "manifest.jsonl"), on_item=lambda: bar.advance(task))
+        ev = engine.evaluate(world / "manifest.jsonl", on_item=lambda: bar.advance(task))
     out["eval"] = ev.to_dict()
     if as_json:
         print_json(out)

@@ -25,28 +25,18 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Recall@1/5/10, mAP and median rank per direction, with the chance level beside each."""
-    from xsearch.errors import UsageError
+    from xsearch.engine import Engine
     from xsearch.eval import DEFAULT_KS
     from xsearch.evaluate import parse_directions
 
     dirs = parse_directions(directions)
     ks = sorted(set(DEFAULT_KS) | (set(PLOT_KS) if plot else set()))
-    if aligner == "cca":
-        from xsearch.cca import evaluate_cca
-
-        report = evaluate_cca(str(manifest), split=split, directions=dirs, relevance=relevance,
-                              factory=index_factory, ks=ks, log=None if as_json else note)
-    elif aligner == "model":
-        from xsearch.encoders.registry import load_encoder
-        from xsearch.evaluate import evaluate
-
-        encoder = load_encoder(model, device)
-        with progress_bar("embedding", disable=as_json) as bar:
-            task = bar.add_task("embed", total=None)
-            report = evaluate(encoder, str(manifest), split=split, directions=dirs, relevance=relevance,
-                              factory=index_factory, ks=ks, on_item=lambda: bar.advance(task))
-    else:
-        raise UsageError(f"--aligner {aligner!r}: choose model or cca.")
+    engine = Engine(model=model, device=device)
+    with progress_bar("embedding", disable=as_json) as bar:
+        task = bar.add_task("embed", total=None)
+        report = engine.evaluate(manifest, aligner=aligner, split=split, directions=dirs, relevance=relevance,
+                                 factory=index_factory, ks=ks, on_item=lambda: bar.advance(task),
+                                 log=None if as_json else note)
     if plot:
         write_plot(report, plot)
     if as_json:

@@ -202,6 +202,30 @@ class Engine:
                     pairs[key] = max(pairs.get(key, -1.0), float(s))
             return [{"a": a, "b": b, "score": s} for (a, b), s in sorted(pairs.items(), key=lambda kv: -kv[1])]
 
+    # -- evaluation ---------------------------------------------------------------------------------------
+
+    def evaluate(self, manifest: str | Path, *, aligner: str = "model", split: str | None = None,
+                 directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
+                 factory: str = "Flat", ks: Sequence[int] | None = None,
+                 on_item: Callable[[], None] | None = None, log: Callable[[str], None] | None = None):
+        """Retrieval metrics per direction on a manifest split (see xsearch.evaluate), for this engine's model
+        (``aligner="model"``; default spec ``builtin``) or the CCA baseline (``aligner="cca"``)."""
+        from xsearch.eval import DEFAULT_KS
+
+        ks = tuple(ks or DEFAULT_KS)
+        if aligner == "cca":
+            from xsearch.cca import evaluate_cca
+
+            return evaluate_cca(str(manifest), split=split, directions=directions, relevance=relevance,
+                                factory=factory, ks=ks, log=log)
+        if aligner != "model":
+            raise UsageError(f"--aligner {aligner!r}: choose model or cca.")
+        from xsearch.evaluate import evaluate
+
+        encoder = self.encoder(self.model or self.stored_model() or "builtin")
+        return evaluate(encoder, str(manifest), split=split, directions=directions, relevance=relevance,
+                        factory=factory, ks=ks, on_item=on_item)
+
     # -- info ---------------------------------------------------------------------------------------------
 
     def stats(self) -> dict:
