@@ -52,7 +52,7 @@ def test_awkward_inputs(enc):
     assert np.allclose(enc.embed_text([long_text]), enc.embed_text([" ".join(["red circle"] * 40)]), atol=1e-5)
     short = enc.embed_audio([np.zeros(10, np.float32)])  # shorter than one frame: zero-padded
     assert np.isfinite(short).all()
-    with pytest.raises(ModelError, match="one embedding space"):
+    with pytest.raises(ModelError, match="has one embedding space"):
         enc.embed_text(["x"], space="clap")
 
 

@@ -42,6 +42,26 @@ class Encoder(Protocol):
     def describe(self) -> dict: ...
 
 
+class SingleSpace:
+    """Mixin for encoders with one embedding space: every modality is indexed in ``DEFAULT_SPACE``."""
+
+    spec: str
+    modalities: tuple[str, ...]
+
+    def index_space(self, modality: str) -> str:
+        from xsearch.errors import UsageError
+
+        if modality not in self.modalities:
+            raise UsageError(f"{self.spec} embeds {' and '.join(self.modalities)}, not {modality}.")
+        return DEFAULT_SPACE
+
+    def _check_space(self, space: str | None) -> None:
+        from xsearch.errors import ModelError
+
+        if space not in (None, DEFAULT_SPACE):
+            raise ModelError(f"{self.spec} has one embedding space, not {space!r}.")
+
+
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Row-wise L2 normalisation to float32 (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xsearch.encoders.base import DEFAULT_SPACE, l2_normalize, pick_device, weights_digest
+from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, pick_device, weights_digest
 from xsearch.errors import ModelError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -273,7 +273,7 @@ def load_checkpoint(ckpt_dir: Path | str) -> tuple[BuiltinModel, dict]:
     return model.eval(), config
 
 
-class BuiltinEncoder:
+class BuiltinEncoder(SingleSpace):
     """The Encoder-protocol wrapper around a BuiltinModel."""
 
     modalities = ("image", "audio", "text")
@@ -293,13 +293,6 @@ class BuiltinEncoder:
         self.image_short_side = model.cfg.image_size  # the transform's Resize; decoders may shrink to it early
         self.batch_size = batch_size
         self.model_id = f"{spec}@{digest}:{model.cfg.embed_dim}"
-
-    def index_space(self, modality: str) -> str:
-        return DEFAULT_SPACE
-
-    def _check_space(self, space: str | None) -> None:
-        if space not in (None, DEFAULT_SPACE):
-            raise ModelError(f"the builtin model has one embedding space, not {space!r}.")
 
     @torch.inference_mode()
     def _embed(self, modality: str, batch: torch.Tensor) -> np.ndarray:

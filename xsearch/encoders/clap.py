@@ -25,7 +25,7 @@ import numpy as np
 
 from xsearch.encoders import _hub
 from xsearch.encoders._batching import BatchRunner
-from xsearch.encoders.base import DEFAULT_SPACE, l2_normalize, pick_device, weights_digest
+from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, pick_device, weights_digest
 from xsearch.errors import MediaError, ModelError, UsageError
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -37,7 +37,7 @@ def _has_tokenizer_files(folder: Path) -> bool:
     return (folder / "tokenizer.json").is_file() or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())
 
 
-class ClapEncoder:
+class ClapEncoder(SingleSpace):
     """transformers ``ClapModel`` as an Encoder: modalities audio + text, one space (``DEFAULT_SPACE``)."""
 
     modalities = ("audio", "text")
@@ -146,15 +146,6 @@ class ClapEncoder:
             if found is not None:
                 return _hub.file_digest(found)
         return "hub"
-
-    def index_space(self, modality: str) -> str:
-        if modality not in self.modalities:
-            raise UsageError(f"{self.spec} embeds {' and '.join(self.modalities)}, not {modality}.")
-        return DEFAULT_SPACE
-
-    def _check_space(self, space: str | None) -> None:
-        if space not in (None, DEFAULT_SPACE):
-            raise ModelError(f"{self.spec} has one embedding space, not {space!r}.")
 
     def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
         """Mono float waveforms at ``sample_rate`` → [n, dim] unit vectors."""

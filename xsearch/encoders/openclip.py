@@ -22,7 +22,7 @@ import numpy as np
 
 from xsearch.encoders import _hub
 from xsearch.encoders._batching import BatchRunner
-from xsearch.encoders.base import DEFAULT_SPACE, pick_device
+from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device
 from xsearch.errors import MediaError, ModelError, UsageError
 
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz")
@@ -94,7 +94,7 @@ def _download_tag(arch: str, tag: str, hf_hub: str) -> Path:
     )
 
 
-class OpenClipEncoder:
+class OpenClipEncoder(SingleSpace):
     """open_clip CLIP as an Encoder: modalities image + text, one space (``DEFAULT_SPACE``)."""
 
     modalities = ("image", "text")
@@ -170,15 +170,6 @@ class OpenClipEncoder:
             f"{pretrained!r} is neither a pretrained tag of open_clip {arch} nor an existing checkpoint file; "
             f"{known} (see `xsearch models`)."
         )
-
-    def index_space(self, modality: str) -> str:
-        if modality not in self.modalities:
-            raise UsageError(f"{self.spec} embeds {' and '.join(self.modalities)}, not {modality}.")
-        return DEFAULT_SPACE
-
-    def _check_space(self, space: str | None) -> None:
-        if space not in (None, DEFAULT_SPACE):
-            raise ModelError(f"{self.spec} has one embedding space, not {space!r}.")
 
     def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
         """RGB images (PIL, or HxW[x3] uint8 arrays) → [n, dim] unit vectors."""
