@@ -41,7 +41,14 @@ def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
 
 def progress_bar(description: str, *, disable: bool = False):
     """A Rich progress bar on stderr (files done / total, time left); shown only when stderr is a terminal."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),

@@ -18,7 +18,8 @@ def search(
     image: List[Path] = typer.Option([], "--image", "-i", help="Image file to search with (repeatable)."),
     audio: List[Path] = typer.Option([], "--audio", "-a", help="Audio file to search with (repeatable)."),
     to: str = typer.Option("image", "--to", "-t", help=TO_HELP),
-    k: int = typer.Option(10, "-k", help="Results per target modality."),
+    k: Optional[int] = typer.Option(None, "-k", help="Results per target modality [default: 10, or all there are]; "
+                                    "more than the collection holds is an error."),
     weight: Optional[str] = typer.Option(None, "--weight", "-w", help="Comma-separated weight per query, in the order: texts, --image files, --audio files. Negative subtracts a concept."),
     fusion: str = typer.Option("mean", help="How several queries combine: mean (one fused vector), weighted, rrf or vote (merge separate result lists)."),
     threshold: Optional[float] = typer.Option(None, help="Drop results with cosine score below this."),
@@ -72,17 +73,19 @@ def search(
             print_hits(f"{title} → {target}", hits)
 
 
-def _warn_short(results, k: int) -> None:
+def _warn_short(results, k: int | None) -> None:
+    """An explicit -k that filters, the threshold or a smaller target modality cut short gets a note."""
     for target, hits in results.items():
-        if len(hits) < k:
-            note(f"note: {len(hits)} {target} result(s), fewer than -k {k} (collection size or filters).")
+        if k is not None and len(hits) < k:
+            note(f"note: {len(hits)} {target} result(s), fewer than -k {k} (filters, threshold or fewer {target} files).")
 
 
 def print_hits(title: str, hits) -> None:
     """A readable table: rank, score, where in the file, path (and a text snippet)."""
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    console.print(title, style="bold", markup=False, highlight=False, soft_wrap=True)
+    table = Table(show_edge=False, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("at", justify="right")
@@ -106,7 +109,7 @@ def _short(path: str) -> str:
 def similar(
     path: Path = typer.Argument(..., help="An indexed file (or any media file) to find neighbours of."),
     to: Optional[str] = typer.Option(None, "--to", "-t", help="Target modality (default: the file's own)."),
-    k: int = typer.Option(10, "-k", help="Number of results."),
+    k: Optional[int] = typer.Option(None, "-k", help="Number of results [default: 10, or all there are]."),
     collection: Optional[str] = collection_option(),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:

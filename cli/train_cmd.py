@@ -49,7 +49,8 @@ def train(
         raise UsageError("--base and --audio only apply with --bind audio.")
 
     from xsearch.train.loss import parse_pair_weights
-    from xsearch.train.presets import ensure_world, preset as get_preset
+    from xsearch.train.presets import ensure_world
+    from xsearch.train.presets import preset as get_preset
     from xsearch.train.trainer import TrainArgs, train_builtin
 
     recipe = get_preset(preset) if preset else {}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from xsearch.cli.output import console, err_console, print_json
 
 app = typer.Typer(help="Generate the synthetic tri-modal world (images, captions, sounds).", no_args_is_help=True)

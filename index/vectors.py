@@ -31,7 +31,6 @@ before FAISS parses anything, so a damaged file is a clear ``CollectionError``, 
 from __future__ import annotations
 
 import contextlib
-
 import json
 import math
 import os

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # bench/ is run from the repository root (python -m bench.run), not installed
-    sys.path.insert(0, str(REPO))
 
 from bench import data, index, run, scaling
 from bench.encoding import EncodingBenchConfig

@@ -129,7 +129,7 @@ def test_incremental_runs(cli, tmp_path):
     assert kept["removed"] == 0
     _, pruned = _index(cli, root, col)
     assert pruned["removed"] == 1
-    paths = [h["path"] for h in json.loads(cli("search", "x", "-c", col, "-k", "10", "--json").out)["results"]["image"]]
+    paths = [h["path"] for h in json.loads(cli("search", "x", "-c", col, "--json").out)["results"]["image"]]
     assert sorted(Path(p).name for p in paths) == ["a.png", "c.png"]
 
     assert cli("remove", root / "c.png", "-c", col).code == 0

@@ -120,11 +120,24 @@ def test_threshold_and_filters(cli, indexed, manifest_records):
     assert not _search(cli, indexed, q, "--to", "audio", "--min-duration", "3")["results"]["audio"]
 
 
-def test_k_larger_than_collection_returns_everything_with_a_note(cli, indexed):
+def test_k_larger_than_collection_is_one_line_error(cli, indexed):
     r = cli("search", "red", "-c", indexed, "-k", "1000", "--json")
-    assert r.code == 0
-    assert len(json.loads(r.out)["results"]["image"]) == 90
-    assert "fewer than -k 1000" in r.err
+    assert r.code == 2
+    assert r.err.strip().splitlines() == ["error: -k 1000 is larger than the collection: it holds 90 image file(s); "
+                                          "use -k 90 or less."]
+    assert len(json.loads(cli("search", "red", "-c", indexed, "-k", "90", "--json").out)["results"]["image"]) == 90
+
+
+def test_k_larger_than_collection_for_similar(cli, indexed, world, manifest_records):
+    r = cli("similar", str(world / manifest_records[0]["image"]), "-c", indexed, "-k", "91")
+    assert r.code == 2 and "larger than the collection" in r.err
+
+
+def test_filters_leaving_fewer_than_k_give_a_note(cli, indexed, manifest_records):
+    q = manifest_records[0]["text"][0]
+    r = cli("search", q, "-c", indexed, "--path-glob", "g00000*", "-k", "50", "--json")
+    assert r.code == 0 and 0 < len(json.loads(r.out)["results"]["image"]) < 50
+    assert "fewer than -k 50" in r.err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import TINY
 from xsearch.encoders.builtin import BuiltinModel, load_builtin, load_checkpoint, save_checkpoint
 from xsearch.errors import ModelError, UsageError, XsearchError
 from xsearch.train.loss import ClipLoss, MultiPairLoss, parse_pair_weights
 from xsearch.train.manifest import load_manifest
 from xsearch.train.trainer import TrainArgs, TrainingDiverged, train_builtin
-
-from tests.conftest import TINY
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 import soundfile
 from PIL import Image
 from typer.testing import CliRunner
-from xsearch.cli.main import app
 
+from xsearch.cli.main import app
 from xsearch.world import (
     HELD_OUT,
     WorldError,

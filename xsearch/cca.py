@@ -15,8 +15,15 @@ import numpy as np
 
 from xsearch.errors import UsageError
 from xsearch.eval import DEFAULT_KS
-from xsearch.evaluate import (ALL_DIRECTIONS, DirectionResult, EvalReport, _relevance, labels_for, pick_split,
-                              retrieve_and_score)
+from xsearch.evaluate import (
+    ALL_DIRECTIONS,
+    DirectionResult,
+    EvalReport,
+    _relevance,
+    labels_for,
+    pick_split,
+    retrieve_and_score,
+)
 from xsearch.train.manifest import PairRecord, load_manifest
 
 SAMPLE_RATE = 16000

@@ -129,10 +129,11 @@ class Engine:
 
     # -- searching ----------------------------------------------------------------------------------------
 
-    def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int = 10, *,
+    def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int | None = None, *,
                weights: Sequence[float] | None = None, fusion: str = "mean", threshold: float | None = None,
                filters: Filters | None = None, params: dict | None = None) -> dict[str, list[Hit]]:
-        """Ranked files per target modality (``to``: a modality, a list, or "all")."""
+        """Ranked files per target modality (``to``: a modality, a list, or "all"); ``k`` files each (default 10,
+        fewer when the collection has fewer; an explicit ``k`` beyond the collection is an error)."""
         col, enc = self._open_for_read()
         with col:
             explicit = to != "all"
@@ -145,7 +146,7 @@ class Engine:
                                 filters or Filters(), dict(params or {}))
             return run_search(col, enc, req)
 
-    def similar(self, path: str | Path, to: str | None = None, k: int = 10) -> dict[str, list[Hit]]:
+    def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
         """Items near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
         from xsearch.media import discover
         from xsearch.media.types import Skipped
@@ -167,8 +168,9 @@ class Engine:
             req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
             if row is not None and enc.index_space(modality) == enc.index_space(target):
                 from xsearch.encoders.base import l2_normalize
-                from xsearch.search import _search_files
+                from xsearch.search import _search_files, check_k
 
+                req.k = check_k(col, targets, k)
                 ids = col.catalog.item_ids_of_files([row.id]).get(modality)
                 vec = l2_normalize(col.reconstruct(modality, ids).mean(0, keepdims=True))[0]
                 hits = _search_files(col, target, vec, req, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -52,7 +52,7 @@ class Filters:
 class SearchRequest:
     queries: list[Query]
     targets: list[str]
-    k: int = 10
+    k: int | None = None  # None: DEFAULT_K, quietly fewer on a small collection
     weights: list[float] = field(default_factory=list)
     fusion: str = "mean"
     threshold: float | None = None
@@ -65,8 +65,7 @@ def run_search(collection, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
     """Search every target modality; returns {target: hits} (at most k files each, best first)."""
     if not req.queries:
         raise UsageError("no query: give text, --image FILE or --audio FILE.")
-    if req.k <= 0:
-        raise UsageError(f"-k must be at least 1, not {req.k}.")
+    req = replace(req, k=check_k(collection, req.targets, req.k))
     if req.fusion not in FUSIONS:
         raise UsageError(f"unknown --fusion {req.fusion!r}; choose {', '.join(FUSIONS)}.")
     weights = req.weights or [1.0] * len(req.queries)
@@ -122,6 +121,23 @@ def _search_files(collection, target: str, vector: np.ndarray, req: SearchReques
 
 def item_count(collection, modality: str) -> int:
     return collection.catalog.counts().get(modality, {}).get("files", 0)
+
+
+DEFAULT_K = 10
+
+
+def check_k(collection, targets: Sequence[str], k: int | None) -> int:
+    """The k to use: ``None`` means DEFAULT_K; an explicit k must be at least 1 and no larger than the most
+    files any target modality holds."""
+    if k is None:
+        return DEFAULT_K
+    if k <= 0:
+        raise UsageError(f"-k must be at least 1, not {k}.")
+    counts = collection.catalog.counts()
+    n, target = max((counts.get(t, {}).get("files", 0), t) for t in targets)
+    if k > n:
+        raise UsageError(f"-k {k} is larger than the collection: it holds {n} {target} file(s); use -k {n} or less.")
+    return k
 
 
 def check_targets(collection, targets: Sequence[str], explicit: bool) -> list[str]:
