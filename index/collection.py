@@ -47,6 +47,7 @@ import numpy as np
 from xsearch.errors import CollectionError, CollectionLockedError
 
 from . import vectors as _vectors
+from .atomic import atomic_write, fsync_dir
 from .catalog import Catalog
 from .vectors import VectorIndex, choose_factory, gpu_available
 
@@ -69,26 +70,9 @@ def _next_vector_file(modality: str, current: str | None) -> str:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 class _WriterLock:
@@ -290,7 +274,7 @@ class Collection:
         lock = _WriterLock(root, wait_s)
         try:
             (root / MANIFEST).unlink(missing_ok=True)
-            _fsync_dir(root)
+            fsync_dir(root)
             for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm"):
                 (root / name).unlink(missing_ok=True)
             for stale in [*root.glob("*.faiss"), *root.glob(".*.tmp")]:

@@ -43,6 +43,8 @@ import numpy as np
 
 from xsearch.errors import CollectionError, UsageError
 
+from .atomic import atomic_write
+
 #: Below this many vectors an exact Flat index is fast enough and needs no training.
 FLAT_MAX_VECTORS = 50_000
 #: Graph degree for the HNSW index choose_factory picks.
@@ -207,14 +209,6 @@ def _merge_sorted(a: np.ndarray, b_unique: np.ndarray) -> np.ndarray:
     if b_unique.size == 0:
         return a
     return np.insert(a, np.searchsorted(a, b_unique), b_unique)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _damaged(path: Path, why: str) -> CollectionError:
@@ -688,30 +682,21 @@ class VectorIndex:
             "ntotal": self.ntotal,
             "tombstones": self._tombstones.tolist(),
         }).encode()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(_HEADER.pack(_MAGIC, len(meta), zlib.crc32(meta)))
-                f.write(meta)
-                state = {"crc": 0, "n": 0}
+        with atomic_write(path, "wb") as f:
+            f.write(_HEADER.pack(_MAGIC, len(meta), zlib.crc32(meta)))
+            f.write(meta)
+            state = {"crc": 0, "n": 0}
 
-                def write(chunk: bytes) -> int:
-                    state["crc"] = zlib.crc32(chunk, state["crc"])
-                    state["n"] += len(chunk)
-                    f.write(chunk)
-                    return len(chunk)
+            def write(chunk: bytes) -> int:
+                state["crc"] = zlib.crc32(chunk, state["crc"])
+                state["n"] += len(chunk)
+                f.write(chunk)
+                return len(chunk)
 
-                writer = faiss.PyCallbackIOWriter(write)
-                faiss.write_index(self._index, writer)
-                del writer  # flushes FAISS's buffer through `write`
-                f.write(_TRAILER.pack(state["n"], state["crc"], _TRAILER_MAGIC))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+            writer = faiss.PyCallbackIOWriter(write)
+            faiss.write_index(self._index, writer)
+            del writer  # flushes FAISS's buffer through `write`
+            f.write(_TRAILER.pack(state["n"], state["crc"], _TRAILER_MAGIC))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, use_gpu: bool | None = None) -> VectorIndex:
