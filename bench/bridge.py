@@ -64,7 +64,9 @@ def run(workdir: Path, log=print) -> dict:
                    load_encoder(f"builtin:{audio}"), log=log)
     rows = {
         "direct (shipped builtin, jointly trained)": "builtin",
-        "bridge: image+text tower + audio+text tower, world vocabulary": f"builtin:{vision}+builtin:{audio}+bridge:{vocab}",
+        "bridge: image+text tower + audio+text tower, world vocabulary": (
+            f"builtin:{vision}+builtin:{audio}+bridge:{vocab}"
+        ),
         "bind head: same towers, fitted on audio captions only": f"builtin:{vision}+builtin:{audio}+bind:{bind_dir}",
         "bridge: shipped image+text side + audio+text tower": f"builtin+builtin:{audio}+bridge:{vocab}",
     }
@@ -75,7 +77,8 @@ def run(workdir: Path, log=print) -> dict:
         log(f"{name}: " + ", ".join(f"{r.name} R@1 {r.metrics['R@1']:.3f}" for r in report.results))
     cca = evaluate_cca(str(eval_manifest), directions=DIRECTIONS)
     results["CCA on frozen features (uses image–audio pairs)"] = {
-        "spec": "xsearch eval --aligner cca", **{r.name: {"metrics": r.metrics, "chance": r.chance} for r in cca.results}
+        "spec": "xsearch eval --aligner cca",
+        **{r.name: {"metrics": r.metrics, "chance": r.chance} for r in cca.results},
     }
     # the towers on their own pairs, to show each side is sound
     for name, spec, dirs in (("image+text tower alone", f"builtin:{vision}", [("text", "image")]),
@@ -86,7 +89,10 @@ def run(workdir: Path, log=print) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| model | direction | R@1 | R@5 | R@10 | mAP | chance R@1 | R@1 / chance |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | direction | R@1 | R@5 | R@10 | mAP | chance R@1 | R@1 / chance |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, res in results.items():
         for direction, r in res.items():
             if direction == "spec":

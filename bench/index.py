@@ -376,8 +376,23 @@ def to_markdown(result: dict) -> str:
                 rows.append([v["peer"], f"{fmt(v['ours_recall'])} / {fmt(v['peer_recall'])}{reached}",
                              f"{v['ours_efSearch']} / {v['peer_ef']}", v["build"], v["p50"], v["p50_1thread"],
                              v["p99"], v["batch"], v["bytes"], same])
-            parts.append(table(["peer", "recall ours / peer", "ef ours / peer", "build", "p50", "p50 (ours on 1 thread)",
-                                "p99", "batch", "bytes/vec", "batch at equal recall"], rows))
+            parts.append(
+                table(
+                    [
+                        "peer",
+                        "recall ours / peer",
+                        "ef ours / peer",
+                        "build",
+                        "p50",
+                        "p50 (ours on 1 thread)",
+                        "p99",
+                        "batch",
+                        "bytes/vec",
+                        "batch at equal recall",
+                    ],
+                    rows,
+                )
+            )
         sweeps = [r for r in ds["rows"] if r.get("sweep")]
         if sweeps:
             shown = (16, 32, 64, 128, 256)

@@ -14,7 +14,9 @@ DEMO_SEED = 2026  # not the training world's seed: every demo item is new to the
 
 
 def demo(
-    directory: Optional[Path] = typer.Option(None, "--dir", help="Where to put the demo world and collection (default: $XSEARCH_HOME/demo)."),
+    directory: Optional[Path] = typer.Option(
+        None, "--dir", help="Where to put the demo world and collection (default: $XSEARCH_HOME/demo)."
+    ),
     n: int = typer.Option(400, "--n", help="Item groups in the demo world (each: an image, a sound, a caption file)."),
     k: int = typer.Option(5, "-k", help="Results shown per search."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
@@ -33,7 +35,13 @@ def demo(
     if not (is_world(world) and world_info(world).get("n") == n and world_info(world).get("seed") == DEMO_SEED):
         with progress_bar("generating world", disable=as_json) as bar:
             task = bar.add_task("world", total=n)
-            make_world(world, n, DEMO_SEED, overwrite=is_world(world), progress=lambda done, total: bar.update(task, completed=done))
+            make_world(
+                world,
+                n,
+                DEMO_SEED,
+                overwrite=is_world(world),
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
     records = [json.loads(line) for line in (world / "manifest.jsonl").read_text().splitlines() if line.strip()]
     caption_of = {}
     for r in records:
@@ -87,6 +95,8 @@ def _print_search(title: str, query, want: str, rows: list[dict]) -> None:
     for col in ("#", "score", "file", "its caption", ""):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["rank"]), f"{r['score']:.3f}", Path(r["path"]).name, r["caption"], "✓" if r["match"] else "")
+        table.add_row(
+            str(r["rank"]), f"{r['score']:.3f}", Path(r["path"]).name, r["caption"], "✓" if r["match"] else ""
+        )
     console.print(table)
     console.print()

@@ -13,12 +13,23 @@ PLOT_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50)
 
 
 def eval_(
-    manifest: Path = typer.Option(..., "--manifest", "-m", help="JSONL manifest (e.g. a generated world's manifest.jsonl)."),
+    manifest: Path = typer.Option(
+        ..., "--manifest", "-m", help="JSONL manifest (e.g. a generated world's manifest.jsonl)."
+    ),
     model: str = typer.Option("builtin", "--model", help="Model spec to evaluate (see `xsearch models`)."),
-    directions: Optional[str] = typer.Option(None, help="Comma list of QUERY:GALLERY, e.g. text:image,image:audio (default: all six)."),
-    split: Optional[str] = typer.Option(None, help="Manifest split to evaluate (default: test when present, else all)."),
-    aligner: str = typer.Option("model", help="'model' (the contrastive model) or 'cca' (CCA on frozen unimodal features, fitted on the train split)."),
-    relevance: str = typer.Option("auto", help="auto (attributes when every record has them, else group), group or attributes."),
+    directions: Optional[str] = typer.Option(
+        None, help="Comma list of QUERY:GALLERY, e.g. text:image,image:audio (default: all six)."
+    ),
+    split: Optional[str] = typer.Option(
+        None, help="Manifest split to evaluate (default: test when present, else all)."
+    ),
+    aligner: str = typer.Option(
+        "model",
+        help="'model' (the contrastive model) or 'cca' (CCA on frozen unimodal features, fitted on the train split).",
+    ),
+    relevance: str = typer.Option(
+        "auto", help="auto (attributes when every record has them, else group), group or attributes."
+    ),
     index_factory: str = typer.Option("Flat", help="FAISS factory string used for the gallery index."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N."),
     plot: Optional[Path] = typer.Option(None, help="Write recall@K curves to this PNG (matplotlib)."),

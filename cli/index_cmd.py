@@ -13,13 +13,18 @@ from xsearch.cli.output import collection_option, console, err_console, note, pr
 def index(
     path: Path = typer.Argument(..., help="Folder (or single file) of images, audio and text to index."),
     collection: Optional[str] = collection_option(),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec for a new collection (default: auto). See `xsearch models`."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Model spec for a new collection (default: auto). See `xsearch models`."
+    ),
     include: List[str] = typer.Option([], help="Only files matching this glob (repeatable), e.g. '*.jpg'."),
     exclude: List[str] = typer.Option([], help="Skip files or folders matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, help="Also index hidden files and folders."),
     prune: bool = typer.Option(True, help="Remove entries for files that are gone from PATH (--no-prune keeps them)."),
     rebuild: bool = typer.Option(False, help="Start the collection afresh (e.g. to switch models)."),
-    index_factory: str = typer.Option("auto", help="FAISS index-factory string for new indexes, e.g. 'HNSW32' or 'IVF4096,PQ32'; 'auto' picks by size."),
+    index_factory: str = typer.Option(
+        "auto",
+        help="FAISS index-factory string for new indexes, e.g. 'HNSW32' or 'IVF4096,PQ32'; 'auto' picks by size.",
+    ),
     workers: int = typer.Option(2, help="Decoding worker processes (0 = decode in the main process)."),
     batch_files: int = typer.Option(32, help="Files decoded and embedded per batch."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N (default: cuda when available)."),

@@ -36,7 +36,9 @@ def environment() -> dict:
 
 def info(
     collection: Optional[str] = collection_option(),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Also load this model spec and describe it (dim, modalities, device, model_id)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Also load this model spec and describe it (dim, modalities, device, model_id)."
+    ),
     device: Optional[str] = typer.Option(None, help="Device for --model."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:

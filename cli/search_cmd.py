@@ -18,10 +18,24 @@ def search(
     image: List[Path] = typer.Option([], "--image", "-i", help="Image file to search with (repeatable)."),
     audio: List[Path] = typer.Option([], "--audio", "-a", help="Audio file to search with (repeatable)."),
     to: str = typer.Option("image", "--to", "-t", help=TO_HELP),
-    k: Optional[int] = typer.Option(None, "-k", help="Results per target modality [default: 10, or all there are]; "
-                                    "more than the collection holds is an error."),
-    weight: Optional[str] = typer.Option(None, "--weight", "-w", help="Comma-separated weight per query, in the order: texts, --image files, --audio files. Negative subtracts a concept."),
-    fusion: str = typer.Option("mean", help="How several queries combine: mean (one fused vector), weighted, rrf or vote (merge separate result lists)."),
+    k: Optional[int] = typer.Option(
+        None,
+        "-k",
+        help="Results per target modality [default: 10, or all there are]; "
+        "more than the collection holds is an error.",
+    ),
+    weight: Optional[str] = typer.Option(
+        None,
+        "--weight",
+        "-w",
+        help="Comma-separated weight per query, in the order: texts, --image files, --audio files. "
+        "Negative subtracts a concept.",
+    ),
+    fusion: str = typer.Option(
+        "mean",
+        help="How several queries combine: mean (one fused vector), weighted, rrf or vote "
+        "(merge separate result lists).",
+    ),
     threshold: Optional[float] = typer.Option(None, help="Drop results with cosine score below this."),
     path_glob: Optional[str] = typer.Option(None, help="Only files matching this glob ('*.wav', '*/holiday/*')."),
     min_duration: Optional[float] = typer.Option(None, help="Only audio at least this long (s)."),
@@ -77,7 +91,9 @@ def _warn_short(results, k: int | None) -> None:
     """An explicit -k that filters, the threshold or a smaller target modality cut short gets a note."""
     for target, hits in results.items():
         if k is not None and len(hits) < k:
-            note(f"note: {len(hits)} {target} result(s), fewer than -k {k} (filters, threshold or fewer {target} files).")
+            note(
+                f"note: {len(hits)} {target} result(s), fewer than -k {k} (filters, threshold or fewer {target} files)."
+            )
 
 
 def print_hits(title: str, hits) -> None:

@@ -11,26 +11,45 @@ from xsearch.cli.output import note, print_json
 
 
 def train(
-    manifest: Optional[Path] = typer.Option(None, "--manifest", "-m", help="JSONL manifest of paired image / audio / text records."),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", "-m", help="JSONL manifest of paired image / audio / text records."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint directory (model.safetensors + config.json)."),
-    preset: Optional[str] = typer.Option(None, help="Named recipe: 'builtin' (the shipped model) or 'tiny'. Without --manifest, it generates its world."),
-    world_dir: Optional[Path] = typer.Option(None, help="Where a preset generates its world (default: $XSEARCH_HOME/worlds/...)."),
+    preset: Optional[str] = typer.Option(
+        None, help="Named recipe: 'builtin' (the shipped model) or 'tiny'. Without --manifest, it generates its world."
+    ),
+    world_dir: Optional[Path] = typer.Option(
+        None, help="Where a preset generates its world (default: $XSEARCH_HOME/worlds/...)."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Groups per batch (each contributes one item per modality)."),
     lr: Optional[float] = typer.Option(None, help="Peak AdamW learning rate (warm-up, then cosine decay)."),
     weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay."),
     seed: int = typer.Option(0, help="Random seed (data order, init, augmentation)."),
-    lambdas: List[str] = typer.Option([], "--lambda", help="Loss weight per modality pair, e.g. --lambda image-audio=0.5 (pairs: image-text, image-audio, audio-text; default 1)."),
+    lambdas: List[str] = typer.Option(
+        [],
+        "--lambda",
+        help="Loss weight per modality pair, e.g. --lambda image-audio=0.5 "
+        "(pairs: image-text, image-audio, audio-text; default 1).",
+    ),
     freeze: List[str] = typer.Option([], help="Freeze a tower: image, audio or text (repeatable)."),
-    init_from: Optional[Path] = typer.Option(None, help="Start from this builtin checkpoint instead of random weights."),
+    init_from: Optional[Path] = typer.Option(
+        None, help="Start from this builtin checkpoint instead of random weights."
+    ),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
     overwrite: bool = typer.Option(False, help="Replace a checkpoint already in --out."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N (default: cuda when available)."),
     tensorboard: Optional[Path] = typer.Option(None, help="Write TensorBoard logs here (needs xsearch[tensorboard])."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
-    bind: Optional[str] = typer.Option(None, help="Train only a projection head for this modality ('audio') into --base's space."),
-    base: Optional[str] = typer.Option(None, help="With --bind: the image+text model, e.g. openclip:ViT-B-32:laion2b_s34b_b79k."),
-    audio: Optional[str] = typer.Option(None, "--audio", help="With --bind: the audio+text model, e.g. clap:laion/clap-htsat-unfused."),
+    bind: Optional[str] = typer.Option(
+        None, help="Train only a projection head for this modality ('audio') into --base's space."
+    ),
+    base: Optional[str] = typer.Option(
+        None, help="With --bind: the image+text model, e.g. openclip:ViT-B-32:laion2b_s34b_b79k."
+    ),
+    audio: Optional[str] = typer.Option(
+        None, "--audio", help="With --bind: the audio+text model, e.g. clap:laion/clap-htsat-unfused."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the training history as JSON."),
 ) -> None:
     """Train the builtin tri-modal model with multi-pair InfoNCE, or (--bind audio) a CLAP→CLIP projection head.

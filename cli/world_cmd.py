@@ -60,7 +60,9 @@ def make(
         })
         return
     splits = ", ".join(f"{name} {count}" for name, count in info["splits"].items())
-    console.print(f"wrote {n} groups ({splits}) to {root} in {seconds:.1f} s, {size / 1e6:.1f} MB", highlight=False, markup=False)
+    console.print(
+        f"wrote {n} groups ({splits}) to {root} in {seconds:.1f} s, {size / 1e6:.1f} MB", highlight=False, markup=False
+    )
 
 
 @app.command("vocab")

@@ -47,7 +47,9 @@ def register_tiny_openclip_configs(folder: Path) -> None:
             open_clip.add_model_config(path)
 
 
-def tiny_openclip_checkpoint(folder: Path, arch: str = TINY_CLIP_ARCH, seed: int = 0, name: str = "tiny.bin") -> tuple[str, Path]:
+def tiny_openclip_checkpoint(
+    folder: Path, arch: str = TINY_CLIP_ARCH, seed: int = 0, name: str = "tiny.bin"
+) -> tuple[str, Path]:
     """A random-weight checkpoint of a tiny registered arch, saved with torch.save (or safetensors by suffix)."""
     import open_clip
     import torch

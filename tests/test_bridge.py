@@ -52,7 +52,9 @@ class FakeEncoder:
     def embed_text(self, texts, space=None):
         assert space in (None, DEFAULT_SPACE)
         self.text_calls += 1
-        return l2_normalize(np.array([_text_vector(t, self.dim, self.salt) for t in texts]).reshape(len(texts), self.dim))
+        return l2_normalize(
+            np.array([_text_vector(t, self.dim, self.salt) for t in texts]).reshape(len(texts), self.dim)
+        )
 
     def _media(self, items):
         return l2_normalize(np.asarray(items, dtype=np.float32).reshape(len(items), self.dim))
@@ -148,10 +150,14 @@ def test_cross_space_embeddings_follow_the_vocabulary(pair, tmp_path):
 
     assert np.array_equal(br.embed_images(images), vision.embed_images(images))
     img_in_clap = br.embed_images(images, space=CLAP_SPACE)
-    np.testing.assert_allclose(img_in_clap, translate(vision.embed_images(images), clip_text, clap_text, 3, 0.1), atol=1e-6)
+    np.testing.assert_allclose(
+        img_in_clap, translate(vision.embed_images(images), clip_text, clap_text, 3, 0.1), atol=1e-6
+    )
     assert np.array_equal(br.embed_audio(waves), audio.embed_audio(waves))
     audio_in_clip = br.embed_audio(waves, space=CLIP_SPACE)
-    np.testing.assert_allclose(audio_in_clip, translate(audio.embed_audio(waves), clap_text, clip_text, 3, 0.1), atol=1e-6)
+    np.testing.assert_allclose(
+        audio_in_clip, translate(audio.embed_audio(waves), clap_text, clip_text, 3, 0.1), atol=1e-6
+    )
     assert img_in_clap.shape == (4, 8) and audio_in_clip.shape == (5, 12)
     for out in (img_in_clap, audio_in_clip):
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
@@ -347,7 +353,9 @@ def test_load_pair_with_a_vocabulary_file_and_with_a_bind_head(tiny_pair, tmp_pa
     br = load_encoder(f"{base}+bridge:{vocab_file}", device="cpu")
     assert isinstance(br, BridgedEncoder) and br.vocab == load_vocab(vocab_file)
     assert br.spaces == {CLIP_SPACE: TINY_CLIP_DIM, CLAP_SPACE: TINY_CLAP_DIM}
-    assert br.spec == f"openclip:{TINY_CLIP_ARCH}:{ckpt.resolve()}+clap:{clap_dir.resolve()}+bridge:{vocab_file.resolve()}"
+    assert (
+        br.spec == f"openclip:{TINY_CLIP_ARCH}:{ckpt.resolve()}+clap:{clap_dir.resolve()}+bridge:{vocab_file.resolve()}"
+    )
     clap = ClapEncoder(str(clap_dir), device="cpu")
     clip = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu")
     assert br.model_id == f"{clip.model_id}+{clap.model_id}"

@@ -17,14 +17,6 @@ from xsearch.errors import MediaError, ModelError, UsageError
 WINDOW = TINY_CLAP_SAMPLE_RATE * TINY_CLAP_WINDOW_S
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-
-
 @pytest.fixture(scope="module")
 def clap_dir(tmp_path_factory):
     return tiny_clap_dir(tmp_path_factory.mktemp("clap"))
@@ -51,7 +43,9 @@ def _direct(clap_dir, waves, texts):
     fe = ClapFeatureExtractor.from_pretrained(clap_dir)
     tok = AutoTokenizer.from_pretrained(clap_dir)
     with torch.no_grad():
-        feats = fe(waves, sampling_rate=fe.sampling_rate, truncation="rand_trunc", padding="repeatpad", return_tensors="pt")
+        feats = fe(
+            waves, sampling_rate=fe.sampling_rate, truncation="rand_trunc", padding="repeatpad", return_tensors="pt"
+        )
         audio = model.get_audio_features(input_features=feats["input_features"].float()).pooler_output
         tokens = tok(texts, padding=True, return_tensors="pt")
         text = model.get_text_features(**tokens).pooler_output

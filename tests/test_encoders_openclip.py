@@ -14,14 +14,6 @@ from xsearch.encoders.openclip import OpenClipEncoder
 from xsearch.errors import MediaError, ModelError, UsageError
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     return tiny_openclip_checkpoint(tmp_path_factory.mktemp("openclip"))[1]
@@ -208,13 +200,17 @@ def test_a_cached_tag_loads_offline_from_the_hub_cache(monkeypatch, tmp_path, ck
     from open_clip.pretrained import _PRETRAINED
 
     # a pretend tag for the tiny arch, kept on the hub the way open_clip's real tags are
-    monkeypatch.setitem(_PRETRAINED, TINY_CLIP_ARCH, {"xs_test": {"hf_hub": "xsearch-test/tiny-clip/", "quick_gelu": False}})
+    monkeypatch.setitem(
+        _PRETRAINED, TINY_CLIP_ARCH, {"xs_test": {"hf_hub": "xsearch-test/tiny-clip/", "quick_gelu": False}}
+    )
     assert open_clip.is_pretrained_cfg(TINY_CLIP_ARCH, "xs-test")
     safetensors = tmp_path / "tiny.safetensors"
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in torch.load(ckpt).items()}, str(safetensors))
-    put_in_hub_cache(tmp_path / "hf-home" / "hub", "xsearch-test/tiny-clip", {"open_clip_model.safetensors": safetensors})
+    put_in_hub_cache(
+        tmp_path / "hf-home" / "hub", "xsearch-test/tiny-clip", {"open_clip_model.safetensors": safetensors}
+    )
     enc = OpenClipEncoder(TINY_CLIP_ARCH, "xs-test", device="cpu")  # HF_HUB_OFFLINE=1: cache only
     assert enc.spec == f"openclip:{TINY_CLIP_ARCH}:xs_test"
     assert enc.model_id == f"{enc.spec}@{weights_digest([safetensors])}:{TINY_CLIP_DIM}"

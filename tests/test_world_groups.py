@@ -80,8 +80,15 @@ def test_group_i_depends_only_on_seed_and_i():
     assert g.rng("audio").random() == g.rng("audio").random() != g.rng("image").random()
 
 
-@pytest.mark.parametrize("kwargs", [{"n": -1}, {"n": 5, "seed": -2}, {"n": 5, "test_fraction": 0.8, "val_fraction": 0.3},
-                                    {"n": 5, "val_fraction": -0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n": -1},
+        {"n": 5, "seed": -2},
+        {"n": 5, "test_fraction": 0.8, "val_fraction": 0.3},
+        {"n": 5, "val_fraction": -0.1},
+    ],
+)
 def test_bad_arguments_are_usage_errors(kwargs):
     with pytest.raises(UsageError):
         sample_groups(**kwargs)

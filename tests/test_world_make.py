@@ -130,8 +130,13 @@ def test_cli_make_writes_a_world(tmp_path):
 
 def test_cli_refuses_a_non_world_folder_in_one_line(tmp_path):
     (tmp_path / "keep.txt").write_text("x")
-    proc = subprocess.run([sys.executable, "-c", "from xsearch.cli.main import run; run()", "world", "make", str(tmp_path), "-n", "2"],
-                          check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from xsearch.cli.main import run; run()", "world", "make", str(tmp_path), "-n", "2"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "not a generated world" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -40,7 +40,10 @@ def resolve_auto(probe_timeout_s: float = PROBE_TIMEOUT_S) -> tuple[str, str]:
     """(spec, one-line reason): ``DEFAULT_PAIR`` when its weights are cached or downloadable, else ``builtin``."""
     missing = missing_pair_files()
     if not missing:
-        return DEFAULT_PAIR, f"pretrained pair: its weights are in the local Hugging Face cache ({_hub.hub_cache_dir()})."
+        return (
+            DEFAULT_PAIR,
+            f"pretrained pair: its weights are in the local Hugging Face cache ({_hub.hub_cache_dir()}).",
+        )
     what = "the pretrained pair is not cached" if len(missing) == 1 + len(CLAP_FILES) else f"{missing[0]} is not cached"
     if _hub.offline():
         return "builtin", f"builtin: no network and {what} ({_hub.offline_reason()})."

@@ -126,10 +126,15 @@ class BridgedEncoder:
                  cache_dir: Path | str | None = None, spec: str | None = None):
         for name, enc, needs in (("vision", vision, ("image", "text")), ("audio", audio, ("audio", "text"))):
             if not set(needs) <= set(enc.modalities):
-                raise ModelError(f"the {name} encoder {enc.spec} embeds {', '.join(enc.modalities)}; the bridge needs {' and '.join(needs)}.")
+                raise ModelError(
+                    f"the {name} encoder {enc.spec} embeds {', '.join(enc.modalities)}; "
+                    f"the bridge needs {' and '.join(needs)}."
+                )
         vocab = list(vocab)
         if not vocab:
-            raise ModelError("the bridge vocabulary is empty; give it at least one text (e.g. the shipped sound_events.txt).")
+            raise ModelError(
+                "the bridge vocabulary is empty; give it at least one text (e.g. the shipped sound_events.txt)."
+            )
         if not all(isinstance(v, str) and v.strip() for v in vocab):
             raise ModelError("every bridge vocabulary entry must be a non-empty string.")
         if isinstance(top_m, bool) or not isinstance(top_m, int) or top_m < 1:
@@ -154,7 +159,9 @@ class BridgedEncoder:
         self.sample_rate = audio.sample_rate
         self.audio_window_s = audio.audio_window_s
         self.device = vision.device
-        key = hashlib.sha256(f"{_CACHE_VERSION}\n{vision.model_id}\n{audio.model_id}\n{self.vocab_hash}".encode()).hexdigest()[:20]
+        key = hashlib.sha256(
+            f"{_CACHE_VERSION}\n{vision.model_id}\n{audio.model_id}\n{self.vocab_hash}".encode()
+        ).hexdigest()[:20]
         root = Path(cache_dir).expanduser() if cache_dir else _default_cache_dir()
         self.cache_path = root / "bridge" / f"vocab-{key}.npz"
         self._tables: tuple[np.ndarray, np.ndarray] | None = None
@@ -163,17 +170,21 @@ class BridgedEncoder:
         want = (self.spaces[CLAP_SPACE], self.spaces[CLIP_SPACE])
         if (bind.in_dim, bind.out_dim) != want:
             raise ModelError(
-                f"the bind head maps {bind.in_dim} → {bind.out_dim} dims, but these encoders need {want[0]} → {want[1]}."
+                f"the bind head maps {bind.in_dim} → {bind.out_dim} dims, "
+                f"but these encoders need {want[0]} → {want[1]}."
             )
         for key, enc in (("audio_model_id", self.audio), ("vision_model_id", self.vision)):
             trained_for = bind.meta.get(key)
             if trained_for and trained_for != enc.model_id:
-                raise ModelError(f"the bind head was trained for {trained_for}, not {enc.model_id}; train one for this pair.")
+                raise ModelError(
+                    f"the bind head was trained for {trained_for}, not {enc.model_id}; train one for this pair."
+                )
 
     # -- the vocabulary in both spaces -------------------------------------------------------------------------
 
     def vocab_tables(self, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(CLIP-text [V, d_clip], CLAP-text [V, d_clap]) embeddings of the vocabulary: from the cache, else computed once."""
+        """(CLIP-text [V, d_clip], CLAP-text [V, d_clap]) embeddings of the vocabulary: from the cache, else
+        computed once."""
         if self._tables is None:
             self._tables = self._load_cached() or self._compute_tables(progress)
         return self._tables
@@ -220,7 +231,10 @@ class BridgedEncoder:
         want_clip, want_clap = self._expected_shapes()
         for name, table, want, enc in (("CLIP", clip, want_clip, self.vision), ("CLAP", clap, want_clap, self.audio)):
             if table.shape != want:
-                raise ModelError(f"the {name}-side text embeddings of the vocabulary from {enc.spec} have shape {table.shape}, expected {want}.")
+                raise ModelError(
+                    f"the {name}-side text embeddings of the vocabulary from {enc.spec} have shape {table.shape}, "
+                    f"expected {want}."
+                )
             if not np.isfinite(table).all():
                 raise ModelError(f"{enc.spec} produced non-finite embeddings for the bridge vocabulary.")
         self._save_cache(clip, clap)
@@ -337,4 +351,6 @@ def load_pair(parsed_spec, device: str | None = None, *, cache_dir: Path | str |
 
     vision = load_encoder(vision_part.text, device)
     audio = load_encoder(audio_part.text, device)
-    return BridgedEncoder(vision, audio, vocab, bind=bind, cache_dir=cache_dir, spec=f"{vision.spec}+{audio.spec}{suffix}")
+    return BridgedEncoder(
+        vision, audio, vocab, bind=bind, cache_dir=cache_dir, spec=f"{vision.spec}+{audio.spec}{suffix}"
+    )

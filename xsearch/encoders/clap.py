@@ -29,12 +29,14 @@ from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, pick
 from xsearch.errors import MediaError, ModelError, UsageError
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-_MAX_MISSING_FRACTION = 0.1
-_LOCAL_ALTERNATIVE = "clap:/path/to/local/dir (saved with save_pretrained)"  # more weights missing than this: the checkpoint is not this architecture
+_MAX_MISSING_FRACTION = 0.1  # more weights missing than this: the checkpoint is not this architecture
+_LOCAL_ALTERNATIVE = "clap:/path/to/local/dir (saved with save_pretrained)"
 
 
 def _has_tokenizer_files(folder: Path) -> bool:
-    return (folder / "tokenizer.json").is_file() or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())
+    return (folder / "tokenizer.json").is_file() or (
+        (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+    )
 
 
 class ClapEncoder(SingleSpace):
@@ -60,12 +62,15 @@ class ClapEncoder(SingleSpace):
                 if not _hub.hub_reachable():
                     raise self._not_cached(source, f"{_hub.hub_endpoint()} does not answer") from None
                 try:  # download what is missing into the cache
-                    config, model, feature_extractor, tokenizer = self._load(where, None, {**hub, "local_files_only": False})
+                    config, model, feature_extractor, tokenizer = self._load(
+                        where, None, {**hub, "local_files_only": False}
+                    )
                 except ModelError:
                     raise
                 except Exception as e:
                     raise ModelError(
-                        f"cannot load CLAP model {source!r} ({_hub.short_reason(e)}); check the id, or use {_LOCAL_ALTERNATIVE}."
+                        f"cannot load CLAP model {source!r} ({_hub.short_reason(e)}); "
+                        f"check the id, or use {_LOCAL_ALTERNATIVE}."
                     ) from None
 
         self.model = model.to(self.device).eval()
@@ -108,7 +113,9 @@ class ClapEncoder(SingleSpace):
         except Exception as e:
             raise fail(e) from None
         if config.model_type != "clap":
-            raise ModelError(f"{where} holds a {config.model_type!r} model, not CLAP; clap: needs a ClapModel checkpoint.")
+            raise ModelError(
+                f"{where} holds a {config.model_type!r} model, not CLAP; clap: needs a ClapModel checkpoint."
+            )
         if local and not _has_tokenizer_files(local):
             raise ModelError(
                 f"{local} has no tokenizer files (tokenizer.json, or vocab.json + merges.txt); "
@@ -123,10 +130,15 @@ class ClapEncoder(SingleSpace):
         n_weights = len(model.state_dict())
         missing = info.get("missing_keys") or []
         if len(missing) > _MAX_MISSING_FRACTION * n_weights:
-            raise ModelError(f"{where} is not a CLAP checkpoint of this configuration: {len(missing)} of {n_weights} weights are missing.")
+            raise ModelError(
+                f"{where} is not a CLAP checkpoint of this configuration: "
+                f"{len(missing)} of {n_weights} weights are missing."
+            )
         vocab_size = config.text_config.vocab_size
         if len(tokenizer) > vocab_size or len(tokenizer) <= len(set(tokenizer.all_special_ids)):
-            raise ModelError(f"the tokenizer in {where} ({len(tokenizer)} tokens) does not fit the text tower ({vocab_size} tokens).")
+            raise ModelError(
+                f"the tokenizer in {where} ({len(tokenizer)} tokens) does not fit the text tower ({vocab_size} tokens)."
+            )
         return config, model, feature_extractor, tokenizer
 
     @staticmethod
@@ -176,7 +188,11 @@ class ClapEncoder(SingleSpace):
         import torch
 
         feats = self.feature_extractor(
-            list(waves), sampling_rate=self.sample_rate, truncation=self._truncation, padding="repeatpad", return_tensors="pt"
+            list(waves),
+            sampling_rate=self.sample_rate,
+            truncation=self._truncation,
+            padding="repeatpad",
+            return_tensors="pt",
         )
         return {
             "input_features": feats["input_features"].to(self.device, torch.float32),
@@ -195,7 +211,9 @@ class ClapEncoder(SingleSpace):
                 raise UsageError(f"text {i} of the batch is a {type(t).__name__}, not a string.")
 
         def encode(batch):
-            tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt")
+            tokens = self.tokenizer(
+                list(batch), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
+            )
             return self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
             ).pooler_output

@@ -111,7 +111,9 @@ class OpenClipEncoder(SingleSpace):
         if not pretrained:
             tags = open_clip.list_pretrained_tags_by_model(arch)
             example = tags[0] if tags else "/path/to/checkpoint.bin"
-            raise ModelError(f"openclip:{arch} needs pretrained weights: a tag or a checkpoint path, e.g. openclip:{arch}:{example}.")
+            raise ModelError(
+                f"openclip:{arch} needs pretrained weights: a tag or a checkpoint path, e.g. openclip:{arch}:{example}."
+            )
         self.device = pick_device(device)
         self.arch = arch
         load_kwargs: dict = {}
@@ -133,7 +135,9 @@ class OpenClipEncoder(SingleSpace):
             checkpoint = self._local_checkpoint(arch, pretrained)
             source = str(checkpoint)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(checkpoint), **load_kwargs)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=str(checkpoint), **load_kwargs
+            )
         except Exception as e:
             raise ModelError(
                 f"cannot load {checkpoint} as an open_clip {arch} checkpoint ({_hub.short_reason(e)}); "
@@ -161,11 +165,18 @@ class OpenClipEncoder(SingleSpace):
         if path.is_file():
             return path.resolve()
         if path.is_dir():
-            raise ModelError(f"{path} is a directory; give the checkpoint file inside it, e.g. openclip:{arch}:{path / 'open_clip_model.safetensors'}.")
+            raise ModelError(
+                f"{path} is a directory; give the checkpoint file inside it, "
+                f"e.g. openclip:{arch}:{path / 'open_clip_model.safetensors'}."
+            )
         if _looks_like_path(pretrained):
             raise ModelError(f"open_clip checkpoint {path} does not exist.")
         tags = open_clip.list_pretrained_tags_by_model(arch)
-        known = f"its tags are {', '.join(tags[:6])}{', …' if len(tags) > 6 else ''}" if tags else "it has no pretrained tags"
+        known = (
+            f"its tags are {', '.join(tags[:6])}{', …' if len(tags) > 6 else ''}"
+            if tags
+            else "it has no pretrained tags"
+        )
         raise ModelError(
             f"{pretrained!r} is neither a pretrained tag of open_clip {arch} nor an existing checkpoint file; "
             f"{known} (see `xsearch models`)."
@@ -191,7 +202,9 @@ class OpenClipEncoder(SingleSpace):
         """Strings → [n, dim] unit vectors; text past ``context_length`` tokens is truncated."""
         self._check_space(space)
         texts = _check_texts(texts)
-        return self._runner.run(texts, lambda batch: self.model.encode_text(self.tokenizer(list(batch)).to(self.device)), self.dim)
+        return self._runner.run(
+            texts, lambda batch: self.model.encode_text(self.tokenizer(list(batch)).to(self.device)), self.dim
+        )
 
     def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
         raise UsageError(f"{self.spec} embeds images and text, not audio; pair it with a clap:… model for audio.")
@@ -224,10 +237,14 @@ def _as_pil(image, index: int):
 
     if isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or image.size == 0:
-            raise MediaError(f"image {index} of the batch is an array of shape {image.shape}, not a non-empty HxW[xC] image.")
+            raise MediaError(
+                f"image {index} of the batch is an array of shape {image.shape}, not a non-empty HxW[xC] image."
+            )
         image = Image.fromarray(np.ascontiguousarray(image))
     if not isinstance(image, Image.Image):
         raise UsageError(f"image {index} of the batch is a {type(image).__name__}, not a PIL image.")
     if image.width == 0 or image.height == 0:
-        raise MediaError(f"image {index} of the batch has zero size ({image.width}x{image.height}); it cannot be embedded.")
+        raise MediaError(
+            f"image {index} of the batch has zero size ({image.width}x{image.height}); it cannot be embedded."
+        )
     return image

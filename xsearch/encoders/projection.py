@@ -31,7 +31,9 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 0, *, meta: dict | None = None):
         super().__init__()
         if in_dim < 1 or out_dim < 1 or hidden_dim < 0:
-            raise ModelError(f"a projection head needs positive dims, not in={in_dim}, out={out_dim}, hidden={hidden_dim}.")
+            raise ModelError(
+                f"a projection head needs positive dims, not in={in_dim}, out={out_dim}, hidden={hidden_dim}."
+            )
         self.in_dim, self.out_dim, self.hidden_dim = int(in_dim), int(out_dim), int(hidden_dim)
         self.meta = dict(meta or {})
         if hidden_dim:

@@ -62,7 +62,9 @@ def parse_spec(spec: str) -> ModelSpec:
             parts.append(SpecPart(kind, (arch, pretrained), chunk))
         elif kind in ("clap", "bind"):
             if not rest:
-                raise ModelError(f"{chunk!r}: use {kind}:<{'hub id or local dir' if kind == 'clap' else 'checkpoint dir'}>.")
+                raise ModelError(
+                    f"{chunk!r}: use {kind}:<{'hub id or local dir' if kind == 'clap' else 'checkpoint dir'}>."
+                )
             parts.append(SpecPart(kind, (rest,), chunk))
         else:
             parts.append(SpecPart(kind, (rest,) if rest else (), chunk))
@@ -133,7 +135,9 @@ def list_models() -> list[dict]:
         import open_clip
 
         for arch, tag in open_clip.list_pretrained():
-            rows.append({"spec": f"openclip:{arch}:{tag}", "modalities": "image, text", "about": "open_clip pretrained"})
+            rows.append(
+                {"spec": f"openclip:{arch}:{tag}", "modalities": "image, text", "about": "open_clip pretrained"}
+            )
     except Exception:  # pragma: no cover - open_clip is a hard dependency
         pass
     return rows

@@ -194,7 +194,9 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise UsageError("--tensorboard needs the tensorboard package: pip install 'xsearch[tensorboard]'.") from None
+            raise UsageError(
+                "--tensorboard needs the tensorboard package: pip install 'xsearch[tensorboard]'."
+            ) from None
         writer = SummaryWriter(args.tensorboard)
 
     use_amp = device.startswith("cuda")
@@ -218,8 +220,8 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                 if not torch.isfinite(loss):
                     last = f"epoch {epoch}" if epoch > 0 else "none"
                     raise TrainingDiverged(
-                        f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; last good checkpoint: "
-                        f"{last} in {out_dir}. Try a lower --lr."
+                        f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; "
+                        f"last good checkpoint: {last} in {out_dir}. Try a lower --lr."
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
