@@ -133,8 +133,7 @@ def check_k(collection, targets: Sequence[str], k: int | None) -> int:
         return DEFAULT_K
     if k <= 0:
         raise UsageError(f"-k must be at least 1, not {k}.")
-    counts = collection.catalog.counts()
-    n, target = max((counts.get(t, {}).get("files", 0), t) for t in targets)
+    n, target = max((item_count(collection, t), t) for t in targets)
     if k > n:
         raise UsageError(f"-k {k} is larger than the collection: it holds {n} {target} file(s); use -k {n} or less.")
     return k
