@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all install clean-venv
+.PHONY: demo test test-all lint install clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ test: $(STAMP)
 test-all: $(STAMP)
 	@$(PY) -m pytest -m '' $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest ran no tests (exit 5)" >&2; exit 1; fi; exit $$rc
+
+# ruff, then the dependency rules in pyproject.toml [tool.importlinter] (serving never imports research, the index
+# never imports encoders, ...). cli/ and index/ install as xsearch.cli and xsearch.index (package-dir), which
+# import-linter cannot find in the source tree, so it runs in a scratch folder that links them in as installed.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/xsearch" && \
+	ln -s "$(CURDIR)"/xsearch/* "$$tmp/xsearch/" && ln -s "$(CURDIR)/cli" "$$tmp/xsearch/cli" && \
+	ln -s "$(CURDIR)/index" "$$tmp/xsearch/index" && cp pyproject.toml "$$tmp/" && \
+	cd "$$tmp" && "$(CURDIR)/$(VENV)/bin/lint-imports" --no-cache
 
 clean-venv:
 	rm -rf $(VENV)

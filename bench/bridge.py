@@ -41,9 +41,9 @@ def _train_tower(name: str, pairs: dict, manifest: Path, out: Path, log) -> Path
 
 
 def run(workdir: Path, log=print) -> dict:
-    from xsearch.cca import evaluate_cca
     from xsearch.encoders.registry import load_encoder
-    from xsearch.evaluate import evaluate
+    from xsearch.evaluation.cca import evaluate_cca
+    from xsearch.evaluation.runner import evaluate
     from xsearch.train.bind import BindArgs, train_bind
     from xsearch.train.presets import ensure_world, preset
     from xsearch.world import vocabulary

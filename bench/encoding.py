@@ -1,7 +1,7 @@
 """Encoding benchmark: items/s of the indexing pipeline vs the model alone.
 
 Pipeline = what ``xsearch index`` does per file: discover → decode in DataLoader workers (``iter_decoded``)
-→ the builtin encoder's preprocessing + forward (``xsearch.indexer.embed_segments``). Raw = ``BuiltinModel
+→ the builtin encoder's preprocessing + forward (``xsearch.embed.embed_segments``). Raw = ``BuiltinModel
 .encode`` on tensors already preprocessed and on the device, in batches of the same size. The ratio
 pipeline / raw near 1 means decoding keeps the model fed; well below 1 means the model waits for input.
 """
@@ -53,7 +53,7 @@ def measure_decode(files, opts, cfg: EncodingBenchConfig) -> dict:
 
 def measure_pipeline(encoder, modality: str, files, opts, cfg: EncodingBenchConfig) -> dict:
     """Decode (workers) + preprocess + embed, as the indexer runs it; also how long the model waited for input."""
-    from xsearch.indexer import embed_segments
+    from xsearch.embed import embed_segments
     from xsearch.media import iter_decoded
 
     items, waited, embedding = 0, 0.0, 0.0
@@ -97,7 +97,7 @@ def measure_raw(encoder, modality: str, sample_segments, items: int, batch: int)
 def run(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
     """Pipeline, decode-only and raw-model throughput per modality on a generated world."""
     from xsearch.encoders.registry import load_encoder
-    from xsearch.indexer import decode_options, embed_segments
+    from xsearch.embed import decode_options, embed_segments
     from xsearch.media import decode
 
     world = ensure_world(workdir, cfg.world_groups)

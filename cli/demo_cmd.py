@@ -26,8 +26,9 @@ def demo(
     Queries come from the held-out test split: colour–shape combinations the builtin model never saw in training.
     """
     from xsearch.engine import Engine
+    from xsearch.evaluation.runner import run_evaluation
     from xsearch.paths import data_home
-    from xsearch.query import Query
+    from xsearch.types import Query
     from xsearch.world.generate import is_world, make_world, world_info
 
     root = (directory or data_home() / "demo").expanduser().absolute()
@@ -75,7 +76,7 @@ def demo(
 
     with progress_bar("evaluating", disable=as_json) as bar:
         task = bar.add_task("eval", total=None)
-        ev = engine.evaluate(world / "manifest.jsonl", on_item=lambda: bar.advance(task))
+        ev = run_evaluation(world / "manifest.jsonl", model="builtin", on_item=lambda: bar.advance(task))
     out["eval"] = ev.to_dict()
     if as_json:
         print_json(out)

@@ -14,7 +14,7 @@ PLOT_KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50)
 
 def eval_(
     manifest: Path = typer.Option(
-        ..., "--manifest", "-m", help="JSONL manifest (e.g. a generated world's manifest.jsonl)."
+        ..., "--manifest", "-m", help="Paired-data manifest, JSONL (e.g. a generated world's manifest.jsonl)."
     ),
     model: str = typer.Option("builtin", "--model", help="Model spec to evaluate (see `xsearch models`)."),
     directions: Optional[str] = typer.Option(
@@ -36,18 +36,16 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Recall@1/5/10, mAP and median rank per direction, with the chance level beside each."""
-    from xsearch.engine import Engine
-    from xsearch.eval import DEFAULT_KS
-    from xsearch.evaluate import parse_directions
+    from xsearch.evaluation.metrics import DEFAULT_KS
+    from xsearch.evaluation.runner import parse_directions, run_evaluation
 
     dirs = parse_directions(directions)
     ks = sorted(set(DEFAULT_KS) | (set(PLOT_KS) if plot else set()))
-    engine = Engine(model=model, device=device)
     with progress_bar("embedding", disable=as_json) as bar:
         task = bar.add_task("embed", total=None)
-        report = engine.evaluate(manifest, aligner=aligner, split=split, directions=dirs, relevance=relevance,
-                                 factory=index_factory, ks=ks, on_item=lambda: bar.advance(task),
-                                 log=None if as_json else note)
+        report = run_evaluation(manifest, model=model, device=device, aligner=aligner, split=split, directions=dirs,
+                                relevance=relevance, factory=index_factory, ks=ks,
+                                on_item=lambda: bar.advance(task), log=None if as_json else note)
     if plot:
         write_plot(report, plot)
     if as_json:

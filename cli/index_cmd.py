@@ -20,6 +20,9 @@ def index(
     exclude: List[str] = typer.Option([], help="Skip files or folders matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, help="Also index hidden files and folders."),
     prune: bool = typer.Option(True, help="Remove entries for files that are gone from PATH (--no-prune keeps them)."),
+    prune_all: bool = typer.Option(
+        False, "--prune-all", help="Allow removing more than half of PATH's indexed files at once (by default such a "
+        "run keeps them: it looks like an unmounted or emptied folder)."),
     rebuild: bool = typer.Option(False, help="Start the collection afresh (e.g. to switch models)."),
     index_factory: str = typer.Option(
         "auto",
@@ -46,14 +49,13 @@ def index(
     with progress_bar("embedding", disable=as_json) as bar:
         task = bar.add_task("embed", total=None)
         report = engine.index_folder(
-            path, include=include, exclude=exclude, hidden=hidden, prune=prune, rebuild=rebuild,
+            path, include=include, exclude=exclude, hidden=hidden, prune=prune, prune_all=prune_all, rebuild=rebuild,
             index_factory=index_factory, workers=workers, files_per_batch=batch_files, wait_s=wait,
             on_plan=lambda n: bar.update(task, total=n), on_progress=lambda n: bar.advance(task, n),
         )
-    from xsearch.cli.output import prepare_bridge
+    from xsearch.cli.output import prepare_model
 
-    if "+" in report.model_spec:  # a bridged pair: embed its vocabulary now, once, with a progress bar
-        prepare_bridge(engine.encoder(report.model_spec), quiet=as_json)
+    prepare_model(engine, quiet=as_json)  # a bridged pair embeds its vocabulary now, once, with a progress bar
     if as_json:
         print_json(report.to_dict())
     else:

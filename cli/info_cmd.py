@@ -9,31 +9,6 @@ import typer
 from xsearch.cli.output import collection_option, console, print_json
 
 
-def environment() -> dict:
-    """Versions, device and FAISS GPU support."""
-    import importlib.metadata as md
-
-    import faiss
-    import torch
-
-    import xsearch
-
-    versions = {"xsearch": xsearch.__version__}
-    for dist in ("torch", "torchaudio", "faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "open-clip-torch", "transformers"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
-    cuda = torch.cuda.is_available()
-    return {
-        "versions": versions,
-        "device": "cuda" if cuda else "cpu",
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
-        "faiss_gpus": int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0,
-        "faiss_gpu_support": hasattr(faiss, "StandardGpuResources"),
-    }
-
-
 def info(
     collection: Optional[str] = collection_option(),
     model: Optional[str] = typer.Option(
@@ -43,17 +18,15 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Versions, device, FAISS GPU support, where data lives, the collection's contents and model."""
-    from xsearch.index import Collection
-    from xsearch.paths import collection_dir, data_home
+    from xsearch.engine import Engine
+    from xsearch.paths import data_home
 
-    out = environment()
-    path = collection_dir(collection)
+    engine = Engine(collection)
+    out = engine.environment()
+    path = engine.uri
     out["data_home"] = str(data_home())
     out["collection_path"] = str(path)
-    out["collection"] = None
-    if Collection.exists(path):
-        with Collection.open(path) as col:
-            out["collection"] = col.stats()
+    out["collection"] = engine.stats() if engine.exists() else None
     if model:
         from xsearch.encoders.registry import load_encoder
 

@@ -10,7 +10,8 @@ import sys
 import typer
 
 from xsearch.cli import demo_cmd, eval_cmd, index_cmd, info_cmd, search_cmd, train_cmd, world_cmd
-from xsearch.cli.output import fail
+from xsearch.cli.errors import cli_message
+from xsearch.cli.output import fail, print_json
 from xsearch.errors import XsearchError
 
 app = typer.Typer(
@@ -35,19 +36,25 @@ app.add_typer(world_cmd.app, name="world")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI on ``argv``; user errors become one line on stderr. Returns the exit code."""
+    """Run the CLI on ``argv``; user errors become one line on stderr (with ``--json``: an
+    ``{"error": {"code", "message", ...}}`` object on stdout). Returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="xsearch")  # click's standalone mode reports usage errors and exits
+        app(args=args, prog_name="xsearch")  # click's standalone mode reports usage errors and exits
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except XsearchError as e:
-        return _fail(str(e), e.exit_code)
+        return _fail(e, as_json="--json" in args)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail(XsearchError("interrupted", code="interrupted"), code=130)
     return 0
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(error: XsearchError, *, as_json: bool = False, code: int | None = None) -> int:
+    code = error.exit_code if code is None else code
+    message = cli_message(error)
+    if as_json:
+        print_json({"error": {**error.to_dict(), "message": message, "exit_code": code}})
     try:
         fail(message, code)
     except SystemExit:

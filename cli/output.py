@@ -63,11 +63,10 @@ def collection_option():
                         help="Collection name (under $XSEARCH_HOME) or directory. Default: 'default'.")
 
 
-def prepare_bridge(encoder, quiet: bool = False) -> None:
-    """Embed a bridged pair's vocabulary now (one time, cached) behind a progress bar, not silently mid-query."""
-    prepare = getattr(encoder, "prepare", None)
-    if prepare is None:
+def prepare_model(engine, spec: str | None = None, quiet: bool = False) -> None:
+    """Run a model's one-time preparation (a bridged pair's vocabulary) behind a progress bar, if it has any."""
+    if not engine.needs_prepare(spec):
         return
     with progress_bar("preparing the text bridge (once)", disable=quiet) as bar:
         task = bar.add_task("bridge", total=None)
-        prepare(progress=lambda done, total: bar.update(task, completed=done, total=total))
+        engine.prepare(spec, progress=lambda done, total: bar.update(task, completed=done, total=total))

@@ -56,25 +56,22 @@ def search(
     xsearch search "sunset" --image beach.jpg --weight 0.7,0.3;  xsearch search "dog" "grass" -w 1,-0.5.
     """
     from xsearch.engine import Engine
-    from xsearch.fusion import parse_weights
-    from xsearch.query import Query
-    from xsearch.search import Filters
+    from xsearch.query import make_queries, parse_weights
+    from xsearch.types import Filters
 
-    queries = [Query("text", t) for t in (text or [])]
-    queries += [Query("image", str(p)) for p in image] + [Query("audio", str(p)) for p in audio]
+    queries = make_queries(text or [], {"image": image, "audio": audio})
     if not queries:
         from xsearch.errors import UsageError
 
-        raise UsageError('no query: give text ("a red circle"), --image FILE or --audio FILE.')
+        raise UsageError('no query: give text ("a red circle"), --image FILE or --audio FILE.', code="query.none")
     weights = parse_weights(weight, len(queries))
     filters = Filters(path_glob, min_duration, max_duration, min_size, max_size, since, until)
     params = {k_: v for k_, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
     engine = Engine(collection, device=device)
-    stored = engine.stored_model()
-    if (image or audio) and stored:
-        from xsearch.cli.output import prepare_bridge
+    if image or audio:  # a bridged pair embeds its vocabulary once, behind a progress bar, not mid-query
+        from xsearch.cli.output import prepare_model
 
-        prepare_bridge(engine.encoder(stored), quiet=as_json)
+        prepare_model(engine, engine.stored_model(), quiet=as_json)
     results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
                             filters=filters, params=params)
     _warn_short(results, k)

@@ -12,21 +12,32 @@ The database runs in WAL mode, so readers see the last committed state while a w
 explicit: every change opens a transaction that stays open until :meth:`commit` (or :meth:`rollback`), which
 lets the collection commit the catalog only after the vector files are safely on disk. The schema carries a
 version (``PRAGMA user_version``) and is upgraded step by step by ``_MIGRATIONS``.
+
+Hostile files: the database and its -wal / -shm files must be regular files (never followed through a symbolic
+link); a reader opens the database read-only (``mode=ro``, plus ``immutable=1`` when the folder cannot be written,
+e.g. a read-only mount); every SQLite error that escapes a method becomes a one-line CollectionError
+(``collection.damaged``, ``collection.disk_full``, ...); vector file names read from ``vector_files`` must be
+``<modality>.<6 digits>.faiss`` (no path can point outside the collection).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
+import re
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from xsearch.errors import CollectionError
+from xsearch.errors import CollectionError, CollectionLockedError
+
+from .atomic import check_regular, dir_writable
 
 SCHEMA_VERSION = 1
 
@@ -130,6 +141,66 @@ def _basename(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+#: The only vector file names a catalog may name: ``<modality>.<generation>.faiss``, inside the collection.
+VECTOR_FILE_RE = re.compile(r"([a-z]+)\.[0-9]{6}\.faiss")
+
+
+def _damaged(path: Path, why: str) -> CollectionError:
+    return CollectionError(f"catalog {path} is damaged ({why})", code="collection.damaged",
+                           collection=str(path.parent), path=str(path), reason=why)
+
+
+def _sqlite_error(exc: sqlite3.Error, path: Path) -> CollectionError:
+    """The one-line CollectionError for an SQLite error on the catalog at ``path``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    where = dict(collection=str(path.parent), path=str(path), reason=text)
+    if name == "SQLITE_FULL" or "database or disk is full" in text:
+        return CollectionError(f"no space left on the disk holding {path.parent} (catalog: {text})",
+                               code="collection.disk_full", **where)
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+        return CollectionError(f"catalog {path} cannot be written ({text})", code="collection.read_only", **where)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
+        return CollectionLockedError(f"catalog {path} is busy in another process ({text})", **where)
+    if name.startswith(("SQLITE_PERM", "SQLITE_AUTH")):
+        return CollectionError(f"permission denied: cannot use catalog {path} ({text})",
+                               code="collection.permission_denied", **where)
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_NOLFS")):
+        return CollectionError(f"cannot read or write catalog {path} ({text})", code="collection.io_error", **where)
+    return _damaged(path, text)
+
+
+#: Caller mistakes (a foreign key to a missing file, a closed catalog) stay Python errors; everything else that
+#: SQLite raises is about the database file and becomes a CollectionError.
+_PASS_THROUGH = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+
+
+def _guarded(func):
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return func(self, *args, **kwargs)
+        except _PASS_THROUGH:
+            raise
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, self.path) from None
+    return wrapper
+
+
+def _guard_sqlite_errors(cls):
+    """Class decorator: every public method and property of ``cls`` turns escaping SQLite errors into
+    CollectionErrors (one place, so methods added later are covered too)."""
+    for name, attr in list(vars(cls).items()):
+        if name.startswith("__") or isinstance(attr, (classmethod, staticmethod)):
+            continue
+        if isinstance(attr, property) and attr.fget is not None:
+            setattr(cls, name, property(_guarded(attr.fget), attr.fset, attr.fdel, attr.__doc__))
+        elif callable(attr):
+            setattr(cls, name, _guarded(attr))
+    return cls
+
+
+@_guard_sqlite_errors
 class Catalog:
     """SQLite catalog of files and items; see the module docstring."""
 
@@ -140,16 +211,33 @@ class Catalog:
         self.readonly = readonly
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, readonly: bool = False) -> Catalog:
+    def open(cls, path: str | os.PathLike, *, readonly: bool = False, must_exist: bool = False,
+             immutable: bool | None = None) -> Catalog:
         """Open (creating and migrating when writable) the catalog at ``path``.
 
-        A read-only catalog never writes; opening one that does not exist raises CollectionError.
+        A read-only catalog never writes and is opened read-only (SQLite ``mode=ro``); opening one that does
+        not exist raises CollectionError. ``immutable`` (default: when the folder cannot be written and no
+        -wal/-shm pair is there to read) opens it with SQLite's ``immutable=1``, which needs no -shm file: the
+        way to read a collection on a read-only mount. ``must_exist``: a missing or empty (schema-less)
+        database is damage, not a new catalog (a collection whose manifest exists).
         """
         path = Path(path)
-        if readonly and not path.exists():
-            raise CollectionError(f"catalog {path} is missing; rebuild the collection with `xsearch index`")
+        folder = path.parent
+        present = {suffix: check_regular(Path(f"{path}{suffix}"), collection=folder)
+                   for suffix in ("", "-wal", "-shm")}  # never through a link into another collection
+        if not present[""] and (readonly or must_exist):
+            raise CollectionError(f"catalog {path} is missing", code="collection.damaged",
+                                  collection=str(folder), path=str(path), reason="missing")
+        if readonly:
+            if immutable is None:
+                immutable = not dir_writable(folder) and not (present["-wal"] and present["-shm"])
+            mode = "ro&immutable=1" if immutable else "ro"
+        else:
+            mode = "rw" if must_exist else "rwc"
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode={mode}"
+        conn = None
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.create_function("xs_basename", 1, _basename, deterministic=True)
             if readonly:
@@ -158,27 +246,30 @@ class Catalog:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
             self = cls(conn, path, readonly)
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise CollectionError(
-                f"catalog {path} cannot be read ({exc}); move the collection aside and run `xsearch index` "
-                "on your folders to rebuild it"
-            ) from None
+            self._migrate(must_exist)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _sqlite_error(exc, path) from None
+            raise
         return self
 
-    def _migrate(self) -> None:
+    def _migrate(self, must_exist: bool = False) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise CollectionError(
                 f"catalog {self.path} has schema version {version}, newer than this xsearch understands "
-                f"({SCHEMA_VERSION}); upgrade xsearch to use it"
-            )
+                f"({SCHEMA_VERSION})", code="collection.newer_format", collection=str(self.path.parent),
+                path=str(self.path), version=int(version))
         if version == SCHEMA_VERSION:
             return
+        if version == 0 and (must_exist or self.readonly):
+            raise _damaged(self.path, "it is empty")
         if self.readonly:
             raise CollectionError(
-                f"catalog {self.path} has an old schema (version {version}); run `xsearch index` once to upgrade it"
-            )
+                f"catalog {self.path} has an old schema (version {version})", code="collection.old_schema",
+                collection=str(self.path.parent), path=str(self.path), version=int(version))
         for target in range(version + 1, SCHEMA_VERSION + 1):
             self._conn.executescript(
                 f"BEGIN IMMEDIATE;\n{_MIGRATIONS[target]}\nPRAGMA user_version = {target};\nCOMMIT;"
@@ -197,7 +288,8 @@ class Catalog:
 
     def _begin(self) -> None:
         if self.readonly:
-            raise CollectionError(f"catalog {self.path} is open read-only")
+            raise CollectionError(f"catalog {self.path} is open read-only", code="collection.opened_read_only",
+                                  collection=str(self.path.parent))
         if not self._conn.in_transaction:
             self._conn.execute("BEGIN IMMEDIATE")
 
@@ -438,11 +530,39 @@ class Catalog:
 
     def vector_files(self) -> dict[str, str]:
         """{modality: file name} of the committed vector index files (uncommitted changes included for a
-        writer)."""
-        return dict(self._conn.execute("SELECT modality, file FROM vector_files").fetchall())
+        writer). A name that is not ``<modality>.<6 digits>.faiss`` (a path, another modality's file) is damage."""
+        return self._checked_vector_files(self._conn.execute("SELECT modality, file FROM vector_files").fetchall())
+
+    def _checked_vector_files(self, rows) -> dict[str, str]:
+        for modality, file in rows:
+            match = VECTOR_FILE_RE.fullmatch(file) if isinstance(file, str) else None
+            if match is None or match.group(1) != modality:
+                raise _damaged(self.path, f"it names {file!r} as the {modality} vector file")
+        return dict(rows)
+
+    def vector_state(self, modality: str) -> tuple[str | None, np.ndarray]:
+        """(vector file name, sorted item ids) of ``modality`` from one consistent snapshot of the catalog.
+
+        A reader loading a vector index checks it against these ids: read separately, a writer's commit in
+        between would make a sound file look damaged.
+        """
+        own = not self._conn.in_transaction
+        if own:
+            self._conn.execute("BEGIN")
+        try:
+            name = self._checked_vector_files(self._conn.execute(
+                "SELECT modality, file FROM vector_files WHERE modality = ?", (modality,)).fetchall()).get(modality)
+            ids = self.item_ids(modality)
+        finally:
+            if own:
+                self._conn.execute("COMMIT")
+        return name, ids
 
     def set_vector_file(self, modality: str, file: str) -> None:
         """Record ``file`` as the vector index of ``modality``; published by the next commit."""
+        match = VECTOR_FILE_RE.fullmatch(file)
+        if match is None or match.group(1) != modality:
+            raise ValueError(f"{file!r} is not a vector file name for {modality}")
         self._begin()
         self._conn.execute(
             "INSERT INTO vector_files (modality, file) VALUES (?, ?) "
@@ -458,3 +578,28 @@ class Catalog:
         for modality, n_items in self._conn.execute("SELECT modality, COUNT(*) FROM items GROUP BY modality"):
             out.setdefault(modality, {"files": 0, "items": 0})["items"] = int(n_items)
         return out
+
+    # -- for long-lived readers --------------------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes when another connection commits (a cheap generation check)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def item_rows_of_file(self, file_id: int) -> list[tuple[int, str, float]]:
+        """(item id, modality, offset) of one file's items, in offset order."""
+        return [(int(i), m, float(o)) for i, m, o in self._conn.execute(
+            "SELECT id, modality, offset FROM items WHERE file_id = ? ORDER BY offset, id", (int(file_id),))]
+
+    def item_files(self, item_ids) -> np.ndarray:
+        """The file id of each item id (int64, same order; -1 for ids not in the catalog)."""
+        ids = [int(i) for i in item_ids]
+        owner: dict[int, int] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            rows = self._conn.execute(
+                f"SELECT id, file_id FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            owner.update((int(a), int(b)) for a, b in rows)
+        return np.asarray([owner.get(i, -1) for i in ids], dtype=np.int64)
+
+    def file_sizes(self) -> set[int]:
+        """Distinct sizes of the indexed files."""
+        return {int(r[0]) for r in self._conn.execute("SELECT DISTINCT size FROM files")}

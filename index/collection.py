@@ -25,6 +25,14 @@ whenever a writer opens) still checks that catalog and vectors agree, for damage
 (a deleted or replaced index file): vectors the catalog does not know are dropped, and files whose vectors are
 missing are deleted from the catalog so that the next ``xsearch index`` re-embeds them.
 
+Hostile environments: collection files are opened without following symbolic links and must be regular files
+(``collection.unsafe_file``); vector file names come only from ``<modality>.<6 digits>.faiss`` catalog rows; a
+loaded vector index must name its modality (when its file records one) and hold exactly the catalog's item ids of
+that modality; a collection whose folder cannot be written opens for reading (``collection.read_only`` for
+writers); OSErrors and SQLite errors surface as one-line CollectionErrors with a stable code. Processes forked
+while a writer holds the lock close their copy of its descriptor (:func:`close_inherited_lock_fds`, run after
+every fork), so a killed writer never leaves the lock held by its children.
+
 Write through the Collection for anything that touches items (add, remove_files, clear_files) so that
 catalog and vectors stay in step; file-only catalog calls (get_file, upsert_file, rename_file, touch_file,
 find_by_hash, files, filter_ids, items, counts) go through ``collection.catalog`` directly.
@@ -32,11 +40,13 @@ find_by_hash, files, filter_ids, items, counts) go through ``collection.catalog`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +57,7 @@ import numpy as np
 from xsearch.errors import CollectionError, CollectionLockedError
 
 from . import vectors as _vectors
-from .atomic import atomic_write, fsync_dir
+from .atomic import atomic_write, collection_os_error, dir_writable, fsync_dir, open_regular
 from .catalog import Catalog
 from .vectors import VectorIndex, choose_factory, gpu_available
 
@@ -56,6 +66,21 @@ MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite"
 LOCK = "lock"
 AUTO = "auto"
+_MODALITY_RE = re.compile(r"[a-z]+")  # modality names become file names
+
+
+def _missing(root: Path) -> CollectionError:
+    return CollectionError(f"no collection at {root}", code="collection.missing", collection=str(root))
+
+
+def _read_only(root: Path) -> CollectionError:
+    return CollectionError(f"collection {root} is read-only (its folder cannot be written)",
+                           code="collection.read_only", collection=str(root))
+
+
+def _vectors_damaged(root: Path, path: Path, why: str) -> CollectionError:
+    return CollectionError(f"vector index {path} is damaged ({why})", code="collection.vectors_damaged",
+                           collection=str(root), path=str(path), reason=why)
 
 
 def _next_vector_file(modality: str, current: str | None) -> str:
@@ -70,9 +95,49 @@ def _next_vector_file(modality: str, current: str | None) -> str:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+    try:
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+    except OSError as exc:
+        raise collection_os_error(exc, path, collection=path.parent, doing="write") from None
+
+
+#: Descriptors of the writer locks this process holds. A forked child inherits them, and an flock belongs to the
+#: open file description, so a child that outlives a killed writer would keep the collection locked for good.
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def close_inherited_lock_fds() -> None:
+    """Close this process's copies of the writer-lock descriptors (call it in a forked child; it also runs after
+    every os.fork). Closing a child's copy never releases the parent's lock: only the last close or an explicit
+    unlock of the shared open file description does."""
+    while _HELD_LOCK_FDS:
+        fd = _HELD_LOCK_FDS.pop()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=close_inherited_lock_fds)
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` is running (a zombie is not); None when that cannot be told."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 class _WriterLock:
@@ -80,44 +145,69 @@ class _WriterLock:
 
     def __init__(self, root: Path, wait_s: float):
         self.path = root / LOCK
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._pid = os.getpid()
+        try:
+            self._fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, collection=root)
+        except FileNotFoundError:
+            raise _missing(root) from None
+        _HELD_LOCK_FDS.add(self._fd)
+        try:
+            self._acquire(root, wait_s)
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException as exc:
+            self._close()
+            if isinstance(exc, OSError):
+                raise collection_os_error(exc, self.path, collection=root, doing="lock") from None
+            raise
+
+    def _acquire(self, root: Path, wait_s: float) -> None:
         deadline = time.monotonic() + max(0.0, float(wait_s))
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    os.close(self._fd)
                     raise
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    holder = self._holder_pid()
-                    os.close(self._fd)
-                    raise CollectionLockedError(
-                        f"collection {root} is being written by another process (pid {holder}); wait for it "
-                        "to finish (or stop it) and try again"
-                    ) from None
+                    break
                 time.sleep(min(0.05, left))
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        holder = self._holder_pid()
+        alive = _pid_alive(holder) if holder else None
+        if alive is False:
+            message = (f"collection {root} is locked: the writer that locked it (pid {holder}) is no longer "
+                       "running, but a process it started still holds the lock")
+        else:
+            message = f"collection {root} is being written by another process (pid {holder or 'unknown'})"
+        raise CollectionLockedError(message, collection=str(root), holder_pid=holder, holder_alive=alive)
 
-    def _holder_pid(self) -> str:
+    def _holder_pid(self) -> int | None:
         try:
-            text = self.path.read_text().strip()
-        except OSError:
-            text = ""
-        return text or "unknown"
+            text = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip()
+            return int(text) if text else None
+        except (OSError, ValueError):
+            return None
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None and fd in _HELD_LOCK_FDS:
+            _HELD_LOCK_FDS.discard(fd)
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is None:
             return
+        if os.getpid() != self._pid:  # a forked copy: never unlock the parent's lock (its fd is closed already)
+            self._fd = None
+            return
         try:
-            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
-            os.close(self._fd)
-            self._fd = None
+            self._close()
 
 
 @dataclass
@@ -128,21 +218,26 @@ class RepairReport:
     items_without_vectors: dict[str, int] = field(default_factory=dict)
     files_to_reembed: list[str] = field(default_factory=list)
     stale_files_removed: list[str] = field(default_factory=list)
+    vector_files_replaced: dict[str, str] = field(default_factory=dict)  # modality -> why its file was unusable
 
     @property
     def changed(self) -> bool:
-        return bool(self.orphan_vectors_dropped or self.items_without_vectors or self.stale_files_removed)
+        return bool(self.orphan_vectors_dropped or self.items_without_vectors or self.stale_files_removed
+                    or self.vector_files_replaced)
 
     def __str__(self) -> str:
         if not self.changed:
             return "collection is consistent"
         parts = []
+        if self.vector_files_replaced:
+            parts.append("replaced unusable vector files ("
+                         + ", ".join(f"{m}: {why}" for m, why in sorted(self.vector_files_replaced.items())) + ")")
         if self.orphan_vectors_dropped:
             parts.append("dropped vectors the catalog did not know ("
                          + ", ".join(f"{m}: {n}" for m, n in sorted(self.orphan_vectors_dropped.items())) + ")")
         if self.files_to_reembed:
             parts.append(f"{len(self.files_to_reembed)} file(s) had missing vectors and will be re-embedded by the "
-                         "next `xsearch index`")
+                         "next indexing run")
         if self.stale_files_removed:
             parts.append(f"removed {len(self.stale_files_removed)} file(s) left by an interrupted commit")
         return "repaired the collection: " + "; ".join(parts)
@@ -160,6 +255,7 @@ class Collection:
         self._indexes: dict[str, VectorIndex] = {}
         self._loaded_files: dict[str, str | None] = {}  # modality -> vector file its loaded index came from
         self._dirty: set[str] = set()
+        self._replaced: dict[str, str] = {}  # modality -> why a writer started its index afresh
         self.repair_report: RepairReport | None = None
 
     # -- opening -----------------------------------------------------------------------------------------
@@ -179,20 +275,30 @@ class Collection:
         """
         root = Path(path)
         if cls.exists(root):
-            raise CollectionError(f"a collection already exists at {root}; open it or choose another path")
+            raise CollectionError(f"a collection already exists at {root}", code="collection.exists",
+                                  collection=str(root))
         if not dims or any(int(d) <= 0 for d in dims.values()):
             raise ValueError(f"dims must map each modality to a positive dimension, got {dims!r}")
+        if not all(isinstance(m, str) and _MODALITY_RE.fullmatch(m) for m in dims):
+            raise ValueError(f"modality names must be lowercase letters, got {sorted(dims)!r}")
         factories = dict(factory) if isinstance(factory, dict) else {m: factory for m in dims}
         if set(factories) != set(dims):
             raise ValueError(f"factory modalities {sorted(factories)} differ from dims {sorted(dims)}")
         for modality, fac in factories.items():
             if fac != AUTO:
                 VectorIndex.create(int(dims[modality]), fac, use_gpu=False)  # rejects a bad factory string now
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise collection_os_error(exc, root, collection=root, doing="create") from None
+        if not dir_writable(root):
+            raise _read_only(root)
         lock = _WriterLock(root, wait_s)
         try:
             if cls.exists(root):
-                raise CollectionError(f"a collection already exists at {root}; open it or choose another path")
+                raise CollectionError(f"a collection already exists at {root}", code="collection.exists",
+                                      collection=str(root))
+            cls._remove_files(root)  # what a half-created or half-deleted collection left behind
             catalog = Catalog.open(root / CATALOG)
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -216,11 +322,13 @@ class Collection:
         """Open an existing collection; a writer takes the lock (waiting up to ``wait_s``) and repairs it."""
         root = Path(path)
         if not cls.exists(root):
-            raise CollectionError(f"no collection at {root}; create it with `xsearch index <folder>`")
+            raise _missing(root)
+        if writer and not dir_writable(root):
+            raise _read_only(root)
         lock = _WriterLock(root, wait_s) if writer else None
         try:
             manifest = cls._read_manifest(root)
-            catalog = Catalog.open(root / CATALOG, readonly=not writer)
+            catalog = Catalog.open(root / CATALOG, readonly=not writer, must_exist=True)
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -253,9 +361,9 @@ class Collection:
                 have = self.dims.get(modality)
                 if have is not None and have != int(dim):
                     raise CollectionError(
-                        f"collection {self.path} stores {modality} vectors of {have} dimensions, not {dim}; "
-                        "re-index with `xsearch index <folder> --rebuild` or use a new collection"
-                    )
+                        f"collection {self.path} stores {modality} vectors of {have} dimensions, not {dim}",
+                        code="collection.dim_mismatch", collection=str(self.path), modality=modality,
+                        have=have, want=int(dim))
         except BaseException:
             self.close()
             raise
@@ -266,38 +374,75 @@ class Collection:
         """Delete a collection's files (e.g. to rebuild it with another model) under its writer lock.
 
         The manifest goes first, so readers see "no collection" rather than a half-deleted one. Files that are
-        not a collection's (anything else the user put in the folder) are left alone.
+        not a collection's (anything else the user put in the folder) are left alone. Nothing is read: a
+        collection whose manifest or catalog is missing, empty or garbage is deleted just the same.
         """
         root = Path(path)
-        if not cls.exists(root):
-            raise CollectionError(f"no collection at {root}; create it with `xsearch index <folder>`")
+        if not cls.exists(root) and not cls._has_files(root):
+            raise _missing(root)
+        if not dir_writable(root):
+            raise _read_only(root)
         lock = _WriterLock(root, wait_s)
         try:
-            (root / MANIFEST).unlink(missing_ok=True)
+            cls._unlink(root, root / MANIFEST)
             fsync_dir(root)
-            for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm"):
-                (root / name).unlink(missing_ok=True)
-            for stale in [*root.glob("*.faiss"), *root.glob(".*.tmp")]:
-                stale.unlink(missing_ok=True)
+            cls._remove_files(root)
         finally:
             lock.release()  # the lock file itself stays: unlinking it would let two writers lock different files
 
     @staticmethod
-    def _read_manifest(root: Path) -> dict:
+    def _unlink(root: Path, path: Path) -> None:
         try:
-            manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise collection_os_error(exc, path, collection=root, doing="delete") from None
+
+    @classmethod
+    def _has_files(cls, root: Path) -> bool:
+        """Whether ``root`` holds any collection file besides the lock (e.g. one whose manifest was lost)."""
+        names = (MANIFEST, CATALOG, CATALOG + "-wal", CATALOG + "-shm")
+        return any(os.path.lexists(root / n) for n in names) or any(root.glob("*.faiss"))
+
+    @classmethod
+    def _remove_files(cls, root: Path) -> None:
+        """Delete the catalog, vector files and temp files (links are removed, never followed)."""
+        for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm"):
+            cls._unlink(root, root / name)
+        for stale in [*root.glob("*.faiss"), *root.glob(".*.tmp")]:
+            cls._unlink(root, stale)
+
+    @staticmethod
+    def _read_manifest(root: Path) -> dict:
+        path = root / MANIFEST
+
+        def damaged(why: str) -> CollectionError:
+            return CollectionError(f"manifest {path} is damaged ({why})", code="collection.damaged",
+                                   collection=str(root), path=str(path), reason=why)
+
+        try:
+            fd = open_regular(path, os.O_RDONLY, collection=root, doing="read")
+        except FileNotFoundError:
+            raise damaged("missing") from None
+        try:
+            with open(fd, "rb") as f:
+                data = f.read(1 << 20)
+        except OSError as exc:
+            raise collection_os_error(exc, path, collection=root, doing="read") from None
+        try:
+            manifest = json.loads(data.decode("utf-8"))
             version = int(manifest["format_version"])
-            manifest["model_id"], manifest["dims"], manifest["factory"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CollectionError(
-                f"manifest {root / MANIFEST} is damaged ({type(exc).__name__}); move the collection aside and run "
-                "`xsearch index` on your folders to rebuild it"
-            ) from None
+            manifest["model_id"]
+            if not isinstance(manifest["dims"], dict) or not isinstance(manifest["factory"], dict):
+                raise TypeError("dims and factory must be objects")
+            for modality, dim in manifest["dims"].items():
+                if not _MODALITY_RE.fullmatch(modality) or int(dim) <= 0:
+                    raise ValueError(f"bad modality {modality!r}: {dim!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise damaged(type(exc).__name__ if data.strip() else "empty") from None
         if version > FORMAT_VERSION:
             raise CollectionError(
                 f"collection {root} has format version {version}, newer than this xsearch supports "
-                f"({FORMAT_VERSION}); upgrade xsearch to open it"
-            )
+                f"({FORMAT_VERSION})", code="collection.newer_format", collection=str(root), version=version)
         return manifest
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -354,9 +499,9 @@ class Collection:
         """Raise CollectionError when this collection was built with another model."""
         if model_id != self.model_id:
             raise CollectionError(
-                f"collection {self.path} was built with model {self.model_id!r}, not {model_id!r}; re-index it "
-                "with `xsearch index <folder> --rebuild` or use a new collection"
-            )
+                f"collection {self.path} was built with model {self.model_id!r}, not {model_id!r}",
+                code="collection.model_mismatch", collection=str(self.path), model_id=self.model_id,
+                wanted=model_id)
 
     # -- vector indexes ----------------------------------------------------------------------------------
 
@@ -369,45 +514,80 @@ class Collection:
         except KeyError:
             raise ValueError(f"collection {self.path} has no {modality} index (it has {self.modalities})") from None
 
+    def _empty_index(self, modality: str) -> VectorIndex:
+        dim, policy = self._modality_dim(modality), self._policy(modality)
+        return VectorIndex.create(dim, choose_factory(0, dim) if policy == AUTO else policy)
+
     def index(self, modality: str) -> VectorIndex:
-        """The vector index of ``modality``: loaded on first use; a reader reloads it after a newer commit."""
+        """The vector index of ``modality``: loaded on first use; a reader reloads it after a newer commit.
+
+        A loaded index must be of this modality (when its file says), of the manifest's dimension, and hold
+        exactly the catalog's item ids of the modality (checked once per load). A reader gets a CollectionError
+        (``collection.vectors_damaged``) otherwise; a writer starts an unusable file afresh and leaves the rest
+        to :meth:`verify_and_repair` (which re-embeds the files whose vectors are missing).
+        """
         dim = self._modality_dim(modality)
         if modality in self._indexes and self.writable:
             return self._indexes[modality]
-        for attempt in range(20):
+        name = None
+        for _attempt in range(20):
             name = self.catalog.vector_files().get(modality)
             if modality in self._indexes and self._loaded_files.get(modality) == name:
                 return self._indexes[modality]
+            name, catalog_ids = self.catalog.vector_state(modality)  # one snapshot: file name and item ids
             if name is None:
-                policy = self._policy(modality)
-                index = VectorIndex.create(dim, choose_factory(0, dim) if policy == AUTO else policy)
+                index = self._empty_index(modality)
                 break
+            path = self.path / name
             try:
-                index = VectorIndex.load(self.path / name)
-                break
+                index = VectorIndex.load(path)
             except FileNotFoundError:
                 if self.writable:  # lost file: start empty, verify_and_repair re-queues its files
-                    index = VectorIndex.create(dim, choose_factory(0, dim) if self._policy(modality) == AUTO
-                                               else self._policy(modality))
+                    index = self._fresh(modality, "missing")
                     break
                 time.sleep(0.05)  # a writer just replaced it: read the new name
+                continue
+            except CollectionError as exc:
+                if self.writable and exc.code == "collection.vectors_damaged":
+                    index = self._fresh(modality, exc.params.get("reason", "damaged"))
+                    break
+                raise
+            problem = self._mismatch(modality, index, dim)
+            if problem and self.writable:
+                index = self._fresh(modality, problem)
+            elif problem:
+                raise _vectors_damaged(self.path, path, problem)
+            elif not self.writable and not np.array_equal(index.ids(), catalog_ids):
+                raise _vectors_damaged(
+                    self.path, path, f"it holds {index.ntotal} vectors whose ids differ from the catalog's "
+                                     f"{catalog_ids.size} {modality} items")
+            break  # a writer's id differences are verify_and_repair's to fix
         else:
-            raise CollectionError(
-                f"vector index {self.path / name} is missing; run `xsearch index` on your folders to re-embed "
-                "the files it held"
-            )
-        if index.dim != dim:
-            raise CollectionError(
-                f"vector index {self.path / name} has {index.dim} dimensions but the collection expects {dim}; "
-                "delete it and run `xsearch index` on your folders again, which re-embeds the files it held"
-            )
+            raise CollectionError(f"vector index {self.path / name} is missing", code="collection.vectors_missing",
+                                  collection=str(self.path), path=str(self.path / name), modality=modality)
         self._indexes[modality] = index
         self._loaded_files[modality] = name
         return index
 
+    @staticmethod
+    def _mismatch(modality: str, index: VectorIndex, dim: int) -> str | None:
+        """Why a loaded index cannot be ``modality``'s (None when it can)."""
+        if index.modality is not None and index.modality != modality:
+            return f"it holds {index.modality} vectors, not {modality}"
+        if index.dim != dim:
+            return f"it has {index.dim} dimensions but the collection expects {dim}"
+        return None
+
+    def _fresh(self, modality: str, why: str) -> VectorIndex:
+        """A writer's empty index in place of an unusable file; the next commit writes it."""
+        self._replaced[modality] = why
+        self._dirty.add(modality)
+        return self._empty_index(modality)
+
     def _require_writer(self) -> None:
         if not self.writable:
-            raise CollectionError(f"collection {self.path} is open read-only")
+            raise CollectionError(f"collection {self.path} is open read-only", code="collection.opened_read_only",
+                                  collection=str(self.path))
 
     # -- writing -----------------------------------------------------------------------------------------
 
@@ -455,20 +635,26 @@ class Collection:
         try:
             for modality in sorted(self._dirty):
                 name = _next_vector_file(modality, current.get(modality))
-                self._indexes[modality].save(self.path / name)
+                try:
+                    self._indexes[modality].save(self.path / name, modality=modality)
+                except OSError as exc:
+                    raise collection_os_error(exc, self.path / name, collection=self.path, doing="write") from None
                 written[modality] = name
                 self.catalog.set_vector_file(modality, name)
             self.catalog.commit()
         except BaseException:
             for name in written.values():
-                (self.path / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    (self.path / name).unlink(missing_ok=True)
             raise
         self._loaded_files.update(written)
         self._dirty.clear()
+        self._replaced.clear()
         for modality, name in written.items():
             old = current.get(modality)
             if old and old != name:
-                (self.path / old).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # committed already; the next writer removes it if it stays
+                    (self.path / old).unlink(missing_ok=True)
 
     def rollback(self) -> None:
         """Discard every change since the last commit (catalog and vectors)."""
@@ -514,7 +700,7 @@ class Collection:
         referenced = set(self.catalog.vector_files().values())
         for stale in sorted([*self.path.glob(".*.tmp"), *self.path.glob("*.faiss")]):
             if stale.name not in referenced:
-                stale.unlink(missing_ok=True)
+                self._unlink(self.path, stale)
                 report.stale_files_removed.append(stale.name)
         for modality in sorted(set(self.modalities) | set(self.catalog.modalities())):
             catalog_ids = self.catalog.item_ids(modality)
@@ -537,6 +723,7 @@ class Collection:
                     if row is not None:
                         report.files_to_reembed.append(row.path)
                 self.remove_files(file_ids.tolist())
+        report.vector_files_replaced = dict(self._replaced)
         if self._dirty or self.catalog.in_transaction:
             self.commit()
         return report

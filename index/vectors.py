@@ -24,8 +24,9 @@ of the stored vectors the index is rebuilt from its own stored vectors (cost of 
 distance computations; re-adding a tombstoned id also compacts first).
 
 Files written by ``save`` are one self-checking container: a header with a JSON description (factory, dim,
-tombstones), the FAISS index as ``faiss.write_index`` writes it, and a CRC32 trailer. ``load`` checks the CRC
-before FAISS parses anything, so a damaged file is a clear ``CollectionError``, never a crash.
+tombstones, and the modality when the caller names it), the FAISS index as ``faiss.write_index`` writes it,
+and a CRC32 trailer. ``load`` checks the CRC before FAISS parses anything, so a damaged file is a clear
+``CollectionError``, never a crash. ``load`` never follows a symbolic link and reads only regular files.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import numpy as np
 
 from xsearch.errors import CollectionError, UsageError
 
-from .atomic import atomic_write
+from .atomic import atomic_write, collection_os_error, open_regular
 
 #: Below this many vectors an exact Flat index is fast enough and needs no training.
 FLAT_MAX_VECTORS = 50_000
@@ -212,10 +213,8 @@ def _merge_sorted(a: np.ndarray, b_unique: np.ndarray) -> np.ndarray:
 
 
 def _damaged(path: Path, why: str) -> CollectionError:
-    return CollectionError(
-        f"vector index {path} is damaged ({why}); delete it and run `xsearch index` on your folders again, "
-        "which re-embeds the files it held"
-    )
+    return CollectionError(f"vector index {path} is damaged ({why})", code="collection.vectors_damaged",
+                           collection=str(path.parent), path=str(path), reason=why)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -252,6 +251,7 @@ class VectorIndex:
         self._ids = np.empty(0, dtype=np.int64)  # live ids, sorted
         self._tombstones = np.empty(0, dtype=np.int64)  # removed from an HNSW but still stored, sorted
         self._use_gpu = gpu_available() if use_gpu is None else bool(use_gpu)
+        self._modality: str | None = None  # the modality named in the file this index was loaded from
         self._gpu_index = None
         self._gpu_note = "GPU not available" if not self._use_gpu else "GPU copy not built yet"
 
@@ -314,6 +314,11 @@ class VectorIndex:
     def factory(self) -> str:
         """The FAISS factory string of this index's type (also while it is still collecting training data)."""
         return self._factory
+
+    @property
+    def modality(self) -> str | None:
+        """The modality recorded in the file this index was loaded from (None: a new index or an older file)."""
+        return self._modality
 
     @property
     def ntotal(self) -> int:
@@ -669,11 +674,15 @@ class VectorIndex:
 
     # -- persistence -------------------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: a temp file in the same folder, fsync, os.replace, fsync the folder."""
+    def save(self, path: str | os.PathLike, *, modality: str | None = None) -> None:
+        """Write atomically: a temp file in the same folder, fsync, os.replace, fsync the folder.
+
+        ``modality`` is recorded in the header (a collection checks it on load, so a file of another modality
+        copied over this one's name is caught).
+        """
         faiss = _faiss()
         path = Path(path)
-        meta = json.dumps({
+        header = {
             "format": _FILE_FORMAT,
             "factory": self._factory,
             "dim": self._dim,
@@ -681,7 +690,10 @@ class VectorIndex:
             "train_needed": self._train_needed,
             "ntotal": self.ntotal,
             "tombstones": self._tombstones.tolist(),
-        }).encode()
+        }
+        if modality is not None:
+            header["modality"] = str(modality)
+        meta = json.dumps(header).encode()
         with atomic_write(path, "wb") as f:
             f.write(_HEADER.pack(_MAGIC, len(meta), zlib.crc32(meta)))
             f.write(meta)
@@ -700,12 +712,16 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, use_gpu: bool | None = None) -> VectorIndex:
-        """Read a file written by :meth:`save`; a damaged file raises CollectionError."""
+        """Read a file written by :meth:`save`; a damaged file raises CollectionError.
+
+        A missing file raises FileNotFoundError; a link, a special file or an unreadable file is a CollectionError.
+        """
         faiss = _faiss()
         path = Path(path)
+        fd = open_regular(path, os.O_RDONLY, collection=path.parent, doing="read")
         try:
-            size = path.stat().st_size
-            with open(path, "rb") as f:
+            with open(fd, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
                 head = f.read(_HEADER.size)
                 if len(head) < _HEADER.size:
                     raise _damaged(path, "file is truncated")
@@ -716,9 +732,12 @@ class VectorIndex:
                 if len(meta_bytes) != meta_len or zlib.crc32(meta_bytes) != meta_crc:
                     raise _damaged(path, "header checksum mismatch")
                 meta = json.loads(meta_bytes)
+                if not isinstance(meta, dict):
+                    raise _damaged(path, "header is not a JSON object")
                 if meta.get("format", 0) > _FILE_FORMAT:
-                    raise CollectionError(
-                        f"vector index {path} was written by a newer xsearch; upgrade xsearch to read it")
+                    raise CollectionError(f"vector index {path} was written by a newer xsearch",
+                                          code="collection.newer_format", collection=str(path.parent),
+                                          path=str(path))
                 blob_start = _HEADER.size + meta_len
                 if size < blob_start + _TRAILER.size:
                     raise _damaged(path, "file is truncated")
@@ -744,18 +763,26 @@ class VectorIndex:
                     del reader
         except CollectionError:
             raise
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise _damaged(path, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+        except OSError as exc:  # a read error is not damage of the file's content
+            raise collection_os_error(exc, path, collection=path.parent, doing="read") from None
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            first = (str(exc).splitlines() or [""])[0][:120]
+            raise _damaged(path, f"{type(exc).__name__}: {first}") from None
 
-        self = cls(int(meta["dim"]), str(meta["factory"]), use_gpu=use_gpu)
+        try:
+            self = cls(int(meta["dim"]), str(meta["factory"]), use_gpu=use_gpu)
+            if meta["layout"] not in (_STAGING, _IDMAP, _NATIVE_IVF):
+                raise ValueError(f"unknown layout {meta['layout']!r}")
+            self._layout = meta["layout"]
+            self._train_needed = int(meta.get("train_needed", 0))
+            self._tombstones = np.asarray(meta.get("tombstones", []), dtype=np.int64)
+            modality = meta.get("modality")
+            self._modality = str(modality) if modality is not None else None
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _damaged(path, f"bad header ({type(exc).__name__}: {exc})") from None
         if index.d != self._dim:
             raise _damaged(path, f"index has {index.d} dimensions, header says {self._dim}")
         self._index = index
-        self._layout = meta["layout"]
-        self._train_needed = int(meta.get("train_needed", 0))
-        self._tombstones = np.asarray(meta.get("tombstones", []), dtype=np.int64)
         stored = self._stored_ids()
         self._ids = np.setdiff1d(stored, self._tombstones, assume_unique=False)
         if self._ids.size != int(meta.get("ntotal", self._ids.size)):

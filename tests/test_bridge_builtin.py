@@ -46,7 +46,7 @@ def _mean_ratio(report, k=5):
 def test_bridge_joins_towers_that_were_never_trained_together(towers, vocab_file, tiny_world):
     from xsearch.encoders.bridge import BridgedEncoder
     from xsearch.encoders.registry import load_encoder
-    from xsearch.evaluate import evaluate
+    from xsearch.evaluation.runner import evaluate
 
     bridged = load_encoder(f"{towers['vision']}+{towers['audio']}+bridge:{vocab_file}")
     assert isinstance(bridged, BridgedEncoder)
@@ -54,7 +54,9 @@ def test_bridge_joins_towers_that_were_never_trained_together(towers, vocab_file
     report = evaluate(bridged, str(tiny_world), directions=CROSS)
     assert {r.name for r in report.results} == {"image→audio", "audio→image"}
 
-    class Naive:  # the same two towers compared directly, no bridge: their spaces are unrelated
+    from xsearch.encoders.base import ModalityDispatch
+
+    class Naive(ModalityDispatch):  # the same two towers compared directly, no bridge: their spaces are unrelated
         spec, modalities, spaces = "naive", ("image", "audio"), {"shared": 256}
         sample_rate, audio_window_s = 16000, 2.0
 
@@ -74,7 +76,7 @@ def test_bridge_joins_towers_that_were_never_trained_together(towers, vocab_file
 
 def test_bind_head_trained_on_audio_captions_only(towers, tiny_world, tmp_path):
     from xsearch.encoders.registry import load_encoder
-    from xsearch.evaluate import evaluate
+    from xsearch.evaluation.runner import evaluate
     from xsearch.train.bind import BindArgs, train_bind
 
     vision = load_encoder(towers["vision"])

@@ -57,7 +57,7 @@ def test_awkward_inputs(enc):
 
 
 def test_shrinking_in_the_decoder_changes_nothing(enc, tmp_path):
-    from xsearch.indexer import decode_options
+    from xsearch.embed import decode_options
     from xsearch.media import decode, discover
 
     path = tmp_path / "big.png"

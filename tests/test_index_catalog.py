@@ -169,9 +169,11 @@ def test_migrates_an_empty_database_and_refuses_a_newer_one(tmp_path):
 
 
 def test_missing_or_garbage_catalog(tmp_path):
-    with pytest.raises(CollectionError, match="missing"):
+    with pytest.raises(CollectionError, match="missing") as info:
         Catalog.open(tmp_path / "none.sqlite", readonly=True)
+    assert info.value.code == "collection.damaged"
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(CollectionError, match="cannot be read"):
+    with pytest.raises(CollectionError, match="is damaged") as info:
         Catalog.open(bad)
+    assert info.value.code == "collection.damaged"

@@ -97,11 +97,13 @@ def test_remove_and_clear_files(tmp_path):
 
 
 def test_missing_collection_for_read(tmp_path):
-    with pytest.raises(CollectionError, match=r"no collection at .*; create it with `xsearch index <folder>`"):
+    with pytest.raises(CollectionError, match=r"no collection at ") as info:
         Collection.open(tmp_path / "nothing")
-    with pytest.raises(CollectionError, match="already exists"):
+    assert info.value.code == "collection.missing"
+    with pytest.raises(CollectionError, match="already exists") as info:
         make(tmp_path / "c").close()
         make(tmp_path / "c")
+    assert info.value.code == "collection.exists"
 
 
 def test_delete_collection(tmp_path):
@@ -123,8 +125,9 @@ def test_delete_collection(tmp_path):
 def test_model_mismatch(tmp_path):
     root = tmp_path / "c"
     make(root).close()
-    with pytest.raises(CollectionError, match=r"built with model 'builtin:test-v1', not 'openclip:x'.*--rebuild"):
+    with pytest.raises(CollectionError, match=r"built with model 'builtin:test-v1', not 'openclip:x'") as info:
         Collection.open_or_create(root, model_id="openclip:x", model_spec="openclip:x", dims={"image": DIM})
+    assert info.value.code == "collection.model_mismatch"
     # the failed open released the lock
     Collection.open(root, writer=True).close()
     with Collection.open(root) as coll:
@@ -139,11 +142,13 @@ def test_newer_format_and_damaged_manifest(tmp_path):
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["format_version"] = 99
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CollectionError, match="newer than this xsearch supports"):
+    with pytest.raises(CollectionError, match="newer than this xsearch supports") as info:
         Collection.open(root)
+    assert info.value.code == "collection.newer_format"
     (root / "manifest.json").write_text("{not json")
-    with pytest.raises(CollectionError, match="manifest .* is damaged"):
+    with pytest.raises(CollectionError, match="manifest .* is damaged") as info:
         Collection.open(root)
+    assert info.value.code == "collection.damaged"
 
 
 def vector_file(root, modality="image"):
@@ -195,16 +200,26 @@ def test_corrupt_index_file_is_a_clear_error(tmp_path):
     data[len(data) // 2] ^= 0x55
     path.write_bytes(bytes(data))
     with Collection.open(root) as reader:
-        with pytest.raises(CollectionError, match=r"image.000001.faiss is damaged .*delete it and run `xsearch "):
+        with pytest.raises(CollectionError, match=r"image.000001.faiss is damaged ") as info:
             reader.search("image", unit(1), 1)
-    with pytest.raises(CollectionError, match="damaged"):
-        Collection.open(root, writer=True)
-    # Following the advice works: without the file the writer re-queues the file for embedding.
-    path.unlink()
-    with Collection.open(root) as reader:
-        with pytest.raises(CollectionError, match=r"image.000001.faiss is missing; run `xsearch index`"):
-            reader.search("image", unit(1), 1)
+        assert info.value.code == "collection.vectors_damaged"
+    # Following the advice (index again) works: the writer replaces the file and re-queues its files.
     with Collection.open(root, writer=True) as coll:
+        assert coll.repair_report.files_to_reembed == ["/a.jpg"]
+        assert "image" in coll.repair_report.vector_files_replaced
+        assert coll.catalog.files() == []
+    with Collection.open(root) as reader:
+        assert reader.search("image", unit(1), 1)[1][0, 0] == -1
+    # So does a lost file.
+    with make(tmp_path / "d") as coll:
+        add_file(coll, "/a.jpg", unit(50))
+    path = vector_file(tmp_path / "d")
+    path.unlink()
+    with Collection.open(tmp_path / "d") as reader:
+        with pytest.raises(CollectionError, match=r"image.000001.faiss is missing") as info:
+            reader.search("image", unit(1), 1)
+        assert info.value.code == "collection.vectors_missing"
+    with Collection.open(tmp_path / "d", writer=True) as coll:
         assert coll.repair_report.files_to_reembed == ["/a.jpg"]
         assert coll.catalog.files() == []
 

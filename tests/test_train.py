@@ -25,7 +25,7 @@ def tiny_run(tiny_world, tmp_path_factory):
 
 
 def test_tiny_training_learns_and_generalises_to_held_out_combinations(tiny_world, tiny_run):
-    from xsearch.evaluate import evaluate
+    from xsearch.evaluation.runner import evaluate
 
     out, history = tiny_run
     assert len(history) == TINY["epochs"]
@@ -181,7 +181,7 @@ def test_train_cli_needs_a_manifest_or_preset(cli, tmp_path):
 def test_shipped_model_recall_floor_on_held_out_split(tmp_path_factory):
     """The packaged weights: R@1 >= 20x chance on unseen colour-shape pairs, gallery >= 200 groups."""
     from xsearch.encoders.registry import load_encoder
-    from xsearch.evaluate import evaluate
+    from xsearch.evaluation.runner import evaluate
     from xsearch.world import make_world
 
     encoder = load_encoder("builtin")

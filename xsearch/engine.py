@@ -1,21 +1,32 @@
-"""Engine: the Python API that the CLI (and later a server) call. Ties encoders, index and media together.
+"""Engine: the Python API the CLI and a server call. One collection, its store and its model, opened once.
 
     from xsearch import Engine
-    eng = Engine("~/my-collection")                  # or a name under $XSEARCH_HOME
-    eng.index_folder("~/Pictures")
-    eng.search([Query("text", "a dog on a beach")], to=["image"], k=5)
+    with Engine("~/my-collection") as eng:           # a directory, or a name under $XSEARCH_HOME
+        eng.index_folder("~/Pictures")
+        eng.search([Query("text", "a dog on a beach")], to="image", k=5)
+
+An Engine is a long-lived session: the store reader and the encoder are opened on first use and kept, so a
+search costs the query's embedding and the vector search, never loading or checksumming the index. It is
+thread-safe (many searches at once) and follows commits made by any writer (this process or another one) on
+the next call. Every argument is checked here, at the API edge, with an XsearchError carrying a stable code.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+
+import numpy as np
 
 from xsearch.errors import CollectionError, UsageError
 from xsearch.media.types import MODALITIES
-from xsearch.paths import collection_dir
-from xsearch.query import Query
-from xsearch.search import Filters, Hit, SearchRequest, check_targets, run_search
+from xsearch.search import SearchRequest, check_k, check_targets, run_search, search_vectors
+from xsearch.types import Filters, Hit, IndexReport, Query
+
+SEARCH_PARAMS = ("nprobe", "efSearch")
+MAX_SEARCH_PARAM = 1 << 16
 
 
 class Engine:
@@ -26,218 +37,374 @@ class Engine:
     """
 
     def __init__(self, collection: str | Path | None = None, model: str | None = None, device: str | None = None):
-        self.path = collection_dir(collection)
+        from xsearch.index.store import resolve_uri
+
+        self.uri = resolve_uri(None if collection is None else str(collection))
+        self.path = Path(self.uri) if "://" not in self.uri and not self.uri.startswith("milvus") else None
         self.model = model
         self.device = device
-        self._encoders: dict = {}
-        self.model_note = ""
+        self._lock = threading.RLock()
+        self._store = None
+        self._encoders: dict[str, object] = {}
+        self._checked: tuple[str, str] | None = None  # (store model_id, spec) already checked
+
+    # -- session ------------------------------------------------------------------------------------------
+
+    def store(self):
+        """The long-lived reader of this collection (opened once; CollectionError when there is none)."""
+        with self._lock:
+            if self._store is None:
+                from xsearch.index.store import open_store
+
+                self._store = open_store(self.uri)
+            return self._store
+
+    def close(self) -> None:
+        """Close the store reader (encoders stay cached in the process)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def exists(self) -> bool:
+        from xsearch.index.store import store_exists
+
+        return store_exists(self.uri)
 
     # -- model --------------------------------------------------------------------------------------------
 
     def stored_model(self) -> str | None:
         """The model spec the collection was built with (None when there is no collection yet)."""
-        from xsearch.index import Collection
-
-        if not Collection.exists(self.path):
+        if not self.exists():
             return None
-        with Collection.open(self.path) as col:
-            return col.model_spec or None
+        return self.store().model_spec or None
+
+    def resolve_model(self, spec: str | None = None) -> tuple[str, str]:
+        """(concrete spec, note): ``auto`` resolved once, in the registry; the note says what auto chose and why."""
+        from xsearch.encoders.registry import resolve_spec
+
+        return resolve_spec(spec or self.model or "auto")
 
     def encoder(self, spec: str | None = None):
-        """The encoder for ``spec`` (default: the collection's model, else ``self.model``, else ``auto``)."""
+        """The encoder for ``spec`` (default: the collection's model, else ``self.model``, else ``auto``),
+        loaded once per engine (thread-safe)."""
         from xsearch.encoders.registry import load_encoder
 
         spec = spec or self.model or self.stored_model() or "auto"
-        if spec == "auto":
-            from xsearch.encoders.auto import resolve_auto
+        with self._lock:
+            if spec not in self._encoders:
+                concrete, _ = self.resolve_model(spec)
+                self._encoders[spec] = load_encoder(concrete, self.device)
+            return self._encoders[spec]
 
-            chosen, reason = resolve_auto()
-            self.model_note = f"model: {chosen} ({reason})"
-            spec = chosen
-        if spec not in self._encoders:
-            self._encoders[spec] = load_encoder(spec, self.device)
-        return self._encoders[spec]
+    def needs_prepare(self, spec: str | None = None) -> bool:
+        """True when the model (default: the collection's, if this engine loaded it) has one-time work to do."""
+        with self._lock:
+            encoders = [self.encoder(spec)] if spec else list(self._encoders.values())
+        return any(getattr(e, "prepare", None) is not None and not getattr(e, "prepared", False) for e in encoders)
 
-    def _open_for_read(self):
-        from xsearch.index import Collection
+    def prepare(self, spec: str | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+        """Do a model's one-time work now (a bridged pair embeds its vocabulary), e.g. behind a progress bar,
+        instead of silently inside the first query. Without ``spec``: every model this engine has loaded."""
+        with self._lock:
+            encoders = [self.encoder(spec)] if spec else list(self._encoders.values())
+        for encoder in encoders:
+            prepare = getattr(encoder, "prepare", None)
+            if prepare is not None:
+                prepare(progress=progress)
 
-        col = Collection.open(self.path)
-        enc = self.encoder(col.model_spec)
-        col.check_model(enc.model_id)
-        return col, enc
+    def _reader(self):
+        """(store, encoder) for searching; the model is checked against the collection once per model_id."""
+        store = self.store()
+        if self.model and self.model not in ("auto", store.model_spec):
+            store.check_model(self.encoder(self.model).model_id)  # a model other than the collection's: refuse
+        enc = self.encoder(store.model_spec)
+        key = (store.model_id, enc.model_id)
+        if self._checked != key:
+            store.check_model(enc.model_id)
+            self._checked = key
+        return store, enc
 
     # -- indexing -----------------------------------------------------------------------------------------
 
     def index_folder(self, root: str | Path, *, include: Sequence[str] = (), exclude: Sequence[str] = (),
-                     hidden: bool = False, prune: bool = True, rebuild: bool = False, index_factory: str = "auto",
-                     workers: int = 2, files_per_batch: int = 32, wait_s: float = 0.0,
-                     on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None):
+                     hidden: bool = False, prune: bool = True, prune_all: bool = False, rebuild: bool = False,
+                     index_factory: str = "auto", workers: int = 2, files_per_batch: int = 32, wait_s: float = 0.0,
+                     on_plan: Callable[[int], None] | None = None,
+                     on_progress: Callable[[int], None] | None = None) -> IndexReport:
         """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport."""
-        from xsearch.index import Collection
-        from xsearch.indexer import IndexReport, index_folder
+        from xsearch.index.store import StoreSpec, delete_store, open_writer
+        from xsearch.indexer import index_folder
         from xsearch.media import discover
 
+        _check_int("workers", workers, 0)
+        _check_int("files_per_batch", files_per_batch, 1)
+        _check_number("wait_s", wait_s, 0)
         root = Path(root).expanduser()
         iter(discover(root))  # a missing root fails here, before any model is loaded
-        if rebuild and Collection.exists(self.path):
-            Collection.delete(self.path, wait_s=wait_s)
+        if rebuild and self.exists():
+            self.close()
+            delete_store(self.uri, wait_s=wait_s)
         stored = self.stored_model()
-        if stored and self.model and self.model not in (stored, "auto"):
-            enc = self.encoder(self.model)
-            with Collection.open(self.path) as col:
-                col.check_model(enc.model_id)  # raises with the way out (--rebuild)
+        note = ""
         if stored:
-            col = Collection.open(self.path, writer=True, wait_s=wait_s)
-            enc = _LazyEncoder(col.modalities, lambda: self._checked_encoder(col))  # loaded only if a file changed
-            spec = col.model_spec
+            if self.model and self.model not in (stored, "auto"):
+                self.store().check_model(self.encoder(self.model).model_id)  # raises with the way out
+            writer = open_writer(self.uri, wait_s=wait_s)
+            enc = _LazyEncoder(writer.modalities, lambda: self._checked_writer_encoder(writer))
         else:
-            enc = self.encoder(self.model or "auto")
+            spec, note = self.resolve_model(self.model or "auto")
+            enc = self.encoder(spec)
             dims = {m: enc.spaces[enc.index_space(m)] for m in enc.modalities}
-            col = Collection.open_or_create(self.path, model_id=enc.model_id, model_spec=enc.spec, dims=dims,
-                                            factory=index_factory, wait_s=wait_s)
-            spec = enc.spec
-        with col:
-            report = IndexReport(str(root.absolute()), str(self.path), spec, col.model_id, self.model_note)
-            if col.repair_report is not None and col.repair_report.changed:
-                report.repaired = str(col.repair_report)
-            return index_folder(col, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
-                                workers=workers, files_per_batch=files_per_batch, on_plan=on_plan,
-                                on_progress=on_progress, report=report)
+            writer = open_writer(self.uri, wait_s=wait_s,
+                                 create=StoreSpec(enc.model_id, enc.spec, dims, index_factory))
+        with writer:
+            report = IndexReport(str(root.absolute()), writer.uri, writer.model_spec, writer.model_id, note)
+            repaired = writer.repair_report
+            if repaired is not None and getattr(repaired, "changed", False):
+                report.repaired = str(repaired)
+            return index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
+                                prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
+                                on_plan=on_plan, on_progress=on_progress, report=report,
+                                worker_init=_close_lock_fds_in_worker())
 
-    def _checked_encoder(self, col):
-        enc = self.encoder(col.model_spec)
-        col.check_model(enc.model_id)
+    def _checked_writer_encoder(self, writer):
+        enc = self.encoder(writer.model_spec)
+        writer.check_model(enc.model_id)
         return enc
 
     def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
         """Drop files (or everything under folders) from the collection; returns how many files went."""
-        from xsearch.index import Collection
+        from xsearch.index.store import open_writer
 
-        with Collection.open(self.path, writer=True, wait_s=wait_s) as col:
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        with open_writer(self.uri, wait_s=wait_s) as writer:
             ids = []
             for p in paths:
-                ap = Path(p).expanduser().absolute()
-                row = col.catalog.get_file(str(ap))
-                if row is not None:
-                    ids.append(row.id)
-                else:
-                    ids += [r.id for r in col.catalog.files(under=ap)]
+                ap = str(Path(p).expanduser().absolute())
+                row = writer.file(ap)
+                ids += [row.id] if row is not None else [r.id for r in writer.files(under=ap)]
             if not ids:
-                raise UsageError(f"nothing in the collection matches {', '.join(str(p) for p in paths)}.")
-            col.remove_files(ids)
+                raise UsageError(f"nothing in the collection matches {', '.join(str(p) for p in paths)}",
+                                 code="remove.no_match", paths=", ".join(str(p) for p in paths))
+            writer.remove_files(sorted(set(ids)))
             return len(set(ids))
 
     # -- searching ----------------------------------------------------------------------------------------
+
+    def targets(self, to: Sequence[str] | str | None) -> tuple[list[str], bool]:
+        """``to`` as a list of modalities (``"all"``: every modality) and whether it was named explicitly."""
+        if to is None:
+            to = "image"
+        if to == "all":
+            return list(MODALITIES), False
+        targets = [to] if isinstance(to, str) else list(to)
+        if not targets:
+            raise UsageError("no target modality", code="usage.bad_target", target="", choices=_choices())
+        for t in targets:
+            if not isinstance(t, str) or t not in MODALITIES:
+                raise UsageError(f"target {t!r}: choose {_choices()}", code="usage.bad_target", target=t,
+                                 choices=_choices())
+        return targets, True
 
     def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int | None = None, *,
                weights: Sequence[float] | None = None, fusion: str = "mean", threshold: float | None = None,
                filters: Filters | None = None, params: dict | None = None) -> dict[str, list[Hit]]:
         """Ranked files per target modality (``to``: a modality, a list, or "all"); ``k`` files each (default 10,
         fewer when the collection has fewer; an explicit ``k`` beyond the collection is an error)."""
-        col, enc = self._open_for_read()
-        with col:
-            explicit = to != "all"
-            targets = list(MODALITIES) if to == "all" else ([to] if isinstance(to, str) else list(to))
-            for t in targets:
-                if t not in MODALITIES:
-                    raise UsageError(f"--to {t!r}: choose image, audio, text or all.")
-            targets = check_targets(col, targets, explicit)
-            req = SearchRequest(list(queries), targets, k, list(weights or []), fusion, threshold,
-                                filters or Filters(), dict(params or {}))
-            return run_search(col, enc, req)
+        from xsearch.query import check_weights
+
+        queries = list(queries or [])
+        for q in queries:
+            if not isinstance(q, Query) or q.modality not in MODALITIES:
+                raise UsageError(f"not a query: {q!r}", code="query.invalid")
+        if not queries:
+            raise UsageError("no query: give a text, an image file or an audio file", code="query.none")
+        k = _check_k_arg(k)
+        threshold = _check_threshold(threshold)
+        weights = check_weights(weights, len(queries)) if weights is not None else None
+        params = _check_params(params)
+        filters = filters or Filters()
+        targets, explicit = self.targets(to)
+        store, enc = self._reader()
+        targets = check_targets(store, targets, explicit)
+        req = SearchRequest(queries, targets, k, list(weights or []), fusion, threshold, filters, params)
+        return run_search(store, enc, req)
 
     def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
-        """Items near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
-        from xsearch.media import discover
-        from xsearch.media.types import Skipped
+        """Files near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
+        from xsearch.embed import mean_vector
+        from xsearch.query import check_query_file
 
+        k = _check_k_arg(k)
         p = Path(path).expanduser().absolute()
-        col, enc = self._open_for_read()
-        with col:
-            row = col.catalog.get_file(str(p))
-            modality = row.modality if row else None
-            if modality is None:
-                if not p.exists():
-                    raise UsageError(f"{p} is not in the collection and does not exist.")
-                found = next(iter(discover(p)), None)
-                if found is None or isinstance(found, Skipped):
-                    raise UsageError(f"{p}: {found.reason if found else 'not a media file'}")
-                modality = found.modality
-            target = to or modality
-            targets = check_targets(col, [target], True)
-            req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
-            if row is not None and enc.index_space(modality) == enc.index_space(target):
-                from xsearch.encoders.base import l2_normalize
-                from xsearch.search import _search_files, check_k
-
-                req.k = check_k(col, targets, k)
-                ids = col.catalog.item_ids_of_files([row.id]).get(modality)
-                vec = l2_normalize(col.reconstruct(modality, ids).mean(0, keepdims=True))[0]
-                hits = _search_files(col, target, vec, req, None)
-                for rank, h in enumerate(hits, 1):
-                    h.rank = rank
-                return {target: hits}
-            return run_search(col, enc, req)
+        store, enc = self._reader()
+        row = store.file(str(p))
+        if row is not None:
+            modality = row.modality
+        else:
+            if not p.exists():
+                raise UsageError(f"{p} is not in the collection and does not exist", code="query.file_missing",
+                                 path=str(p))
+            modality = _modality_of(p)
+            check_query_file(p, modality)
+        target = to or modality
+        targets, _ = self.targets(target)
+        targets = check_targets(store, targets, True)
+        req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
+        if row is not None and enc.index_space(modality) == enc.index_space(target):
+            req.k = check_k(store, targets, k)
+            vec = mean_vector(store.file_vectors(row.id))
+            return {target: search_vectors(store, target, vec[None, :], [1.0], req)}
+        return run_search(store, enc, req)
 
     def duplicates(self, modality: str = "image", threshold: float = 0.95, k: int = 8) -> list[dict]:
         """Pairs of different files whose vectors have cosine ≥ ``threshold``, best first."""
-        if not 0 < threshold <= 1:
-            raise UsageError(f"--threshold must be in (0, 1], not {threshold}.")
-        col, _ = self._open_for_read()
-        with col:
-            check_targets(col, [modality], True)
-            ids = col.catalog.item_ids(modality)
-            vecs = col.reconstruct(modality, ids)
-            kk = min(len(ids), k + 1)
-            scores, nn = col.search(modality, vecs, kk)
-            rows = col.catalog.items(ids.tolist())
-            pairs: dict[tuple[str, str], float] = {}
-            for qi, item in enumerate(ids):
-                a = rows[int(item)]
-                for s, other in zip(scores[qi], nn[qi]):
-                    if other < 0 or s < threshold:
+        if _check_number("threshold", threshold, None) is None or not 0 < threshold <= 1:
+            raise UsageError(f"threshold must be in (0, 1], not {threshold}", code="usage.bad_threshold",
+                             value=threshold, range=" in (0, 1]")
+        k = _check_int("k", k, 1)
+        targets, _ = self.targets(modality)
+        store, _ = self._reader()
+        check_targets(store, targets, True)
+        pairs: dict[tuple[str, str], float] = {}
+        paths: dict[int, str] = {}
+        for item_ids, file_ids, vectors in store.iter_items(modality):
+            hits_per_item = store.search_files(modality, vectors, min(k + 1, store.file_count(modality)),
+                                               threshold=threshold)
+            for file_id, hits in zip(file_ids.tolist(), hits_per_item):
+                if file_id not in paths:
+                    row = store.file_by_id(file_id)
+                    paths[file_id] = row.path if row else ""
+                a = paths[file_id]
+                for h in hits:
+                    if not a or h.path == a:
                         continue
-                    b = rows.get(int(other))
-                    if b is None or b.file_id == a.file_id:
-                        continue
-                    key = tuple(sorted((a.path, b.path)))
-                    pairs[key] = max(pairs.get(key, -1.0), float(s))
-            return [{"a": a, "b": b, "score": s} for (a, b), s in sorted(pairs.items(), key=lambda kv: -kv[1])]
-
-    # -- evaluation ---------------------------------------------------------------------------------------
-
-    def evaluate(self, manifest: str | Path, *, aligner: str = "model", split: str | None = None,
-                 directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
-                 factory: str = "Flat", ks: Sequence[int] | None = None,
-                 on_item: Callable[[], None] | None = None, log: Callable[[str], None] | None = None):
-        """Retrieval metrics per direction on a manifest split (see xsearch.evaluate), for this engine's model
-        (``aligner="model"``; default spec ``builtin``) or the CCA baseline (``aligner="cca"``)."""
-        from xsearch.eval import DEFAULT_KS
-
-        ks = tuple(ks or DEFAULT_KS)
-        if aligner == "cca":
-            from xsearch.cca import evaluate_cca
-
-            return evaluate_cca(str(manifest), split=split, directions=directions, relevance=relevance,
-                                factory=factory, ks=ks, log=log)
-        if aligner != "model":
-            raise UsageError(f"--aligner {aligner!r}: choose model or cca.")
-        from xsearch.evaluate import evaluate
-
-        encoder = self.encoder(self.model or self.stored_model() or "builtin")
-        return evaluate(encoder, str(manifest), split=split, directions=directions, relevance=relevance,
-                        factory=factory, ks=ks, on_item=on_item)
+                    key = tuple(sorted((a, h.path)))
+                    pairs[key] = max(pairs.get(key, -1.0), float(h.score))
+        return [{"a": a, "b": b, "score": s} for (a, b), s in sorted(pairs.items(), key=lambda kv: -kv[1])]
 
     # -- info ---------------------------------------------------------------------------------------------
 
     def stats(self) -> dict:
         """The collection's stats (files / items / index per modality, model)."""
-        from xsearch.index import Collection
+        if not self.exists():
+            raise CollectionError(f"no collection at {self.uri}", code="collection.missing", collection=self.uri)
+        return self.store().stats()
 
-        if not Collection.exists(self.path):
-            raise CollectionError(f"no collection at {self.path}; create it with `xsearch index <folder>`")
-        with Collection.open(self.path) as col:
-            return col.stats()
+    @staticmethod
+    def environment() -> dict:
+        """Versions, device and FAISS GPU support of this process."""
+        import importlib.metadata as md
+
+        import faiss
+        import torch
+
+        import xsearch
+
+        versions = {"xsearch": xsearch.__version__}
+        for dist in ("torch", "torchaudio", "faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "open-clip-torch",
+                     "transformers"):
+            try:
+                versions[dist] = md.version(dist)
+            except md.PackageNotFoundError:
+                pass
+        cuda = torch.cuda.is_available()
+        return {
+            "versions": versions,
+            "device": "cuda" if cuda else "cpu",
+            "gpu": torch.cuda.get_device_name(0) if cuda else None,
+            "faiss_gpus": int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0,
+            "faiss_gpu_support": hasattr(faiss, "StandardGpuResources"),
+        }
+
+
+def _choices() -> str:
+    return ", ".join(MODALITIES) + " or all"
+
+
+def _modality_of(path: Path) -> str:
+    from xsearch.media import discover
+    from xsearch.media.types import Skipped
+
+    found = next(iter(discover(path)), None)
+    if found is None or isinstance(found, Skipped):
+        reason = found.reason if found is not None else "not a media file xsearch can read"
+        raise UsageError(f"{path}: {reason}", code="query.bad_file", path=str(path))
+    return found.modality
+
+
+def _check_int(name: str, value, minimum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UsageError(f"{name} must be a whole number, not {value!r}", code="usage.bad_value", name=name,
+                         value=value)
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, not {value}", code="usage.bad_value", name=name,
+                         value=value)
+    return int(value)
+
+
+def _check_number(name: str, value, minimum: float | None):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise UsageError(f"{name} must be a finite number, not {value!r}", code="usage.bad_value", name=name,
+                         value=value)
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, not {value}", code="usage.bad_value", name=name,
+                         value=value)
+    return float(value)
+
+
+def _check_k_arg(k) -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise UsageError(f"k must be a whole number, not {k!r}", code="usage.bad_k", k=k)
+    if k <= 0:
+        raise UsageError(f"k must be at least 1, not {k}", code="usage.bad_k", k=k)
+    return int(k)
+
+
+def _check_threshold(threshold) -> float | None:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(threshold)):
+        raise UsageError(f"threshold must be a finite number, not {threshold!r}", code="usage.bad_threshold",
+                         value=threshold, range="")
+    return float(threshold)
+
+
+def _check_params(params: dict | None) -> dict:
+    out = {}
+    for key, value in dict(params or {}).items():
+        if key not in SEARCH_PARAMS:
+            raise UsageError(f"unknown search parameter {key!r}; known: {', '.join(SEARCH_PARAMS)}",
+                             code="usage.bad_search_param", name=key, value=value)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_SEARCH_PARAM:
+            raise UsageError(f"{key} must be a whole number from 1 to {MAX_SEARCH_PARAM}, not {value!r}",
+                             code="usage.bad_search_param", name=key, value=value)
+        out[key] = int(value)
+    return out
+
+
+def _close_lock_fds_in_worker():
+    """What a forked decode worker runs first: close its copies of writer-lock descriptors (so a worker that
+    outlives a killed parent can never hold the collection's lock)."""
+    try:
+        from xsearch.index.collection import close_inherited_lock_fds
+    except ImportError:  # pragma: no cover - older index layer
+        return None
+    return close_inherited_lock_fds
 
 
 class _LazyEncoder:

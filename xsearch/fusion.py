@@ -22,28 +22,13 @@ FUSIONS = ("mean", "weighted", "rrf", "vote")
 RRF_K = 60
 
 
-def parse_weights(text: str | None, n: int) -> list[float]:
-    """``"0.7,0.3"`` → floats, one per query (default: all 1). Mismatch or non-numbers → UsageError."""
-    if not text:
-        return [1.0] * n
-    try:
-        weights = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--weight {text!r}: use comma-separated numbers such as 0.7,0.3.") from None
-    if len(weights) != n:
-        raise UsageError(f"--weight has {len(weights)} value(s) but there are {n} queries.")
-    if all(w == 0 for w in weights):
-        raise UsageError("--weight: at least one weight must be non-zero.")
-    return weights
-
-
 def fuse_vectors(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     """Weighted mean of unit query vectors ``[n, d]``, renormalised to unit length."""
     v = np.asarray(weights, dtype=np.float32)[:, None] * np.asarray(vectors, dtype=np.float32)
     fused = v.sum(0)
     norm = float(np.linalg.norm(fused))
     if norm < 1e-6:
-        raise UsageError("the weighted queries cancel out; change the weights.")
+        raise UsageError("the weighted queries cancel out; change the weights", code="usage.weights_cancel")
     return (fused / norm).astype(np.float32)
 
 
@@ -51,7 +36,8 @@ def fuse_ranked(lists: Sequence[Sequence[tuple[object, float]]], weights: Sequen
                 k: int) -> list[tuple[object, float]]:
     """Merge per-query ranked lists of ``(key, score)`` into one list of at most k ``(key, fused score)``."""
     if method not in FUSIONS[1:]:
-        raise UsageError(f"unknown decision-level fusion {method!r}; choose weighted, rrf or vote.")
+        raise UsageError(f"unknown fusion {method!r}; choose {', '.join(FUSIONS)}", code="usage.bad_fusion",
+                         fusion=method, choices=", ".join(FUSIONS))
     fused: dict[object, float] = {}
     best_rank: dict[object, int] = {}
     for ranked, w in zip(lists, weights):

@@ -1,51 +1,18 @@
-"""Searching a collection: fused or separate queries, one ranked list of files per target modality."""
+"""Searching a store: queries embedded per target space, fused or separate, one ranked list of files per target."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from xsearch.errors import UsageError
 from xsearch.fusion import FUSIONS, fuse_ranked, fuse_vectors
-from xsearch.query import Query, embed_query
+from xsearch.query import embed_query
+from xsearch.types import Filters, Hit, Query
 
-
-@dataclass
-class Hit:
-    """One result: a file, its score, and where in it (audio window start in s, text passage index)."""
-
-    rank: int
-    score: float
-    path: str
-    modality: str
-    offset: float
-    item_id: int
-    snippet: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    size: int | None = None
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class Filters:
-    """Catalog filters applied inside the vector search (FAISS ID selector)."""
-
-    path_glob: str | None = None
-    min_duration: float | None = None
-    max_duration: float | None = None
-    min_size: int | None = None
-    max_size: int | None = None
-    since: object = None
-    until: object = None
-
-    def active(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+DEFAULT_K = 10
 
 
 @dataclass
@@ -61,90 +28,66 @@ class SearchRequest:
     exclude_paths: tuple[str, ...] = ()
 
 
-def run_search(collection, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
+def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
     """Search every target modality; returns {target: hits} (at most k files each, best first)."""
     if not req.queries:
-        raise UsageError("no query: give text, --image FILE or --audio FILE.")
-    req = replace(req, k=check_k(collection, req.targets, req.k))
+        raise UsageError("no query: give a text, an image file or an audio file", code="query.none")
+    req = replace(req, k=check_k(store, req.targets, req.k))
     if req.fusion not in FUSIONS:
-        raise UsageError(f"unknown --fusion {req.fusion!r}; choose {', '.join(FUSIONS)}.")
+        raise UsageError(f"unknown fusion {req.fusion!r}; choose {', '.join(FUSIONS)}", code="usage.bad_fusion",
+                         fusion=req.fusion, choices=", ".join(FUSIONS))
     weights = req.weights or [1.0] * len(req.queries)
     if len(weights) != len(req.queries):
-        raise UsageError(f"{len(weights)} weight(s) for {len(req.queries)} queries.")
+        raise UsageError(f"{len(weights)} weight(s) for {len(req.queries)} queries", code="usage.weights_count",
+                         given=len(weights), queries=len(req.queries))
+    by_space: dict[str, np.ndarray] = {}
     results = {}
     for target in req.targets:
         space = encoder.index_space(target)
-        vectors = np.stack([embed_query(encoder, q, space) for q in req.queries])
-        allowed = collection.catalog.filter_ids(target, **req.filters.active()) if req.filters.active() else None
-        if req.fusion == "mean" or len(req.queries) == 1:
-            hits = _search_files(collection, target, fuse_vectors(vectors, weights), req, allowed)
-            ranked = [(h, h.score) for h in hits]
-        else:
-            per_query = [[(h.item_id, h) for h in _search_files(collection, target, v, req, allowed)] for v in vectors]
-            by_item = {item: h for lst in per_query for item, h in lst}
-            merged = fuse_ranked([[(item, h.score) for item, h in lst] for lst in per_query], weights, req.fusion,
-                                 req.k)
-            ranked = [(by_item[item], score) for item, score in merged]
-        out = []
-        for rank, (hit, score) in enumerate(ranked[: req.k], 1):
-            hit.rank, hit.score = rank, float(score)
-            out.append(hit)
-        results[target] = out
+        if space not in by_space:
+            by_space[space] = np.stack([embed_query(encoder, q, space) for q in req.queries])
+        results[target] = search_vectors(store, target, by_space[space], weights, req)
     return results
 
 
-def _search_files(collection, target: str, vector: np.ndarray, req: SearchRequest, allowed) -> list[Hit]:
-    """Top-k *files* for one vector: items of the same file (audio windows, text passages) keep their best."""
-    index = collection.index(target)
-    total = index.ntotal if allowed is None else int(len(allowed))
-    if total == 0:
-        return []
-    fetch = min(total, max(req.k * 4, req.k + 8))
-    while True:
-        scores, ids = collection.search(target, vector[None, :], fetch, allowed_ids=allowed, params=req.params or None)
-        rows = collection.catalog.items(ids[0][ids[0] >= 0].tolist())
-        hits, seen, below = [], set(), False
-        for score, item_id in zip(scores[0], ids[0]):
-            row = rows.get(int(item_id))
-            if row is None or row.file_id in seen or row.path in req.exclude_paths:
-                continue
-            if req.threshold is not None and score < req.threshold:
-                below = True
-                break
-            seen.add(row.file_id)
-            hits.append(Hit(0, float(score), row.path, row.modality, float(row.offset), int(item_id), row.snippet,
-                            row.width, row.height, row.duration, row.size))
-        if len(hits) >= req.k or fetch >= total or below:
-            return hits[: req.k]
-        fetch = min(total, fetch * 4)
+def search_vectors(store, target: str, vectors: np.ndarray, weights: Sequence[float],
+                   req: SearchRequest) -> list[Hit]:
+    """Best files of ``target`` for query vectors combined by ``req.fusion`` (feature or decision level)."""
+    kwargs = dict(filters=req.filters, exclude_paths=req.exclude_paths, threshold=req.threshold,
+                  params=req.params or None)
+    if req.fusion == "mean" or len(vectors) == 1:
+        return store.search_files(target, fuse_vectors(vectors, weights)[None, :], req.k, **kwargs)[0]
+    per_query = store.search_files(target, vectors, req.k, **kwargs)
+    by_item = {h.item_id: h for hits in per_query for h in hits}
+    merged = fuse_ranked([[(h.item_id, h.score) for h in hits] for hits in per_query], weights, req.fusion, req.k)
+    out = []
+    for rank, (item, score) in enumerate(merged, 1):
+        hit = replace(by_item[item], rank=rank, score=float(score))
+        out.append(hit)
+    return out
 
 
-def item_count(collection, modality: str) -> int:
-    return collection.catalog.counts().get(modality, {}).get("files", 0)
-
-
-DEFAULT_K = 10
-
-
-def check_k(collection, targets: Sequence[str], k: int | None) -> int:
+def check_k(store, targets: Sequence[str], k: int | None) -> int:
     """The k to use: ``None`` means DEFAULT_K; an explicit k must be at least 1 and no larger than the most
     files any target modality holds."""
     if k is None:
         return DEFAULT_K
     if k <= 0:
-        raise UsageError(f"-k must be at least 1, not {k}.")
-    n, target = max((item_count(collection, t), t) for t in targets)
+        raise UsageError(f"k must be at least 1, not {k}", code="usage.bad_k", k=k)
+    n, target = max((store.file_count(t), t) for t in targets)
     if k > n:
-        raise UsageError(f"-k {k} is larger than the collection: it holds {n} {target} file(s); use -k {n} or less.")
+        raise UsageError(f"k={k} is larger than the collection: it holds {n} {target} file(s)",
+                         code="usage.k_too_large", k=k, n=n, modality=target)
     return k
 
 
-def check_targets(collection, targets: Sequence[str], explicit: bool) -> list[str]:
+def check_targets(store, targets: Sequence[str], explicit: bool) -> list[str]:
     """Targets that have items; an explicitly named empty target is an error."""
-    usable = [t for t in targets if t in collection.modalities and item_count(collection, t) > 0]
+    usable = [t for t in targets if t in store.modalities and store.file_count(t) > 0]
     missing = [t for t in targets if t not in usable]
     if explicit and missing:
-        raise UsageError(f"the collection has no {missing[0]} items to search; index some {missing[0]} files first.")
+        raise UsageError(f"the collection has no {missing[0]} items to search", code="collection.no_items",
+                         modality=missing[0])
     if not usable:
-        raise UsageError("the collection is empty; add files with `xsearch index <folder>`.")
+        raise UsageError("the collection is empty", code="collection.empty")
     return usable

@@ -40,7 +40,8 @@ class BatchRunner:
                     z = encode(chunk)
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
-                    raise ModelError("out of GPU memory even at batch size 1; run with --device cpu.") from None
+                    raise ModelError("out of GPU memory even at batch size 1.", code="model.out_of_memory",
+                                     device=self.device) from None
                 self.batch_size = max(1, self.batch_size // 2)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()

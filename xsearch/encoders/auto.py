@@ -8,7 +8,7 @@ of seconds and ``HF_HUB_OFFLINE`` is not set (then the first use downloads them,
 from __future__ import annotations
 
 from xsearch.encoders import _hub
-from xsearch.encoders.registry import DEFAULT_PAIR
+from xsearch.encoders.specs import DEFAULT_PAIR
 
 # Where open_clip 3.3.0 keeps ViT-B-32 laion2b_s34b_b79k: its pretrained cfg has
 # hf_hub='laion/CLIP-ViT-B-32-laion2B-s34B-b79K/' (no file name → open_clip_pytorch_model.bin, and it

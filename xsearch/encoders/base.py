@@ -23,7 +23,7 @@ class Encoder(Protocol):
 
     spec: str  # the registry spec this encoder was built from, e.g. "builtin"
     model_id: str  # spec + weights hash + dims: what a collection records
-    modalities: tuple[str, ...]  # subset of ("image", "audio", "text")
+    modalities: tuple[str, ...]  # names registered in xsearch.media.modalities, e.g. ("image", "text")
     spaces: dict[str, int]  # space name -> dim
     sample_rate: int  # audio sample rate the audio tower expects (0 if no audio)
     audio_window_s: float  # audio is embedded in windows of this length
@@ -32,6 +32,11 @@ class Encoder(Protocol):
     # side to this size, so decoders may shrink images to it early (in worker processes) with identical results.
 
     def index_space(self, modality: str) -> str: ...
+
+    def embed(self, modality: str, batch: Sequence, space: str | None = None) -> np.ndarray:
+        """Embed a batch of decoded segments of ``modality`` (PIL images, waveforms, strings) into ``space``
+        (default: the modality's index space). The one entry point callers use; modality is data."""
+        ...
 
     def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray: ...
 
@@ -42,17 +47,40 @@ class Encoder(Protocol):
     def describe(self) -> dict: ...
 
 
-class SingleSpace:
+class ModalityDispatch:
+    """``embed(modality, batch, space)`` dispatched through ``EMBEDDERS``: {modality: name of a method(batch, space)}.
+
+    Only the modalities in ``self.modalities`` dispatch. An encoder gains a modality by listing it there and adding
+    one ``EMBEDDERS`` entry (e.g. ``EMBEDDERS = {**ModalityDispatch.EMBEDDERS, "video": "embed_video"}``); callers
+    never name per-modality methods.
+    """
+
+    EMBEDDERS: dict[str, str] = {"image": "embed_images", "audio": "embed_audio", "text": "embed_text"}
+
+    spec: str
+    modalities: tuple[str, ...]
+
+    def embedders(self) -> dict:
+        """{modality: bound method(batch, space=None)} for every modality this encoder embeds."""
+        table = {m: getattr(self, self.EMBEDDERS[m], None) for m in self.modalities if m in self.EMBEDDERS}
+        return {m: f for m, f in table.items() if f is not None}
+
+    def embed(self, modality: str, batch: Sequence, space: str | None = None) -> np.ndarray:
+        fn = self.embedders().get(modality)
+        if fn is None:
+            raise unsupported_modality(self, modality)
+        return fn(batch, space=space)
+
+
+class SingleSpace(ModalityDispatch):
     """Mixin for encoders with one embedding space: every modality is indexed in ``DEFAULT_SPACE``."""
 
     spec: str
     modalities: tuple[str, ...]
 
     def index_space(self, modality: str) -> str:
-        from xsearch.errors import UsageError
-
         if modality not in self.modalities:
-            raise UsageError(f"{self.spec} embeds {' and '.join(self.modalities)}, not {modality}.")
+            raise unsupported_modality(self, modality)
         return DEFAULT_SPACE
 
     def _check_space(self, space: str | None) -> None:
@@ -60,6 +88,14 @@ class SingleSpace:
 
         if space not in (None, DEFAULT_SPACE):
             raise ModelError(f"{self.spec} has one embedding space, not {space!r}.")
+
+
+def unsupported_modality(encoder, modality: str):
+    """The UsageError for a modality an encoder has no tower for (code ``model.modality_unsupported``)."""
+    from xsearch.errors import UsageError
+
+    return UsageError(f"model {encoder.spec} cannot embed {modality} (it embeds {', '.join(encoder.modalities)}).",
+                      code="model.modality_unsupported", modality=modality, model=encoder.spec)
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -90,7 +126,9 @@ def pick_device(requested: str | None = None) -> str:
     if requested in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"--device {requested} was asked for, but torch sees no CUDA GPU; use --device cpu.")
+        raise ModelError(f"device {requested} was asked for, but torch sees no CUDA GPU.", code="model.no_cuda",
+                         device=requested)
     if requested != "cpu" and not requested.startswith("cuda"):
-        raise ModelError(f"unknown device {requested!r}; use cpu, cuda, cuda:N or auto.")
+        raise ModelError(f"unknown device {requested!r}; use cpu, cuda, cuda:N or auto.", code="model.bad_device",
+                         device=requested)
     return requested

@@ -43,11 +43,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xsearch.encoders.base import Encoder, l2_normalize
-from xsearch.errors import ModelError, UsageError
+from xsearch.encoders.base import Encoder, ModalityDispatch, l2_normalize, unsupported_modality
+from xsearch.errors import ModelError
 
 if TYPE_CHECKING:
     from xsearch.encoders.projection import ProjectionHead
+    from xsearch.encoders.specs import ModelSpec
 
 CLIP_SPACE = "clip"
 CLAP_SPACE = "clap"
@@ -116,7 +117,7 @@ def translate(x: np.ndarray, source: np.ndarray, target: np.ndarray, top_m: int,
     return l2_normalize(out)
 
 
-class BridgedEncoder:
+class BridgedEncoder(ModalityDispatch):
     """A vision (image+text) and an audio (audio+text) encoder joined through a text vocabulary."""
 
     modalities = ("image", "audio", "text")
@@ -255,11 +256,11 @@ class BridgedEncoder:
     # -- the Encoder protocol -----------------------------------------------------------------------------------
 
     def index_space(self, modality: str) -> str:
-        if modality in ("image", "text"):
-            return CLIP_SPACE
-        if modality == "audio":
-            return CLIP_SPACE if self.bind is not None else CLAP_SPACE
-        raise UsageError(f"unknown modality {modality!r}; use image, audio or text.")
+        """Images and texts are indexed in ``clip``; audio in ``clap``, or in ``clip`` when a bind head maps it."""
+        spaces = {"image": CLIP_SPACE, "text": CLIP_SPACE, "audio": CLIP_SPACE if self.bind is not None else CLAP_SPACE}
+        if modality not in spaces:
+            raise unsupported_modality(self, modality)
+        return spaces[modality]
 
     def _space(self, space: str | None, modality: str) -> str:
         space = space or self.index_space(modality)
@@ -321,11 +322,13 @@ def _default_cache_dir() -> Path:
     return data_home() / "cache"
 
 
-def load_pair(parsed_spec, device: str | None = None, *, cache_dir: Path | str | None = None) -> BridgedEncoder:
+def load_pair(parsed_spec: ModelSpec, device: str | None = None, *, load: Callable[[str, str | None], Encoder],
+              cache_dir: Path | str | None = None) -> BridgedEncoder:
     """``<image+text spec>+<audio+text spec>[+bind:<dir> | +bridge[:<vocab file>]]`` → a BridgedEncoder.
 
-    Usually ``openclip:…+clap:…``; builtin checkpoints may stand on either side. The bind head / vocabulary is
-    checked before the (large) models load.
+    Usually ``openclip:…+clap:…``; builtin checkpoints may stand on either side. ``load(spec, device)`` builds
+    each side (the registry passes its cached ``load_encoder``, so this module never imports the registry). The
+    bind head / vocabulary is checked before the (large) models load.
     """
     if len(parsed_spec.parts) < 2:
         raise ModelError(f"{parsed_spec.text!r} is not a pair of an image+text and an audio+text model.")
@@ -347,10 +350,8 @@ def load_pair(parsed_spec, device: str | None = None, *, cache_dir: Path | str |
             suffix = f"+bridge:{vocab_file}"
     vocab = load_vocab(vocab_file)
 
-    from xsearch.encoders.registry import load_encoder
-
-    vision = load_encoder(vision_part.text, device)
-    audio = load_encoder(audio_part.text, device)
+    vision = load(vision_part.text, device)
+    audio = load(audio_part.text, device)
     return BridgedEncoder(
         vision, audio, vocab, bind=bind, cache_dir=cache_dir, spec=f"{vision.spec}+{audio.spec}{suffix}"
     )

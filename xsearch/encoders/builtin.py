@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, pick_device, weights_digest
+from xsearch.encoders._batching import BatchRunner
+from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device, weights_digest
 from xsearch.errors import ModelError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -291,39 +292,40 @@ class BuiltinEncoder(SingleSpace):
         self.sample_rate = model.cfg.sample_rate
         self.audio_window_s = model.cfg.audio_window_s
         self.image_short_side = model.cfg.image_size  # the transform's Resize; decoders may shrink to it early
-        self.batch_size = batch_size
         self.model_id = f"{spec}@{digest}:{model.cfg.embed_dim}"
+        self._runner = BatchRunner(self.device, batch_size)
+        # each tower's preprocessing: raw inputs of one batch → the model's input tensor
+        self._prepare = {"image": self.pre.images, "audio": self.pre.audio, "text": self.pre.text}
 
-    @torch.inference_mode()
-    def _embed(self, modality: str, batch: torch.Tensor) -> np.ndarray:
-        outs = []
-        use_amp = self.device.startswith("cuda")
-        for i in range(0, len(batch), self.batch_size):
-            x = batch[i : i + self.batch_size].to(self.device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                z = self.model.encode(modality, x, normalize=False)
-            outs.append(z.float().cpu().numpy())
-        if not outs:
-            return np.zeros((0, self.cfg.embed_dim), dtype=np.float32)
-        return l2_normalize(np.concatenate(outs))
+    @property
+    def batch_size(self) -> int:
+        """Items per forward pass; halves (and stays halved) when the GPU runs out of memory."""
+        return self._runner.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        if value < 1:
+            raise ModelError(f"batch size must be at least 1, not {value}.")
+        self._runner.batch_size = value
+
+    def _embed(self, modality: str, items: Sequence, space: str | None) -> np.ndarray:
+        """Unit vectors [n, dim] of one tower, batch by batch through the shared BatchRunner."""
+        self._check_space(space)
+        prepare = self._prepare[modality]
+
+        def encode(chunk: Sequence) -> torch.Tensor:
+            return self.model.encode(modality, prepare(chunk).to(self.device), normalize=False)
+
+        return self._runner.run(list(items), encode, self.cfg.embed_dim)
 
     def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
-        self._check_space(space)
-        if not images:
-            return np.zeros((0, self.cfg.embed_dim), dtype=np.float32)
-        return self._embed("image", self.pre.images(images))
+        return self._embed("image", images, space)
 
     def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
-        self._check_space(space)
-        if not len(waves):
-            return np.zeros((0, self.cfg.embed_dim), dtype=np.float32)
-        return self._embed("audio", self.pre.audio(waves))
+        return self._embed("audio", waves, space)
 
     def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
-        self._check_space(space)
-        if not texts:
-            return np.zeros((0, self.cfg.embed_dim), dtype=np.float32)
-        return self._embed("text", self.pre.text(texts))
+        return self._embed("text", texts, space)
 
     def describe(self) -> dict:
         return {
@@ -335,6 +337,7 @@ class BuiltinEncoder(SingleSpace):
             "trained": self.trained,
             "sample_rate": self.sample_rate,
             "audio_window_s": self.audio_window_s,
+            "batch_size": self.batch_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
 

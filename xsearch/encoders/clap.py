@@ -221,7 +221,8 @@ class ClapEncoder(SingleSpace):
         return self._runner.run(texts, encode, self.dim)
 
     def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
-        raise UsageError(f"{self.spec} embeds audio and text, not images; pair it with an openclip:… model for images.")
+        raise UsageError(f"{self.spec} embeds audio and text, not images; pair it with an openclip:… model for images.",
+                         code="model.modality_unsupported", modality="image", model=self.spec)
 
     def describe(self) -> dict:
         return {

@@ -105,9 +105,7 @@ class OpenClipEncoder(SingleSpace):
         import open_clip
 
         if arch not in open_clip.list_models():
-            raise ModelError(
-                f"unknown open_clip architecture {arch!r}; `xsearch models` lists the openclip:<arch>:<tag> choices."
-            )
+            raise ModelError(f"unknown open_clip architecture {arch!r}.", code="model.unknown_arch", arch=arch)
         if not pretrained:
             tags = open_clip.list_pretrained_tags_by_model(arch)
             example = tags[0] if tags else "/path/to/checkpoint.bin"
@@ -178,8 +176,8 @@ class OpenClipEncoder(SingleSpace):
             else "it has no pretrained tags"
         )
         raise ModelError(
-            f"{pretrained!r} is neither a pretrained tag of open_clip {arch} nor an existing checkpoint file; "
-            f"{known} (see `xsearch models`)."
+            f"{pretrained!r} is neither a pretrained tag of open_clip {arch} nor an existing checkpoint file; {known}.",
+            code="model.unknown_tag", arch=arch, tag=pretrained,
         )
 
     def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
@@ -207,7 +205,8 @@ class OpenClipEncoder(SingleSpace):
         )
 
     def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
-        raise UsageError(f"{self.spec} embeds images and text, not audio; pair it with a clap:… model for audio.")
+        raise UsageError(f"{self.spec} embeds images and text, not audio; pair it with a clap:… model for audio.",
+                         code="model.modality_unsupported", modality="audio", model=self.spec)
 
     def describe(self) -> dict:
         return {

@@ -1,114 +1,108 @@
 """Model specs → encoders. One factory, like open_clip's ``create_model_and_transforms``.
 
-Specs:
-  builtin                                   the shipped offline tri-modal model
-  builtin:<checkpoint dir>                  a builtin-architecture checkpoint from `xsearch train`
-  openclip:<arch>:<pretrained tag | path>   image + text (open_clip_torch)
-  clap:<hf id | local dir>                  audio + text (transformers ClapModel)
-  openclip:…+clap:…                         all three; audio joined to images through a text vocabulary
-  openclip:…+clap:…+bridge:<vocab file>     the same, with your own vocabulary
-  openclip:…+clap:…+bind:<checkpoint dir>   all three; audio projected into CLIP space by a trained head
-  builtin:<dir>+builtin:<dir>[+bridge:…]    the same joins over two builtin checkpoints (experiments, tests)
-  auto                                      the pretrained pair when its weights can be had, else builtin
+The spec forms are in :mod:`xsearch.encoders.specs` (re-exported here). ``auto`` is resolved in one place,
+:func:`resolve_spec`; :func:`load_encoder` builds through it and keeps the last few encoders for reuse in this
+process (thread-safe: concurrent callers of one spec share a single build).
+
+Module graph (no cycles): ``registry`` → ``specs``, ``auto``, ``bridge`` (and lazily the backends);
+``auto`` → ``specs``, ``_hub``; ``bridge`` → ``base``. Nothing imports ``registry`` back.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
 
-from xsearch.errors import ModelError
+from xsearch.encoders import auto
+from xsearch.encoders.bridge import load_pair
+from xsearch.encoders.specs import (
+    DEFAULT_CLAP,
+    DEFAULT_OPENCLIP,
+    DEFAULT_PAIR,
+    KINDS,
+    ModelSpec,
+    SpecPart,
+    parse_spec,
+)
 
-DEFAULT_OPENCLIP = "openclip:ViT-B-32:laion2b_s34b_b79k"
-DEFAULT_CLAP = "clap:laion/clap-htsat-unfused"
-DEFAULT_PAIR = f"{DEFAULT_OPENCLIP}+{DEFAULT_CLAP}"
+__all__ = [
+    "DEFAULT_CLAP",
+    "DEFAULT_OPENCLIP",
+    "DEFAULT_PAIR",
+    "KINDS",
+    "ModelSpec",
+    "SpecPart",
+    "clear_cache",
+    "list_models",
+    "load_encoder",
+    "parse_spec",
+    "resolve_spec",
+]
 
-_KINDS = ("builtin", "openclip", "clap", "bind", "bridge", "auto")
-_SPLIT = re.compile(r"\+(?=(?:%s)(?::|$))" % "|".join(_KINDS))
+CACHE_SIZE = 4
 
-
-@dataclass(frozen=True)
-class SpecPart:
-    kind: str
-    args: tuple[str, ...] = ()
-    text: str = ""  # the part as written, e.g. "clap:laion/clap-htsat-unfused"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed model spec: one part, or an open_clip + CLAP pair with an optional bind/bridge part."""
-
-    text: str
-    parts: tuple[SpecPart, ...] = field(default_factory=tuple)
-
-    def part(self, kind: str) -> SpecPart | None:
-        return next((p for p in self.parts if p.kind == kind), None)
-
-
-def parse_spec(spec: str) -> ModelSpec:
-    """Parse a spec string; raise ModelError with the accepted forms when it is malformed."""
-    text = (spec or "").strip()
-    if not text:
-        raise ModelError("empty model spec; try 'builtin' or see `xsearch models`.")
-    parts = []
-    for chunk in _SPLIT.split(text):
-        kind, _, rest = chunk.partition(":")
-        if kind not in _KINDS:
-            raise ModelError(f"unknown model spec {spec!r}; known kinds: {', '.join(_KINDS)} (see `xsearch models`).")
-        if kind == "openclip":
-            arch, _, pretrained = rest.partition(":")
-            if not arch:
-                raise ModelError(f"{chunk!r}: use openclip:<arch>:<pretrained tag or checkpoint path>.")
-            parts.append(SpecPart(kind, (arch, pretrained), chunk))
-        elif kind in ("clap", "bind"):
-            if not rest:
-                raise ModelError(
-                    f"{chunk!r}: use {kind}:<{'hub id or local dir' if kind == 'clap' else 'checkpoint dir'}>."
-                )
-            parts.append(SpecPart(kind, (rest,), chunk))
-        else:
-            parts.append(SpecPart(kind, (rest,) if rest else (), chunk))
-    kinds = [p.kind for p in parts]
-    if len(parts) > 1:
-        if (kinds[0] not in ("openclip", "builtin") or kinds[1] not in ("clap", "builtin") or len(parts) > 3
-                or (len(parts) == 3 and kinds[2] not in ("bind", "bridge"))):
-            raise ModelError(
-                f"cannot combine {spec!r}; the combined form is <image+text model>+<audio+text model>"
-                "[+bind:<dir> | +bridge[:<vocab>]], e.g. openclip:…+clap:… (builtin checkpoints work on either side)."
-            )
-    elif kinds[0] in ("bind", "bridge"):
-        raise ModelError(f"{spec!r} needs an openclip:…+clap:… pair before it.")
-    return ModelSpec(text, tuple(parts))
+_cache: OrderedDict[tuple[str, str | None], object] = OrderedDict()  # most recently used last
+_building: dict[tuple[str, str | None], threading.Lock] = {}  # one lock per spec being built
+_lock = threading.Lock()  # guards _cache and _building, never held while a model builds
 
 
-_CACHE: dict[tuple[str, str | None], object] = {}
-_CACHE_SIZE = 4
+def resolve_spec(spec: str) -> tuple[str, str]:
+    """(concrete spec, note). ``auto`` becomes the pretrained pair or ``builtin`` and the note says which and why
+    (``"model: <spec> (<reason>)"``); any other spec is checked and comes back as written, with the note ``""``."""
+    parsed = parse_spec(spec)
+    if not parsed.is_auto:
+        return parsed.text, ""
+    chosen, reason = auto.resolve_auto()
+    return chosen, f"model: {chosen} ({reason})"
 
 
 def load_encoder(spec: str, device: str | None = None, *, quiet: bool = False):
-    """Build the encoder a spec names (kept for reuse in this process). ``auto`` resolves first."""
-    key = (spec, device)
-    if key not in _CACHE or parse_spec(spec).parts[0].kind == "auto":
-        encoder = _build(spec, device, quiet=quiet)
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = encoder
-    return _CACHE[key]
+    """The encoder a spec names, built once per (spec, device) and kept for reuse in this process.
+
+    ``auto`` is resolved first (by :func:`resolve_spec`), so the cache holds concrete specs only. Threads asking
+    for the same spec wait for one build; different specs build concurrently.
+    """
+    concrete, _note = resolve_spec(spec)
+    key = (concrete, device)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        building = _building.setdefault(key, threading.Lock())
+    with building:
+        with _lock:  # another thread may have finished this build while we waited
+            if key in _cache:
+                _cache.move_to_end(key)
+                return _cache[key]
+        try:
+            encoder = _build(parse_spec(concrete), device)
+        except BaseException:
+            with _lock:
+                _building.pop(key, None)
+            raise
+        with _lock:  # cached and no longer "building" in one step, so no later caller starts a second build
+            _cache[key] = encoder
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+            _building.pop(key, None)
+    return encoder
 
 
-def _build(spec: str, device: str | None, *, quiet: bool = False):
-    parsed = parse_spec(spec)
+def clear_cache() -> None:
+    """Forget the kept encoders (tests; freeing GPU memory)."""
+    with _lock:
+        _cache.clear()
+
+
+def _build(parsed: ModelSpec, device: str | None):
     first = parsed.parts[0]
-    if first.kind == "auto":
-        from xsearch.encoders.auto import resolve_auto
-
-        chosen, _reason = resolve_auto()
-        return load_encoder(chosen, device, quiet=quiet)
-    if first.kind == "builtin" and len(parsed.parts) == 1:
+    if len(parsed.parts) > 1:
+        return load_pair(parsed, device, load=load_encoder)
+    if first.kind == "builtin":
         from xsearch.encoders.builtin import load_builtin
 
         return load_builtin(first.args[0] if first.args else None, device=device)
-    if first.kind == "openclip" and len(parsed.parts) == 1:
+    if first.kind == "openclip":
         from xsearch.encoders.openclip import OpenClipEncoder
 
         return OpenClipEncoder(*first.args, device=device)
@@ -116,13 +110,11 @@ def _build(spec: str, device: str | None, *, quiet: bool = False):
         from xsearch.encoders.clap import ClapEncoder
 
         return ClapEncoder(first.args[0], device=device)
-    from xsearch.encoders.bridge import load_pair
-
-    return load_pair(parsed, device=device)
+    raise AssertionError(f"parse_spec let through {parsed.text!r}")  # auto is resolved, bind/bridge stand alone
 
 
 def list_models() -> list[dict]:
-    """The spec forms with a one-line description each (what `xsearch models` prints)."""
+    """The spec forms with a one-line description each (what the CLI's model list prints)."""
     rows = [
         {"spec": "auto", "modalities": "image, audio, text", "about": "pretrained pair when available, else builtin"},
         {"spec": "builtin", "modalities": "image, audio, text", "about": "shipped offline model (generated world)"},

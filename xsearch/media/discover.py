@@ -182,3 +182,31 @@ class _Walk:
         if modality not in self.wanted:
             return None
         return MediaFile(path=path, modality=modality, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def in_scope(root: str | os.PathLike, path: str | os.PathLike, *, include: Iterable[str] = (),
+             exclude: Iterable[str] = (), hidden: bool = False) -> bool:
+    """Would :func:`discover` with these options look at ``path`` under ``root``?
+
+    The indexer prunes only catalog entries in scope: a file that an ``include`` / ``exclude`` / hidden rule
+    left out of this walk was not looked at, so it is not "gone".
+    """
+    root_path = Path(os.path.abspath(os.fspath(root)))
+    p = Path(os.fspath(path))
+    try:
+        relative = p.relative_to(root_path)
+    except ValueError:
+        return p == root_path
+    parts = relative.parts
+    if not parts:
+        return True
+    if not hidden and any(part.startswith(".") for part in parts):
+        return False
+    exclude_globs, include_globs = _Globs(exclude), _Globs(include)
+    for depth in range(1, len(parts)):
+        if exclude_globs.match("/".join(parts[:depth]), parts[depth - 1]):
+            return False
+    rel, name = relative.as_posix(), parts[-1]
+    if exclude_globs.match(rel, name):
+        return False
+    return not include_globs.patterns or include_globs.match(rel, name)

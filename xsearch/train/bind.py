@@ -19,7 +19,7 @@ import torch
 
 from xsearch.encoders.base import Encoder
 from xsearch.errors import XsearchError
-from xsearch.eval import rank_metrics, relevance_from_labels
+from xsearch.evaluation.metrics import rank_metrics, relevance_from_labels
 from xsearch.train.loss import ClipLoss
 from xsearch.train.manifest import PairRecord, load_manifest
 
@@ -40,16 +40,10 @@ class BindArgs:
 
 
 def _audio_embeddings(encoder: Encoder, records: list[PairRecord]) -> np.ndarray:
-    """One vector per record: the mean of its windows' embeddings, renormalised (the query rule)."""
-    from xsearch.encoders.base import l2_normalize
-    from xsearch.media.audio import load_audio, split_windows
+    """One vector per record: the mean of its windows' embeddings, renormalised (the query rule, xsearch.embed)."""
+    from xsearch.embed import embed_files, media_file
 
-    out = []
-    for rec in records:
-        wave, _ = load_audio(rec.audio, encoder.sample_rate, 600.0)
-        windows = [w for _, w in split_windows(wave, encoder.sample_rate, encoder.audio_window_s)]
-        out.append(l2_normalize(encoder.embed_audio(windows).mean(0, keepdims=True))[0])
-    return np.stack(out)
+    return embed_files(encoder, [media_file(rec.audio, "audio") for rec in records])
 
 
 def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable[[str], None] = print):

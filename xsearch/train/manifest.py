@@ -49,7 +49,7 @@ class Manifest:
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    """Read a JSONL manifest. Lines that are not JSON, or name missing files, are reported and skipped."""
+    """Read a paired-data manifest (JSONL). Lines that are not JSON, or name missing files, are reported and skipped."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise XsearchError(f"manifest not found: {path}")

@@ -20,7 +20,7 @@ import torch
 
 from xsearch.encoders.builtin import BuiltinConfig, BuiltinModel, BuiltinPreprocess, load_checkpoint, save_checkpoint
 from xsearch.errors import UsageError, XsearchError
-from xsearch.eval import rank_metrics, relevance_from_labels
+from xsearch.evaluation.metrics import rank_metrics, relevance_from_labels
 from xsearch.train.data import PairedTensors, rows_with
 from xsearch.train.loss import MultiPairLoss
 from xsearch.train.manifest import load_manifest
@@ -114,7 +114,7 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 
 def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progress: bool = True) -> list[EpochLog]:
-    """Train (or resume) a builtin model on a manifest; returns the per-epoch history."""
+    """Train (or resume) a builtin model on a paired-data manifest (JSONL); returns the per-epoch history."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

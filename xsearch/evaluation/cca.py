@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from xsearch.errors import UsageError
-from xsearch.eval import DEFAULT_KS
-from xsearch.evaluate import (
+from xsearch.evaluation.metrics import DEFAULT_KS
+from xsearch.evaluation.runner import (
     ALL_DIRECTIONS,
     DirectionResult,
     EvalReport,
@@ -82,7 +82,8 @@ def evaluate_cca(manifest_path: str, *, split: str | None = None, train_split: s
                  directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
                  factory: str = "Flat", n_components: int = N_COMPONENTS, ks: Sequence[int] = DEFAULT_KS,
                  log: Callable[[str], None] | None = None) -> EvalReport:
-    """Fit CCA per modality pair on ``train_split``, evaluate retrieval on ``split`` (default: test)."""
+    """Fit CCA per modality pair on ``train_split`` of a paired-data manifest (JSONL), evaluate retrieval on
+    ``split`` (default: test)."""
     from sklearn.cross_decomposition import CCA
     from sklearn.preprocessing import StandardScaler
 

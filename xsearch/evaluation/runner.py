@@ -1,4 +1,5 @@
-"""`xsearch eval`: embed a manifest's gallery, retrieve through the real FAISS index, report metrics per direction.
+"""The evaluation runner (`xsearch eval`): embed a paired-data manifest (JSONL)'s gallery, retrieve through the
+real FAISS index, report metrics (``xsearch.evaluation.metrics``) per direction.
 
 Each record of the chosen split is one gallery item per modality it has (image file, audio file, canonical
 caption = its first text). For a direction q→g, every record with modality q is a query against the index of
@@ -8,13 +9,14 @@ world), else "same group". Recall@K, mAP and median rank come with their chance 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from xsearch.errors import UsageError
-from xsearch.eval import DEFAULT_KS, chance_metrics, metrics_from_positions
+from xsearch.evaluation.metrics import DEFAULT_KS, chance_metrics, metrics_from_positions
 from xsearch.media.types import MODALITIES
 from xsearch.train.manifest import Manifest, PairRecord, load_manifest
 
@@ -100,7 +102,7 @@ def retrieve_and_score(query_vecs: np.ndarray, query_labels: Sequence[str], gall
 
 
 class _Embedder:
-    """Embeds each record's items once per (modality, space), through the media layer like indexing does."""
+    """Embeds each record's items once per (modality, space), through xsearch.embed like indexing does."""
 
     def __init__(self, encoder, records: Sequence[PairRecord], on_item: Callable[[], None] | None = None):
         self.encoder, self.records, self.on_item = encoder, records, on_item
@@ -118,35 +120,21 @@ class _Embedder:
         return self.cache[key]
 
     def _embed(self, modality: str, space: str, rows: np.ndarray) -> np.ndarray:
-        from xsearch.encoders.base import l2_normalize
-        from xsearch.indexer import decode_options
-        from xsearch.media.audio import load_audio, split_windows
-        from xsearch.media.image import load_image
+        from xsearch.embed import embed_files, media_file
 
-        enc, out = self.encoder, []
-        if modality == "text":
+        enc = self.encoder
+        if not len(rows):
+            return np.zeros((0, enc.spaces[space]), np.float32)
+        if modality == "text":  # the canonical caption (first text) of each record, embedded as a string
             texts = [self.records[i].texts[0] for i in rows]
+            out = []
             for start in range(0, len(texts), 256):
-                out.append(enc.embed_text(texts[start : start + 256], space=space))
+                out.append(enc.embed("text", texts[start : start + 256], space=space))
                 self._tick(len(texts[start : start + 256]))
-            return np.concatenate(out) if out else np.zeros((0, enc.spaces[space]), np.float32)
-        opts = decode_options(enc)
-        batch: list = []
-        for i in rows:
-            rec = self.records[i]
-            if modality == "image":
-                batch.append(load_image(rec.image, opts.max_image_pixels))
-                if len(batch) == 64:
-                    out.append(enc.embed_images(batch, space=space))
-                    batch = []
-            else:
-                wave, _ = load_audio(rec.audio, opts.sample_rate, opts.max_audio_s)
-                windows = [w for _, w in split_windows(wave, opts.sample_rate, opts.audio_window_s)]
-                out.append(l2_normalize(enc.embed_audio(windows, space=space).mean(0, keepdims=True)))
-            self._tick(1)
-        if batch:
-            out.append(enc.embed_images(batch, space=space))
-        return np.concatenate(out) if out else np.zeros((0, enc.spaces[space]), np.float32)
+            return np.concatenate(out)
+        path = {"image": lambda r: r.image, "audio": lambda r: r.audio}[modality]
+        files = [media_file(path(self.records[i]), modality) for i in rows]
+        return embed_files(enc, files, space, on_file=lambda: self._tick(1))
 
     def _tick(self, n: int) -> None:
         if self.on_item:
@@ -158,7 +146,7 @@ def evaluate(encoder, manifest_path: str, *, split: str | None = None,
              directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
              factory: str = "Flat", ks: Sequence[int] = DEFAULT_KS,
              on_item: Callable[[], None] | None = None) -> EvalReport:
-    """Evaluate ``encoder`` on a manifest split; directions the encoder lacks are left out."""
+    """Evaluate ``encoder`` on a paired-data manifest (JSONL) split; directions the encoder lacks are left out."""
     manifest = load_manifest(manifest_path)
     records = pick_split(manifest, split)
     directions = list(directions or ALL_DIRECTIONS)
@@ -180,6 +168,29 @@ def evaluate(encoder, manifest_path: str, *, split: str | None = None,
     if not report.results:
         raise UsageError("no direction could be evaluated: the manifest split and the model share no modality pair.")
     return report
+
+
+def run_evaluation(manifest: str | os.PathLike, *, model: str = "builtin", device: str | None = None,
+                   aligner: str = "model", split: str | None = None,
+                   directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
+                   factory: str = "Flat", ks: Sequence[int] | None = None,
+                   on_item: Callable[[], None] | None = None, log: Callable[[str], None] | None = None) -> EvalReport:
+    """Retrieval metrics per direction on a paired-data manifest (JSONL) split: the model ``model`` (a registry
+    spec, loaded on ``device``; ``aligner="model"``) or the CCA baseline (``aligner="cca"``, fitted on the train
+    split; ``model`` and ``device`` are then unused). What ``xsearch eval`` and ``xsearch demo`` call."""
+    ks = tuple(ks or DEFAULT_KS)
+    if aligner == "cca":
+        from xsearch.evaluation.cca import evaluate_cca
+
+        return evaluate_cca(str(manifest), split=split, directions=directions, relevance=relevance,
+                            factory=factory, ks=ks, log=log)
+    if aligner != "model":
+        raise UsageError(f"--aligner {aligner!r}: choose model or cca.")
+    from xsearch.encoders.registry import load_encoder
+
+    encoder = load_encoder(model or "builtin", device)
+    return evaluate(encoder, str(manifest), split=split, directions=directions, relevance=relevance,
+                    factory=factory, ks=ks, on_item=on_item)
 
 
 def _relevance(records: Sequence[PairRecord], relevance: str) -> str:

@@ -1,0 +1,67 @@
+"""How the CLI reports an XsearchError: one line on stderr (or a JSON object on stdout with --json), an exit code,
+and the flag advice that lower layers must not give (they do not know they run under a CLI).
+
+``ADVICE`` maps an error code to what a CLI user can do about it; ``{param}`` fields come from the error's params.
+"""
+
+from __future__ import annotations
+
+from xsearch.errors import XsearchError
+
+ADVICE: dict[str, str] = {
+    "collection.missing": "create it with `xsearch index <folder> -c {collection}`",
+    "collection.model_mismatch": "re-index with `xsearch index <folder> --rebuild` or use a new collection",
+    "collection.dim_mismatch": "re-index with `xsearch index <folder> --rebuild` or use a new collection",
+    "collection.damaged": "rebuild it with `xsearch index <folder> -c {collection} --rebuild`",
+    "collection.vectors_damaged": "run `xsearch index` on your folders again, which re-embeds the files it held",
+    "collection.vectors_missing": "run `xsearch index` on your folders to re-embed the files it held",
+    "collection.newer_format": "upgrade xsearch to open it",
+    "collection.old_schema": "run `xsearch index` once with write access to upgrade it",
+    "collection.locked": "wait for it to finish (or stop it) and try again, or pass --wait SECONDS",
+    "collection.read_only": "search works; to change it, make the collection writable or copy it somewhere writable",
+    "collection.empty": "add files with `xsearch index <folder>`",
+    "collection.no_items": "index some {modality} files first",
+    "usage.k_too_large": "use -k {n} or less",
+}
+
+
+#: The CLI flag that passes a query of each modality.
+QUERY_FLAGS = {"image": "--image", "audio": "--audio", "text": "a text argument"}
+
+#: Messages that read better naming the flag the user typed; ``{param}`` fields come from the error's params.
+FLAG_MESSAGES: dict[str, str] = {
+    "usage.bad_k": "-k must be at least 1, not {k}",
+    "usage.k_too_large": "-k {k} is larger than the collection: it holds {n} {modality} file(s)",
+    "usage.bad_target": "--to {target!r}: choose {choices}",
+    "usage.bad_fusion": "unknown --fusion {fusion!r}; choose {choices}",
+    "usage.weights_count": "--weight has {given} value(s) but there are {queries} queries",
+    "usage.bad_weights": "--weight {text!r}: use comma-separated finite numbers such as 0.7,0.3",
+    "usage.bad_threshold": "--threshold must be a finite number{range}, not {value}",
+    "query.wrong_modality": "{path} is {actual}, not {expected}; pass it with {flag}",
+}
+
+
+def advice(error: XsearchError) -> str:
+    """The CLI advice for ``error`` ('' when there is none); missing params leave the placeholder's name."""
+    template = ADVICE.get(error.code, "")
+    if not template:
+        return ""
+    params = _Defaults(error.params)
+    return template.format_map(params)
+
+
+class _Defaults(dict):
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+def cli_message(error: XsearchError) -> str:
+    """The one line the CLI prints: the error's sentence (in flag terms where it has them), then its advice."""
+    template = FLAG_MESSAGES.get(error.code)
+    params = _Defaults(error.params)
+    if "actual" in params:
+        params["flag"] = QUERY_FLAGS.get(params["actual"], f"--{params['actual']}")
+    message = template.format_map(params) if template else error.message
+    message = message.rstrip().rstrip(".")
+    extra = advice(error)
+    return f"{message}; {extra}." if extra else f"{message}."

@@ -1,0 +1,259 @@
+"""The ``local`` store: a collection directory of FAISS vector files and a SQLite catalog (index/collection.py).
+
+Durability, locking and repair are the Collection's; this module adapts it to the storage protocol
+(index/store.py): best-file-per-query search with filters compiled to SQLite, a long-lived thread-safe reader
+that follows a writer's commits, and a writer whose changes publish on commit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xsearch.errors import CollectionError
+from xsearch.paths import collection_dir
+from xsearch.types import Filters, Hit
+
+from .collection import Collection
+from .store import Backend, FileRecord, Store, StoreSpec, StoreWriter
+
+
+def _hit(row, score: float) -> Hit:
+    return Hit(0, float(score), row.path, row.modality, float(row.offset), int(row.id), row.snippet, row.width,
+               row.height, row.duration, row.size)
+
+
+def search_best_files(col: Collection, modality: str, vector: np.ndarray, k: int, *, filters: Filters | None,
+                      exclude_paths: Sequence[str], threshold: float | None, params: dict | None,
+                      lock: threading.RLock) -> list[Hit]:
+    """Top-k files for one vector: over-fetch items, keep each file's best, fetch more until k files qualify."""
+    with lock:
+        index = col.index(modality)
+        active = filters.active() if filters else {}
+        allowed = col.catalog.filter_ids(modality, **active) if active else None
+    total = index.ntotal if allowed is None else int(len(allowed))
+    if total == 0:
+        return []
+    excluded = set(exclude_paths)
+    fetch = min(total, max(k * 4, k + 8))
+    while True:
+        scores, ids = index.search(vector[None, :], fetch, allowed_ids=allowed, params=params or None)
+        with lock:
+            rows = col.catalog.items(ids[0][ids[0] >= 0].tolist())
+        hits, seen, below = [], set(), False
+        for score, item_id in zip(scores[0], ids[0]):
+            row = rows.get(int(item_id))
+            if row is None or row.file_id in seen or row.path in excluded:
+                continue
+            if threshold is not None and score < threshold:
+                below = True
+                break
+            seen.add(row.file_id)
+            hits.append(_hit(row, score))
+        if len(hits) >= k or fetch >= total or below:
+            hits = hits[:k]
+            for rank, h in enumerate(hits, 1):
+                h.rank = rank
+            return hits
+        fetch = min(total, fetch * 4)
+
+
+class _LocalReads:
+    """Read methods shared by the local reader and writer (``self._col``, ``self._lock``)."""
+
+    _col: Collection
+    _lock: threading.RLock
+    uri: str
+
+    @property
+    def model_id(self) -> str:
+        return self._collection().model_id
+
+    @property
+    def model_spec(self) -> str:
+        return self._collection().model_spec
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return self._collection().dims
+
+    def _collection(self) -> Collection:
+        return self._col
+
+    def file(self, path: str) -> FileRecord | None:
+        with self._lock:
+            return self._collection().catalog.get_file(str(path))
+
+    def file_by_id(self, file_id: int) -> FileRecord | None:
+        with self._lock:
+            return self._collection().catalog.get_file_by_id(int(file_id))
+
+    def files(self, *, under: str | None = None, modality: str | None = None) -> list[FileRecord]:
+        with self._lock:
+            return self._collection().catalog.files(modality=modality, under=under)
+
+    def files_by_hash(self, hash: str, size: int) -> list[FileRecord]:
+        with self._lock:
+            return self._collection().catalog.find_by_hash(hash, size)
+
+    def file_sizes(self) -> set[int]:
+        with self._lock:
+            return self._collection().catalog.file_sizes()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return self._collection().catalog.counts()
+
+    def search_files(self, modality: str, queries: np.ndarray, k: int, *, filters: Filters | None = None,
+                     exclude_paths: Sequence[str] = (), threshold: float | None = None,
+                     params: dict | None = None) -> list[list[Hit]]:
+        col = self._collection()
+        if modality not in col.dims:
+            return [[] for _ in range(len(queries))]
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, col.dims[modality])
+        return [search_best_files(col, modality, v, k, filters=filters, exclude_paths=exclude_paths,
+                                  threshold=threshold, params=params, lock=self._lock) for v in q]
+
+    def file_vectors(self, file_id: int) -> np.ndarray:
+        with self._lock:
+            col = self._collection()
+            rows = col.catalog.item_rows_of_file(file_id)
+            if not rows:
+                return np.zeros((0, 0), dtype=np.float32)
+            modality = rows[0][1]
+            return col.index(modality).reconstruct([r[0] for r in rows])
+
+    def iter_items(self, modality: str, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        with self._lock:
+            col = self._collection()
+            ids = col.catalog.item_ids(modality)
+            index = col.index(modality) if modality in col.dims else None
+        for start in range(0, ids.size, batch):
+            chunk = ids[start:start + batch]
+            with self._lock:
+                owners = self._collection().catalog.item_files(chunk)
+            yield chunk, owners, index.reconstruct(chunk)
+
+    def stats(self) -> dict:
+        with self._lock:
+            stats = self._collection().stats()
+        stats["store"] = "local"
+        return stats
+
+
+class LocalStore(_LocalReads, Store):
+    """A long-lived reader of a local collection. Thread-safe: catalog access is serialised by a lock, FAISS
+    searches run in parallel. A writer's commit is picked up by the next call (the catalog names the vector
+    file of each modality; only a modality whose file changed is reloaded). A collection deleted and rebuilt
+    under the same path (``--rebuild``) is reopened."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.uri = str(self.path)
+        self._lock = threading.RLock()
+        self._col = Collection.open(self.path)
+        self._stamp = self._manifest_stamp()
+
+    def _manifest_stamp(self):
+        try:
+            st = os.stat(self.path / "manifest.json")
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _collection(self) -> Collection:
+        stamp = self._manifest_stamp()
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    fresh = Collection.open(self.path)  # raises collection.missing while it is being rebuilt
+                    self._col.close()
+                    self._col, self._stamp = fresh, stamp
+        return self._col
+
+    @property
+    def generation(self) -> object:
+        with self._lock:
+            col = self._collection()
+            return self._stamp, col.catalog.data_version(), tuple(sorted(col.catalog.vector_files().items()))
+
+    def close(self) -> None:
+        with self._lock:
+            self._col.close()
+
+
+class LocalWriter(_LocalReads, StoreWriter):
+    """The writer of a local collection (holds its lock file)."""
+
+    def __init__(self, col: Collection):
+        self._col = col
+        self._lock = threading.RLock()
+        self.path = col.path
+        self.uri = str(col.path)
+        self.repair_report = col.repair_report
+
+    def upsert_file(self, path: str, *, modality: str, size: int, mtime_ns: int, hash: str | None,
+                    width: int | None = None, height: int | None = None, duration: float | None = None) -> int:
+        return self._col.catalog.upsert_file(path, modality=modality, size=size, mtime_ns=mtime_ns,
+                                             model_id=self._col.model_id, hash=hash, width=width, height=height,
+                                             duration=duration)
+
+    def replace_items(self, file_id: int, modality: str, offsets: Sequence[float], vectors: np.ndarray,
+                      snippets: Sequence[str | None] | None = None) -> None:
+        self._col.clear_files([file_id])
+        self._col.add(modality, file_id, offsets, vectors, snippets)
+
+    def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
+        self._col.catalog.rename_file(file_id, new_path, mtime_ns)
+
+    def touch_file(self, file_id: int, *, mtime_ns: int) -> None:
+        self._col.catalog.touch_file(file_id, mtime_ns=mtime_ns)
+
+    def remove_files(self, file_ids: Sequence[int]) -> None:
+        self._col.remove_files(file_ids)
+
+    def commit(self) -> None:
+        self._col.commit()
+
+    def rollback(self) -> None:
+        self._col.rollback()
+
+    def maybe_reindex(self) -> dict:
+        return self._col.maybe_reindex()
+
+    def close(self) -> None:
+        self._col.close()
+
+
+class LocalBackend(Backend):
+    """Collections that are directories (or names under $XSEARCH_HOME/collections)."""
+
+    name = "local"
+
+    def resolve(self, uri: str | None) -> str:
+        return str(collection_dir(uri))
+
+    def exists(self, uri: str) -> bool:
+        return Collection.exists(uri)
+
+    def open(self, uri: str) -> LocalStore:
+        if not Collection.exists(uri):
+            raise CollectionError(f"no collection at {uri}", code="collection.missing", collection=uri)
+        return LocalStore(Path(uri))
+
+    def open_writer(self, uri: str, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> LocalWriter:
+        if create is None:
+            if not Collection.exists(uri):
+                raise CollectionError(f"no collection at {uri}", code="collection.missing", collection=uri)
+            return LocalWriter(Collection.open(uri, writer=True, wait_s=wait_s))
+        col = Collection.open_or_create(uri, model_id=create.model_id, model_spec=create.model_spec,
+                                        dims=create.dims, factory=create.factory,
+                                        memory_budget_bytes=create.memory_budget_bytes, wait_s=wait_s)
+        return LocalWriter(col)
+
+    def delete(self, uri: str, *, wait_s: float = 0.0) -> None:
+        Collection.delete(uri, wait_s=wait_s)

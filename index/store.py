@@ -1,0 +1,272 @@
+"""The storage protocol: what the engine needs from a collection, whatever holds it.
+
+A *store* keeps, for one collection, the files that were indexed (path, modality, size, mtime, content hash,
+width/height, duration), their *items* (one vector each: an image, an audio window, a text passage, with its
+offset) and the model the vectors came from. The engine talks only to :class:`Store` (reading, long-lived,
+thread-safe) and :class:`StoreWriter` (one writer per collection, changes published by ``commit``).
+
+Implementations: ``local`` (FAISS files + SQLite catalog in a directory, index/local.py). :func:`open_store`
+picks one from the collection argument, so callers never branch:
+
+    store = open_store("~/my-collection")          # a directory, or a name under $XSEARCH_HOME → local
+    hits = store.search_files("image", query_vectors, k=10, filters=Filters(path_glob="*.jpg"))
+
+A second implementation passes the same contract tests (tests/contract/).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from xsearch.types import Filters, Hit
+
+from .catalog import FileRow
+
+FileRecord = FileRow  # one indexed file (id, path, modality, size, mtime_ns, hash, width, height, duration, ...)
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What a new collection is created with: the model (its id and spec), one dimension per modality, and the
+    index type per modality (a FAISS factory string or "auto")."""
+
+    model_id: str
+    model_spec: str
+    dims: dict[str, int]
+    factory: str | dict[str, str] = "auto"
+    memory_budget_bytes: int | None = None
+
+
+class StoreReader(abc.ABC):
+    """Read access to one collection; also the read half of a writer (which sees its own uncommitted changes)."""
+
+    uri: str  # how the collection was named (a directory for local stores)
+
+    # -- what the collection is -----------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def model_id(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def model_spec(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def dims(self) -> dict[str, int]: ...
+
+    @property
+    def modalities(self) -> list[str]:
+        return sorted(self.dims)
+
+    def check_model(self, model_id: str) -> None:
+        """Raise CollectionError (code collection.model_mismatch) when built with another model."""
+        from xsearch.errors import CollectionError
+
+        if model_id != self.model_id:
+            raise CollectionError(f"collection {self.uri} was built with model {self.model_id!r}, not {model_id!r}",
+                                  code="collection.model_mismatch", collection=self.uri, stored=self.model_id,
+                                  requested=model_id)
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def file(self, path: str) -> FileRecord | None:
+        """The file indexed at ``path`` (absolute), or None."""
+
+    @abc.abstractmethod
+    def file_by_id(self, file_id: int) -> FileRecord | None: ...
+
+    @abc.abstractmethod
+    def files(self, *, under: str | None = None, modality: str | None = None) -> list[FileRecord]:
+        """Every file, optionally at or below folder ``under`` and/or of one modality, by path."""
+
+    @abc.abstractmethod
+    def files_by_hash(self, hash: str, size: int) -> list[FileRecord]:
+        """Files anywhere in the collection with this content hash and size."""
+
+    @abc.abstractmethod
+    def file_sizes(self) -> set[int]:
+        """The distinct sizes of indexed files (a cheap first test before hashing a new file to find moves)."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per modality: {"files": n, "items": n}."""
+
+    def file_count(self, modality: str) -> int:
+        """How many files of ``modality`` the collection holds."""
+        return self.counts().get(modality, {}).get("files", 0)
+
+    # -- vectors --------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def search_files(self, modality: str, queries: np.ndarray, k: int, *, filters: Filters | None = None,
+                     exclude_paths: Sequence[str] = (), threshold: float | None = None,
+                     params: dict | None = None) -> list[list[Hit]]:
+        """For each query vector (``[q, dim]``, unit length): the best ``k`` *files* of ``modality``, each with
+        its best item (score, offset, snippet), best first, ``rank`` 1..n. Files failing ``filters``, at
+        ``exclude_paths`` or scoring below ``threshold`` are left out; fewer than ``k`` when fewer qualify.
+        ``params``: index search knobs ({"nprobe": n} for IVF, {"efSearch": n} for HNSW)."""
+
+    @abc.abstractmethod
+    def file_vectors(self, file_id: int) -> np.ndarray:
+        """The stored vectors of one file's items, in offset order (``[n_items, dim]``)."""
+
+    @abc.abstractmethod
+    def iter_items(self, modality: str, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every item of ``modality`` in batches of (item ids, file ids, vectors)."""
+
+    @abc.abstractmethod
+    def stats(self) -> dict:
+        """Files / items / index per modality, model, format: what `info` shows."""
+
+
+class Store(StoreReader):
+    """A long-lived, thread-safe reader. Sees every writer's commit on the next call (a cheap generation check,
+    never a full re-read per query)."""
+
+    @property
+    @abc.abstractmethod
+    def generation(self) -> object:
+        """Changes whenever a writer commits (opaque; compare for equality)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StoreWriter(StoreReader):
+    """The one writer of a collection (others get CollectionLockedError, code collection.locked). Changes are
+    invisible to readers until :meth:`commit`; a crash loses at most the uncommitted ones and never leaves a
+    collection that will not open. Use as a context manager: commits on a clean exit, rolls back on an error."""
+
+    repair_report: object = None  # what opening repaired (local: RepairReport), shown in the index report
+
+    @abc.abstractmethod
+    def upsert_file(self, path: str, *, modality: str, size: int, mtime_ns: int, hash: str | None,
+                    width: int | None = None, height: int | None = None, duration: float | None = None) -> int:
+        """Insert or update a file row (items untouched); returns its id."""
+
+    @abc.abstractmethod
+    def replace_items(self, file_id: int, modality: str, offsets: Sequence[float], vectors: np.ndarray,
+                      snippets: Sequence[str | None] | None = None) -> None:
+        """Make these the file's items (its previous items and vectors go)."""
+
+    @abc.abstractmethod
+    def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
+        """Point a file (and its vectors) at a new path."""
+
+    @abc.abstractmethod
+    def touch_file(self, file_id: int, *, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+
+    @abc.abstractmethod
+    def remove_files(self, file_ids: Sequence[int]) -> None:
+        """Delete files, their items and vectors."""
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    def maybe_reindex(self) -> dict:
+        """Re-choose index types after growth (saved by the next commit); {modality: (old, new)}."""
+        return {}
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Discard uncommitted changes and release the writer lock."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+        finally:
+            self.close()
+
+
+class Backend(abc.ABC):
+    """One kind of store, chosen by :func:`backend_for` from the collection argument."""
+
+    name: str
+
+    @abc.abstractmethod
+    def exists(self, uri: str) -> bool: ...
+
+    @abc.abstractmethod
+    def open(self, uri: str) -> Store: ...
+
+    @abc.abstractmethod
+    def open_writer(self, uri: str, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> StoreWriter:
+        """Open for writing (creating it from ``create`` when it does not exist)."""
+
+    @abc.abstractmethod
+    def delete(self, uri: str, *, wait_s: float = 0.0) -> None:
+        """Delete the collection's data (under the writer lock); works on a damaged collection too."""
+
+    @abc.abstractmethod
+    def resolve(self, uri: str) -> str:
+        """The canonical name of the collection (e.g. an absolute directory)."""
+
+
+_BACKENDS: list[tuple[str, Backend]] = []  # (uri prefix, backend); "" = the default (local)
+
+
+def register_backend(prefix: str, backend: Backend) -> None:
+    """Serve collection arguments starting with ``prefix`` (e.g. "milvus-lite:") by ``backend``."""
+    _BACKENDS.insert(0, (prefix, backend))
+
+
+def backend_for(uri: str | None) -> Backend:
+    """The backend for a collection argument: the longest matching prefix; anything else is local."""
+    text = "" if uri is None else str(uri)
+    if not _BACKENDS:
+        from .local import LocalBackend
+
+        register_backend("", LocalBackend())
+    for prefix, backend in sorted(_BACKENDS, key=lambda pb: -len(pb[0])):
+        if text.startswith(prefix):
+            return backend
+    raise AssertionError("the local backend matches every argument")
+
+
+def open_store(uri: str | None) -> Store:
+    """A long-lived reader of the collection named by ``uri`` (CollectionError code collection.missing if none)."""
+    backend = backend_for(uri)
+    return backend.open(backend.resolve(uri))
+
+
+def open_writer(uri: str | None, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> StoreWriter:
+    """The collection's writer (created from ``create`` when missing and given)."""
+    backend = backend_for(uri)
+    return backend.open_writer(backend.resolve(uri), create=create, wait_s=wait_s)
+
+
+def store_exists(uri: str | None) -> bool:
+    backend = backend_for(uri)
+    return backend.exists(backend.resolve(uri))
+
+
+def delete_store(uri: str | None, *, wait_s: float = 0.0) -> None:
+    backend = backend_for(uri)
+    backend.delete(backend.resolve(uri), wait_s=wait_s)
+
+
+def resolve_uri(uri: str | None) -> str:
+    """The canonical collection name (an absolute directory for local collections)."""
+    backend = backend_for(uri)
+    return backend.resolve(uri)

@@ -1,0 +1,97 @@
+"""Plain types shared by every layer: queries, hits, filters, index reports. No heavy imports here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query: a text string (modality "text"), or the path of a media file of ``modality``."""
+
+    modality: str
+    value: str
+
+    @property
+    def label(self) -> str:
+        return f'"{self.value}"' if self.modality == "text" else f"{self.modality}:{Path(self.value).name}"
+
+
+@dataclass
+class Hit:
+    """One result: a file, its score, and where in it (audio window start in s, text passage index)."""
+
+    rank: int
+    score: float
+    path: str
+    modality: str
+    offset: float
+    item_id: int
+    snippet: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    size: int | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-safe: None fields dropped, a non-finite score becomes None (JSON has no NaN)."""
+        out = {k: v for k, v in asdict(self).items() if v is not None}
+        if not math.isfinite(out.get("score", 0.0)):
+            out["score"] = None
+        return out
+
+
+@dataclass
+class Filters:
+    """Which files a search may return. Each store compiles these to its own filter language.
+
+    - ``path_glob``: a pattern with a ``/`` matches the whole path (``*/holiday/*``), one without matches the file
+      name (``*.jpg``); ``*``, ``?`` and ``[...]`` as in shell globs, case-sensitive;
+    - ``min_duration`` / ``max_duration``: seconds, inclusive; files without a duration never pass;
+    - ``min_size`` / ``max_size``: bytes, inclusive;
+    - ``since`` / ``until``: modification time, inclusive / exclusive; a datetime, date or epoch seconds.
+    """
+
+    path_glob: str | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    since: object = None
+    until: object = None
+
+    def active(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class IndexReport:
+    """What one indexing run did."""
+
+    root: str
+    collection: str
+    model_spec: str
+    model_id: str
+    model_note: str = ""
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    renamed: int = 0
+    removed: int = 0
+    prune_refused: int = 0  # files gone from disk that were kept because too many vanished at once
+    vectors_added: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)  # [{"path", "reason"}]
+    unsupported: dict = field(default_factory=dict)  # modality -> files the model cannot embed
+    notes: list = field(default_factory=list)
+    reindexed: dict = field(default_factory=dict)
+    repaired: str = ""
+    seconds: float = 0.0
+
+    @property
+    def embedded(self) -> int:
+        return self.added + self.updated
+
+    def to_dict(self) -> dict:
+        return asdict(self)
