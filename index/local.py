@@ -27,39 +27,54 @@ def _hit(row, score: float) -> Hit:
                row.height, row.duration, row.size)
 
 
-def search_best_files(col: Collection, modality: str, vector: np.ndarray, k: int, *, filters: Filters | None,
+def search_best_files(col: Collection, modality: str, queries: np.ndarray, k: int, *, filters: Filters | None,
                       exclude_paths: Sequence[str], threshold: float | None, params: dict | None,
-                      lock: threading.RLock) -> list[Hit]:
-    """Top-k files for one vector: over-fetch items, keep each file's best, fetch more until k files qualify."""
+                      lock: threading.RLock) -> list[list[Hit]]:
+    """Top-k files per query vector: over-fetch items (all queries in one FAISS call), keep each file's best item,
+    and fetch more for the queries that still have fewer than k files."""
     with lock:
         index = col.index(modality)
         active = filters.active() if filters else {}
         allowed = col.catalog.filter_ids(modality, **active) if active else None
     total = index.ntotal if allowed is None else int(len(allowed))
     if total == 0:
-        return []
+        return [[] for _ in range(len(queries))]
     excluded = set(exclude_paths)
+    results: list[list[Hit] | None] = [None] * len(queries)
+    todo = list(range(len(queries)))
     fetch = min(total, max(k * 4, k + 8))
-    while True:
-        scores, ids = index.search(vector[None, :], fetch, allowed_ids=allowed, params=params or None)
+    while todo:
+        scores, ids = index.search(queries[todo], fetch, allowed_ids=allowed, params=params or None)
         with lock:
-            rows = col.catalog.items(ids[0][ids[0] >= 0].tolist())
-        hits, seen, below = [], set(), False
-        for score, item_id in zip(scores[0], ids[0]):
-            row = rows.get(int(item_id))
-            if row is None or row.file_id in seen or row.path in excluded:
-                continue
-            if threshold is not None and score < threshold:
-                below = True
-                break
-            seen.add(row.file_id)
-            hits.append(_hit(row, score))
-        if len(hits) >= k or fetch >= total or below:
-            hits = hits[:k]
-            for rank, h in enumerate(hits, 1):
-                h.rank = rank
-            return hits
+            rows = col.catalog.items(ids[ids >= 0].tolist())
+        again = []
+        for row_no, qi in enumerate(todo):
+            hits, done = _best_per_file(scores[row_no], ids[row_no], rows, k, excluded, threshold)
+            if done or fetch >= total:
+                for rank, h in enumerate(hits, 1):
+                    h.rank = rank
+                results[qi] = hits
+            else:
+                again.append(qi)
+        todo = again
         fetch = min(total, fetch * 4)
+    return results
+
+
+def _best_per_file(scores, ids, rows, k: int, excluded: set, threshold: float | None) -> tuple[list[Hit], bool]:
+    """The first k distinct files in one ranked item list; done when k were found or the threshold was crossed."""
+    hits, seen = [], set()
+    for score, item_id in zip(scores, ids):
+        row = rows.get(int(item_id))
+        if row is None or row.file_id in seen or row.path in excluded:
+            continue
+        if threshold is not None and score < threshold:
+            return hits, True
+        seen.add(row.file_id)
+        hits.append(_hit(row, score))
+        if len(hits) == k:
+            return hits, True
+    return hits, False
 
 
 class _LocalReads:
@@ -115,8 +130,8 @@ class _LocalReads:
         if modality not in col.dims:
             return [[] for _ in range(len(queries))]
         q = np.asarray(queries, dtype=np.float32).reshape(-1, col.dims[modality])
-        return [search_best_files(col, modality, v, k, filters=filters, exclude_paths=exclude_paths,
-                                  threshold=threshold, params=params, lock=self._lock) for v in q]
+        return search_best_files(col, modality, q, k, filters=filters, exclude_paths=exclude_paths,
+                                 threshold=threshold, params=params, lock=self._lock)
 
     def file_vectors(self, file_id: int) -> np.ndarray:
         with self._lock:
@@ -157,6 +172,7 @@ class LocalStore(_LocalReads, Store):
         self._lock = threading.RLock()
         self._col = Collection.open(self.path)
         self._stamp = self._manifest_stamp()
+        self._counts: tuple | None = None
 
     def _manifest_stamp(self):
         try:
@@ -180,6 +196,15 @@ class LocalStore(_LocalReads, Store):
         with self._lock:
             col = self._collection()
             return self._stamp, col.catalog.data_version(), tuple(sorted(col.catalog.vector_files().items()))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Cached until a writer commits (SQLite's data_version moves): searches check k against it each time."""
+        with self._lock:
+            col = self._collection()
+            key = (self._stamp, col.catalog.data_version())
+            if self._counts is None or self._counts[0] != key:
+                self._counts = (key, col.catalog.counts())
+            return {m: dict(c) for m, c in self._counts[1].items()}
 
     def close(self) -> None:
         with self._lock:

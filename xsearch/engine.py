@@ -201,11 +201,9 @@ class Engine:
 
     def targets(self, to: Sequence[str] | str | None) -> tuple[list[str], bool]:
         """``to`` as a list of modalities (``"all"``: every modality) and whether it was named explicitly."""
-        if to is None:
-            to = "image"
         if to == "all":
             return list(MODALITIES), False
-        targets = [to] if isinstance(to, str) else list(to)
+        targets = [to] if isinstance(to, str) or to is None else list(to)
         if not targets:
             raise UsageError("no target modality", code="usage.bad_target", target="", choices=_choices())
         for t in targets:
@@ -255,7 +253,7 @@ class Engine:
                                  path=str(p))
             modality = _modality_of(p)
             check_query_file(p, modality)
-        target = to or modality
+        target = modality if to is None else to
         targets, _ = self.targets(target)
         targets = check_targets(store, targets, True)
         req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
