@@ -45,7 +45,7 @@ def build_collection(path: Path, n: int, factory: str, seed: int = 0, log=print)
             for i in range(m):
                 fid = w.upsert_file(f"/synthetic/f{start + i:07d}.png", modality="image", size=1000 + i,
                                     mtime_ns=1, hash=None, width=64, height=64)
-                w.replace_items(fid, "image", [0.0], vecs[i:i + 1])
+                w.replace_items(fid, {"image": ([0.0], vecs[i:i + 1], None)})
             w.commit()
         w.maybe_reindex()
     log(f"session: built {n} items in {time.perf_counter() - t0:.1f}s")

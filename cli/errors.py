@@ -21,7 +21,23 @@ ADVICE: dict[str, str] = {
     "collection.read_only": "search works; to change it, make the collection writable or copy it somewhere writable",
     "collection.empty": "add files with `xsearch index <folder>`",
     "collection.no_items": "index some {modality} files first",
+    "collection.exists": "use it as it is, or choose another path with -c",
+    "collection.unsafe_file": "remove {path} and run `xsearch index` on your folders again "
+                              "(xsearch never follows links inside a collection)",
+    "collection.disk_full": "free some space on that disk and run the command again; the last commit is intact",
+    "collection.permission_denied": "give your user access to {collection} (read to search, write to index)",
+    "collection.io_error": "check the disk holding {collection}",
     "usage.k_too_large": "use -k {n} or less",
+    "copy.destination_not_empty": "pass --replace to overwrite it",
+    "store.unsupported_index": "pass one of those with --index-factory",
+    "store.unreachable": "check that Milvus runs there",
+    "store.auth": "pass the right token with --milvus-token or XSEARCH_MILVUS_TOKEN",
+    "train.diverged": "try a lower --lr",
+    "model.bad_spec": "see `xsearch models` for the accepted forms",
+    "model.unknown_arch": "`xsearch models` lists the openclip:<arch>:<tag> choices",
+    "model.unknown_tag": "see `xsearch models`",
+    "model.no_cuda": "use --device cpu",
+    "model.out_of_memory": "run with --device cpu",
 }
 
 
@@ -38,6 +54,17 @@ FLAG_MESSAGES: dict[str, str] = {
     "usage.bad_weights": "--weight {text!r}: use comma-separated finite numbers such as 0.7,0.3",
     "usage.bad_threshold": "--threshold must be a finite number{range}, not {value}",
     "query.wrong_modality": "{path} is {actual}, not {expected}; pass it with {flag}",
+    "usage.bad_search_param": "{flag} must be a whole number from 1 to 65536, not {value}",
+    "train.bad_value": "{flag} must be {rule}, not {value}",
+}
+
+#: The CLI option behind an error's ``name`` param where it is not simply ``--name-with-dashes``.
+OPTION_FLAGS: dict[str, str] = {
+    "efSearch": "--ef-search",
+    "nprobe": "--nprobe",
+    "files_per_batch": "--batch-files",
+    "wait_s": "--wait",
+    "out_dir": "--out",
 }
 
 

@@ -18,7 +18,8 @@ def eval_(
     ),
     model: str = typer.Option("builtin", "--model", help="Model spec to evaluate (see `xsearch models`)."),
     directions: Optional[str] = typer.Option(
-        None, help="Comma list of QUERY:GALLERY, e.g. text:image,image:audio (default: all six)."
+        None, help="Comma list of QUERY:GALLERY, e.g. text:image,image:audio (default: all six, and the three "
+        "X:video ones when the world has videos); text:video, image:video, audio:video evaluate the videos only."
     ),
     split: Optional[str] = typer.Option(
         None, help="Manifest split to evaluate (default: test when present, else all)."
@@ -32,28 +33,98 @@ def eval_(
     ),
     index_factory: str = typer.Option("Flat", help="FAISS factory string used for the gallery index."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N."),
+    videos: Optional[bool] = typer.Option(
+        None, "--videos/--no-videos",
+        help="Also evaluate text→video, image→video and audio→video on the world's videos (videos.jsonl beside the "
+        "manifest, from `xsearch world make --videos N`): they are indexed into a temporary collection and a hit is "
+        "the right video at a moment overlapping the scene. Default: when videos.jsonl is there.",
+    ),
     plot: Optional[Path] = typer.Option(None, help="Write recall@K curves to this PNG (matplotlib)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Recall@1/5/10, mAP and median rank per direction, with the chance level beside each."""
+    """Recall@1/5/10, mAP and median rank per direction, with the chance level beside each.
+
+    On a world with videos (`xsearch world make --videos N`), also text→video, image→video and audio→video:
+    Recall@K where a hit is the right video AND a moment overlapping the scene, the top video alone
+    (video R@1), and the mean temporal IoU of the top moment (at most window/scene = 0.5 with 2 s windows and
+    4 s scenes).
+    """
     from xsearch.evaluation.metrics import DEFAULT_KS
     from xsearch.evaluation.runner import parse_directions, run_evaluation
 
-    dirs = parse_directions(directions)
+    dirs, video_dirs = split_directions(directions, manifest, videos, aligner)
     ks = sorted(set(DEFAULT_KS) | (set(PLOT_KS) if plot else set()))
+    report = video_report = None
     with progress_bar("embedding", disable=as_json) as bar:
         task = bar.add_task("embed", total=None)
-        report = run_evaluation(manifest, model=model, device=device, aligner=aligner, split=split, directions=dirs,
-                                relevance=relevance, factory=index_factory, ks=ks,
-                                on_item=lambda: bar.advance(task), log=None if as_json else note)
-    if plot:
+        if dirs is None or dirs:
+            report = run_evaluation(manifest, model=model, device=device, aligner=aligner, split=split,
+                                    directions=dirs if dirs is None else parse_directions(",".join(dirs)),
+                                    relevance=relevance, factory=index_factory, ks=ks,
+                                    on_item=lambda: bar.advance(task), log=None if as_json else note)
+        if video_dirs:
+            from xsearch.evaluation.video import run_video_evaluation
+
+            video_report = run_video_evaluation(manifest, model=model, device=device, split=split,
+                                                directions=video_dirs, on_item=lambda: bar.advance(task),
+                                                log=None if as_json else note)
+    if plot and report is not None:
         write_plot(report, plot)
     if as_json:
-        print_json(report.to_dict())
+        out = report.to_dict() if report is not None else {}
+        if video_report is not None:
+            out["video"] = video_report.to_dict()
+        print_json(out)
     else:
-        print_report(report)
-        if plot:
+        if report is not None:
+            print_report(report)
+        if video_report is not None:
+            print_video_report(video_report)
+        if plot and report is not None:
             note(f"wrote {plot}")
+
+
+def split_directions(text: Optional[str], manifest: Path, videos: Optional[bool],
+                     aligner: str) -> tuple[Optional[list[str]], list[tuple[str, str]]]:
+    """(paired directions as QUERY:GALLERY strings, or None for all six; video directions to evaluate).
+
+    Video directions are the X:video ones named in ``text``, or all three when none are named and the world has
+    videos (``--videos`` insists on them; ``--no-videos`` leaves them out)."""
+    from xsearch.errors import UsageError
+    from xsearch.evaluation.video import QUERY_MODALITIES, VIDEO_DIRECTIONS, has_videos, videos_file_for
+
+    paired: Optional[list[str]] = None
+    video_dirs: list[tuple[str, str]] = []
+    if text:
+        paired = []
+        for part in (p.strip() for p in text.split(",")):
+            q, _, g = part.partition(":")
+            if g == "video" or q == "video":
+                if q not in QUERY_MODALITIES or g != "video":
+                    raise UsageError(f"bad direction {part!r}: videos are evaluated as galleries of "
+                                     "text:video, image:video or audio:video.")
+                video_dirs.append((q, g))
+            else:
+                paired.append(part)
+    named = bool(video_dirs)
+    if videos is False:
+        video_dirs = []
+    elif not video_dirs and (videos or (not text and has_videos(manifest))):
+        video_dirs = list(VIDEO_DIRECTIONS)
+    if paired == [] and not video_dirs:
+        raise UsageError("no direction left to evaluate (--no-videos leaves out the X:video ones).")
+    if video_dirs and not has_videos(manifest):
+        where = videos_file_for(manifest)
+        what = (f"bad direction {','.join(f'{q}:{g}' for q, g in video_dirs)!r}" if named else "--videos")
+        raise UsageError(f"{what}: there is no {where.name} beside {manifest.name} ({where.parent}); make the "
+                         "world with `xsearch world make DIR --videos N`.")
+    explicit = named or videos is True
+    if video_dirs and aligner != "model":
+        if explicit:
+            raise UsageError("video directions need --aligner model (the CCA baseline does not index videos).")
+        note("video directions left out: --aligner cca does not index videos")
+        video_dirs = []
+    return paired, video_dirs
 
 
 def print_report(report) -> None:
@@ -70,6 +141,23 @@ def print_report(report) -> None:
         table.add_row(r.name, f"{m['R@1']:.3f} ({c['R@1']:.3f})", f"{m['R@5']:.3f}",
                       f"{m['R@10']:.3f} ({c['R@10']:.3f})", f"{m['mAP']:.3f}", f"{m['median_rank']:.0f}",
                       f"{m['R@1'] / c['R@1']:.0f}x")
+    console.print(table)
+
+
+def print_video_report(report) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.model} on {Path(report.videos_file).name} [{report.split or 'all'}] (gallery: "
+                        f"{report.n_videos} videos; {report.n_scenes} scenes queried; {report.window_s:g} s windows "
+                        f"every {report.hop_s:g} s; hit: the right video at a moment overlapping the scene)",
+                  title_justify="left", show_edge=False)
+    table.add_column("direction", no_wrap=True)
+    for col in ("R@1 (chance)", "R@5", "R@10 (chance)", "video R@1", "mIoU@1"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in report.results:
+        m, c = r.metrics, r.chance
+        table.add_row(r.name, f"{m['R@1']:.3f} ({c['R@1']:.3f})", f"{m['R@5']:.3f}",
+                      f"{m['R@10']:.3f} ({c['R@10']:.3f})", f"{m['video_R@1']:.3f}", f"{m['mIoU@1']:.3f}")
     console.print(table)
 
 

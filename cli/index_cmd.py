@@ -7,18 +7,21 @@ from typing import List, Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, console, err_console, note, print_json, progress_bar
+from xsearch.cli.output import collection_option, milvus_token_option, note, print_json, progress_bar, say
 
 
 def index(
     path: Path = typer.Argument(..., help="Folder (or single file) of images, audio and text to index."),
     collection: Optional[str] = collection_option(),
+    milvus_token: Optional[str] = milvus_token_option(),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="Model spec for a new collection (default: auto). See `xsearch models`."
     ),
     include: List[str] = typer.Option([], help="Only files matching this glob (repeatable), e.g. '*.jpg'."),
     exclude: List[str] = typer.Option([], help="Skip files or folders matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, help="Also index hidden files and folders."),
+    follow_links: bool = typer.Option(
+        False, "--follow-links", help="Also follow symlinks that lead out of PATH (by default they are skipped)."),
     prune: bool = typer.Option(True, help="Remove entries for files that are gone from PATH (--no-prune keeps them)."),
     prune_all: bool = typer.Option(
         False, "--prune-all", help="Allow removing more than half of PATH's indexed files at once (by default such a "
@@ -30,6 +33,12 @@ def index(
     ),
     workers: int = typer.Option(2, help="Decoding worker processes (0 = decode in the main process)."),
     batch_files: int = typer.Option(32, help="Files decoded and embedded per batch."),
+    executor: str = typer.Option(
+        "local", help="Where decoding and embedding run: 'local' (this machine) or 'ray' (a Ray cluster's actors; "
+        "needs the 'ray' extra). This process stays the only writer either way."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to use with --executor ray, e.g. ray://head:10001 or 'auto' "
+        "(default: $RAY_ADDRESS, else a Ray instance started on this machine for the run)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N (default: cuda when available)."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer of the same collection."),
     strict: bool = typer.Option(False, help="Exit with code 4 when any file was skipped."),
@@ -50,7 +59,9 @@ def index(
         task = bar.add_task("embed", total=None)
         report = engine.index_folder(
             path, include=include, exclude=exclude, hidden=hidden, prune=prune, prune_all=prune_all, rebuild=rebuild,
+            follow_links=follow_links,
             index_factory=index_factory, workers=workers, files_per_batch=batch_files, wait_s=wait,
+            executor=executor, executor_options={"address": ray_address} if ray_address else None,
             on_plan=lambda n: bar.update(task, total=n), on_progress=lambda n: bar.advance(task, n),
         )
     from xsearch.cli.output import prepare_model
@@ -70,23 +81,37 @@ def _print_report(report) -> None:
     if report.repaired:
         note(f"repaired: {report.repaired}")
     for s in report.skipped:
-        err_console.print(f"skipped: {s['path']}: {s['reason']}", highlight=False, markup=False)
+        note(f"skipped: {s['path']}: {s['reason']}")
     for n in report.notes:
         note(f"note: {n}")
     for modality, n in report.unsupported.items():
         note(f"not indexed: {n} {modality} file(s); model {report.model_spec} has no {modality} tower")
+    ignored = getattr(report, "ignored", None) or {}
+    if ignored:
+        from xsearch.media.modalities import labels
+
+        n, kinds = sum(ignored.values()), labels()
+        what = f"files that are not {kinds} files" if n != 1 else \
+            f"file that is not {'an' if kinds[0] in 'aeiou' else 'a'} {kinds} file"
+        note(f"ignored {n} {what}: " + ", ".join(f"{ext} ×{count}" for ext, count in ignored.items()))
+    from xsearch.media.discover import LINK_OUTSIDE
+
+    links = sum(1 for s in report.skipped if s.get("code") == LINK_OUTSIDE)
+    if links:
+        note(f"note: {links} symlink(s) leading out of {report.root} were not followed; index with --follow-links "
+             "to include what they point to")
     vectors = ", ".join(f"{n} {m}" for m, n in sorted(report.vectors_added.items())) or "none"
-    console.print(
+    say(
         f"indexed {report.root} into {report.collection}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renamed} renamed, {report.removed} removed, "
-        f"{len(report.skipped)} skipped; vectors added: {vectors} ({report.seconds:.1f}s)",
-        highlight=False, markup=False,
+        f"{len(report.skipped)} skipped; vectors added: {vectors} ({report.seconds:.1f}s)"
     )
 
 
 def remove(
     paths: List[Path] = typer.Argument(..., help="Files or folders to drop from the collection."),
     collection: Optional[str] = collection_option(),
+    milvus_token: Optional[str] = milvus_token_option(),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -97,4 +122,4 @@ def remove(
     if as_json:
         print_json({"removed": n})
     else:
-        console.print(f"removed {n} file(s) from the collection", highlight=False)
+        say(f"removed {n} file(s) from the collection")

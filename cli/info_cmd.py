@@ -6,11 +6,12 @@ from typing import Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, console, print_json
+from xsearch.cli.output import collection_option, console, milvus_token_option, plain, print_json, say
 
 
 def info(
     collection: Optional[str] = collection_option(),
+    milvus_token: Optional[str] = milvus_token_option(),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="Also load this model spec and describe it (dim, modalities, device, model_id)."
     ),
@@ -35,29 +36,26 @@ def info(
         print_json(out)
         return
     v = out["versions"]
-    console.print(" ".join(f"{k} {val}" for k, val in v.items()), highlight=False)
+    say(" ".join(f"{k} {val}" for k, val in v.items()))
     gpu = f"cuda ({out['gpu']})" if out["gpu"] else "cpu"
     faiss_gpu = f"yes, {out['faiss_gpus']} GPU(s)" if out["faiss_gpus"] else (
         "built in, no GPU visible" if out["faiss_gpu_support"] else "no (faiss-cpu)")
-    console.print(f"device: {gpu}   faiss GPU: {faiss_gpu}", highlight=False)
-    console.print(f"data home: {out['data_home']}", highlight=False, markup=False)
+    say(f"device: {gpu}   faiss GPU: {faiss_gpu}")
+    say(f"data home: {out['data_home']}")
     c = out["collection"]
     if c is None:
-        console.print(f"collection: {path} (not created yet; `xsearch index <folder>` creates it)", highlight=False,
-                      markup=False)
+        say(f"collection: {path} (not created yet; `xsearch index <folder>` creates it)")
     else:
-        console.print(f"collection: {c['path']}\n  model: {c['model_spec']}  ({c['model_id']})", highlight=False,
-                      markup=False)
+        say(f"collection: {c['path']}")
+        say(f"  model: {c['model_spec']}  ({c['model_id']})")
         for m, s in c["modalities"].items():
-            console.print(f"  {m:5}: {s['files']} files, {s['items']} vectors, index {s['index']} "
-                          f"({s['memory_bytes'] / 1e6:.1f} MB{', GPU' if s['gpu'] else ''})", highlight=False,
-                          markup=False)
+            say(f"  {m:5}: {s['files']} files, {s['items']} vectors, index {s['index']} "
+                f"({s['memory_bytes'] / 1e6:.1f} MB{', GPU' if s['gpu'] else ''})")
     if model:
         d = out["model"]
-        console.print(f"model {d.get('spec')}: modalities {', '.join(d.get('modalities', []))}; dim "
-                      f"{d.get('dim', d.get('spaces'))}; device {d.get('device')}; model_id {d.get('model_id')}"
-                      + ("" if d.get("trained", True) else "; UNTRAINED (random weights)"), highlight=False,
-                      markup=False)
+        say(f"model {d.get('spec')}: modalities {', '.join(d.get('modalities', []))}; dim "
+            f"{d.get('dim', d.get('spaces'))}; device {d.get('device')}; model_id {d.get('model_id')}"
+            + ("" if d.get("trained", True) else "; UNTRAINED (random weights)"))
 
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
@@ -74,5 +72,5 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     for col in ("spec", "modalities", "about"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["spec"], r["modalities"], r["about"])
+        table.add_row(plain(r["spec"]), plain(r["modalities"]), plain(r["about"]))
     console.print(table)

@@ -5,14 +5,15 @@ Heavy libraries are imported inside the commands, so ``xsearch --help`` is insta
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
-from xsearch.cli import demo_cmd, eval_cmd, index_cmd, info_cmd, search_cmd, train_cmd, world_cmd
-from xsearch.cli.errors import cli_message
+from xsearch.cli import copy_cmd, demo_cmd, eval_cmd, index_cmd, info_cmd, search_cmd, serve_cmd, train_cmd, world_cmd
+from xsearch.cli.errors import OPTION_FLAGS, cli_message
 from xsearch.cli.output import fail, print_json
-from xsearch.errors import XsearchError
+from xsearch.errors import UsageError, XsearchError
 
 app = typer.Typer(
     name="xsearch",
@@ -28,30 +29,84 @@ app.command("similar")(search_cmd.similar)
 app.command("duplicates")(search_cmd.duplicates)
 app.command("remove")(index_cmd.remove)
 app.command("info")(info_cmd.info)
+app.command("copy")(copy_cmd.copy)
 app.command("models")(info_cmd.models)
 app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.eval_)
 app.command("demo")(demo_cmd.demo)
+app.command("serve")(serve_cmd.serve)
 app.add_typer(world_cmd.app, name="world")
+
+
+def _click_classes(name: str) -> tuple[type, ...]:
+    """Click's exception class ``name``: typer's vendored copy (typer >= 0.2x) and/or the click package."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+_CLICK_ERRORS = _click_classes("ClickException")
+_USAGE_ERRORS = _click_classes("UsageError")
+_ABORTS = _click_classes("Abort")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv``; user errors become one line on stderr (with ``--json``: an
-    ``{"error": {"code", "message", ...}}`` object on stdout). Returns the exit code."""
+    ``{"error": {"code", "message", ...}}`` object on stdout). Returns the exit code.
+
+    Exit codes: 0 success, 1 error, 2 usage error (bad option or argument: one ``error: ...`` line, not click's
+    usage box), 3 collection locked, 4 ``index --strict`` skipped files, 130 interrupted.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
     try:
-        app(args=args, prog_name="xsearch")  # click's standalone mode reports usage errors and exits
+        # not standalone: click hands usage errors back instead of printing its multi-line box
+        rv = app(args=args, prog_name="xsearch", standalone_mode=False)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except XsearchError as e:
-        return _fail(e, as_json="--json" in args)
-    except KeyboardInterrupt:
-        return _fail(XsearchError("interrupted", code="interrupted"), code=130)
+        return _fail(e, as_json=as_json)
+    except _CLICK_ERRORS as e:
+        return _click_error(e, as_json=as_json)
+    except (KeyboardInterrupt, *_ABORTS):
+        return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
+    except OSError as e:  # the environment refused (disk full, permission, not a folder): one line, no traceback
+        where = f": {e.filename}" if e.filename else ""
+        return _fail(XsearchError(f"{e.strerror or e}{where}", code="os", errno=e.errno, path=e.filename),
+                     as_json=as_json)
+    if isinstance(rv, int) and not isinstance(rv, bool):  # typer.Exit(code) and click's ctx.exit(code)
+        if rv == 130:  # click turns Ctrl-C inside a command into Exit(130)
+            return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
+        return rv
     return 0
+
+
+def _click_error(e: Exception, *, as_json: bool) -> int:
+    """Click's usage errors (unknown option, bad or missing value) as one ``error: ...`` line, exit 2."""
+    if type(e).__name__ == "NoArgsIsHelpError":  # `xsearch world`: the help was printed already (typer) or is here
+        message = e.format_message()
+        if message:
+            typer.echo(message)
+        return e.exit_code
+    message = " ".join(e.format_message().split("\n")).strip()
+    ctx = getattr(e, "ctx", None)
+    usage = isinstance(e, _USAGE_ERRORS)
+    if usage and ctx is not None:
+        message = f"{message.rstrip('.')}; see `{ctx.command_path} --help`"
+    code = "usage.cli" if usage else "cli"
+    error = UsageError(message, code=code) if e.exit_code == 2 else XsearchError(message, code=code)
+    return _fail(error, as_json=as_json, code=e.exit_code)
 
 
 def _fail(error: XsearchError, *, as_json: bool = False, code: int | None = None) -> int:
     code = error.exit_code if code is None else code
+    if "name" in error.params and "flag" not in error.params:  # the option the user typed, for FLAG_MESSAGES
+        name = str(error.params["name"])
+        error.params["flag"] = OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
     message = cli_message(error)
     if as_json:
         print_json({"error": {**error.to_dict(), "message": message, "exit_code": code}})

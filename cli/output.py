@@ -1,41 +1,102 @@
-"""Shared CLI plumbing: consoles, one-line errors, JSON output."""
+"""Shared CLI plumbing: consoles, one-line errors, JSON output.
+
+Human-readable output shows user data (file names, file contents, query text) as plain text: never as Rich
+markup or emoji codes, and with terminal control characters made visible (:func:`visible`), so a file named
+``\x1b]0;pwned\x07.png`` cannot retitle or clear the user's terminal. ``--json`` output stays exact.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-console = Console()  # results
-err_console = Console(stderr=True)  # progress, notes, errors
+#: C0 controls, DEL, C1 controls, Unicode line/paragraph separators, bidirectional overrides and isolates (which
+#: can make a terminal show text in another order than it is), and lone surrogates (undecodable file-name bytes).
+_OTHER_UNSAFE = r"\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE = re.compile(rf"[\x00-\x1f{_OTHER_UNSAFE}]")
+_UNSAFE_KEEP_LINES = re.compile(rf"[\x00-\x08\x0b-\x1f{_OTHER_UNSAFE}]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    c = match.group()
+    if c in _NAMED:
+        return _NAMED[c]
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8 (os.fsdecode's surrogateescape): show the byte
+        return f"\\x{o - 0xDC00:02x}"
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+
+def visible(text: Any) -> str:
+    """``text`` with every control character shown as a visible escape (ESC → ``\\x1b``, newline → ``\\n``):
+    what every human-readable line built from user data goes through. Idempotent."""
+    return _UNSAFE.sub(_escape, str(text))
+
+
+class _PlainConsole(Console):
+    """A console whose plain strings (table cells, titles) are never markup or emoji, and cannot carry terminal
+    control sequences (newlines and tabs pass: they are layout, not data; data goes through :func:`visible`)."""
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        return super().render_str(_UNSAFE_KEEP_LINES.sub(_escape, text), **kwargs)
+
+
+console = _PlainConsole(markup=False, emoji=False, highlight=False)  # results
+err_console = _PlainConsole(stderr=True, markup=False, emoji=False, highlight=False)  # progress, notes, errors
+
+
+def plain(text: Any) -> Text:
+    """User data as a Rich renderable (a table cell): shown as typed, control characters escaped, no markup."""
+    return Text(visible(text))
+
+
+def say(message: Any) -> None:
+    """One human-readable line of results on stdout; user data in it is shown through :func:`visible`."""
+    console.print(plain(message), soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:
-    """Write ``obj`` as JSON to stdout (paths and numpy scalars made plain)."""
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=_plain) + "\n")
+    """Write ``obj`` as JSON to stdout: paths and numpy values made plain, NaN and infinities as null (strict JSON;
+    never ``NaN``), strings exact (file names that are not UTF-8 as ``\\udcXX`` escapes)."""
+    text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
+    if _SURROGATE.search(text):
+        text = json.dumps(_finite(obj), indent=2, ensure_ascii=True, allow_nan=False, default=_plain)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(o: Any) -> Any:
+    """``o`` with non-finite floats (also numpy ones, in arrays or nested containers) replaced by None."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if type(o).__module__ == "numpy" and hasattr(o, "tolist"):  # numpy scalars and arrays
+        return _finite(o.tolist())
+    return o
 
 
 def _plain(o: Any):
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-    except ImportError:  # pragma: no cover
-        pass
     return str(o)
 
 
 def note(message: str) -> None:
-    """A one-line remark on stderr (not part of the results)."""
-    err_console.print(message, highlight=False, markup=False)
+    """A one-line remark on stderr (not part of the results); user data in it is shown through :func:`visible`."""
+    err_console.print(plain(message), soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    err_console.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    """Print ``error: message`` on stderr (one line) and exit with ``code``."""
+    err_console.print(plain(f"error: {message}"), soft_wrap=True)
     raise SystemExit(code)
 
 
@@ -60,7 +121,26 @@ def collection_option():
     import typer
 
     return typer.Option(None, "--collection", "-c", envvar="XSEARCH_COLLECTION",
-                        help="Collection name (under $XSEARCH_HOME) or directory. Default: 'default'.")
+                        help="Collection name (under $XSEARCH_HOME) or directory; or milvus-lite:PATH.db (embedded "
+                        "Milvus), milvus://HOST:PORT/NAME (a Milvus server). Default: 'default'.")
+
+
+def _set_milvus_token(value):
+    if value:
+        import os
+
+        os.environ["XSEARCH_MILVUS_TOKEN"] = value  # what the Milvus store reads (index/milvus.py)
+    return value
+
+
+def milvus_token_option():
+    """``--milvus-token``: the token for a milvus:// collection (default $XSEARCH_MILVUS_TOKEN). The command function
+    takes it as a parameter it never reads (typer builds options from parameters); the value goes to the store."""
+    import typer
+
+    return typer.Option(None, "--milvus-token", envvar="XSEARCH_MILVUS_TOKEN", expose_value=False,
+                        callback=_set_milvus_token, show_default=False,
+                        help="Token (user:password or API key) for a milvus:// collection.")
 
 
 def prepare_model(engine, spec: str | None = None, quiet: bool = False) -> None:

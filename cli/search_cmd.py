@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, console, note, print_json
+from xsearch.cli.output import collection_option, console, milvus_token_option, note, plain, print_json, say
 
-TO_HELP = "Target modality: image, audio, text, or all (one list per modality)."
+TO_HELP = "Target modality: image, audio, text, video, or all (one list per modality)."
+MAX_INT64 = 2**63 - 1  # the largest size the catalog (SQLite INTEGER) can compare
 
 
 def search(
     text: List[str] = typer.Argument(None, help="Text queries (each argument is one query)."),
     image: List[Path] = typer.Option([], "--image", "-i", help="Image file to search with (repeatable)."),
     audio: List[Path] = typer.Option([], "--audio", "-a", help="Audio file to search with (repeatable)."),
+    video: List[Path] = typer.Option([], "--video", help="Video clip to search with: its picture and sound, fused "
+                                     "(repeatable)."),
     to: str = typer.Option("image", "--to", "-t", help=TO_HELP),
     k: Optional[int] = typer.Option(
         None,
         "-k",
-        help="Results per target modality [default: 10, or all there are]; "
+        help="Results per target modality (default: 10, or all there are); "
         "more than the collection holds is an error.",
     ),
     weight: Optional[str] = typer.Option(
         None,
         "--weight",
         "-w",
-        help="Comma-separated weight per query, in the order: texts, --image files, --audio files. "
+        help="Comma-separated weight per query, in the order: texts, --image, --audio, --video files. "
         "Negative subtracts a concept.",
     ),
     fusion: str = typer.Option(
@@ -40,13 +44,14 @@ def search(
     path_glob: Optional[str] = typer.Option(None, help="Only files matching this glob ('*.wav', '*/holiday/*')."),
     min_duration: Optional[float] = typer.Option(None, help="Only audio at least this long (s)."),
     max_duration: Optional[float] = typer.Option(None, help="Only audio at most this long (s)."),
-    min_size: Optional[int] = typer.Option(None, help="Only files of at least this many bytes."),
-    max_size: Optional[int] = typer.Option(None, help="Only files of at most this many bytes."),
+    min_size: Optional[int] = typer.Option(None, min=0, max=MAX_INT64, help="Only files of at least this many bytes."),
+    max_size: Optional[int] = typer.Option(None, min=0, max=MAX_INT64, help="Only files of at most this many bytes."),
     since: Optional[datetime] = typer.Option(None, help="Only files modified on or after this date."),
     until: Optional[datetime] = typer.Option(None, help="Only files modified before this date."),
     nprobe: Optional[int] = typer.Option(None, help="IVF lists to visit (recall vs speed)."),
     ef_search: Optional[int] = typer.Option(None, help="HNSW search breadth (recall vs speed)."),
     collection: Optional[str] = collection_option(),
+    milvus_token: Optional[str] = milvus_token_option(),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
@@ -59,16 +64,17 @@ def search(
     from xsearch.query import make_queries, parse_weights
     from xsearch.types import Filters
 
-    queries = make_queries(text or [], {"image": image, "audio": audio})
+    queries = make_queries(text or [], {"image": image, "audio": audio, "video": video})
     if not queries:
         from xsearch.errors import UsageError
 
         raise UsageError('no query: give text ("a red circle"), --image FILE or --audio FILE.', code="query.none")
     weights = parse_weights(weight, len(queries))
-    filters = Filters(path_glob, min_duration, max_duration, min_size, max_size, since, until)
+    filters = Filters(path_glob, _seconds("--min-duration", min_duration), _seconds("--max-duration", max_duration),
+                      min_size, max_size, _epoch(since), _epoch(until))
     params = {k_: v for k_, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
     engine = Engine(collection, device=device)
-    if image or audio:  # a bridged pair embeds its vocabulary once, behind a progress bar, not mid-query
+    if image or audio or video:  # a bridged pair embeds its vocabulary once, behind a progress bar, not mid-query
         from xsearch.cli.output import prepare_model
 
         prepare_model(engine, engine.stored_model(), quiet=as_json)
@@ -76,12 +82,43 @@ def search(
                             filters=filters, params=params)
     _warn_short(results, k)
     if as_json:
-        print_json({"queries": [q.__dict__ for q in queries], "weights": weights, "fusion": fusion,
-                    "results": {t: [h.to_dict() for h in hits] for t, hits in results.items()}})
+        print_results(queries, weights, fusion, results)
     else:
         title = " + ".join(q.label for q in queries)
         for target, hits in results.items():
             print_hits(f"{title} → {target}", hits)
+
+
+def print_results(queries, weights, fusion: str, results) -> None:
+    """The one ``--json`` layout of `search` and `similar`:
+    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``."""
+    print_json({"queries": [{"modality": q.modality, "value": q.value} for q in queries], "weights": list(weights),
+                "fusion": fusion, "results": {t: [h.to_dict() for h in hits] for t, hits in results.items()}})
+
+
+#: Epoch seconds a filter date is clamped to: the catalog stores modification times as signed 64-bit nanoseconds
+#: (years 1677 to 2262), so an earlier or later date selects the same files as these bounds.
+_EPOCH_RANGE = (-9.2e9, 9.2e9)
+
+
+def _epoch(when: datetime | None) -> float | None:
+    """A --since / --until date as epoch seconds (local time), clamped to what the catalog can compare."""
+    if when is None:
+        return None
+    try:
+        seconds = when.timestamp()
+    except (OverflowError, OSError, ValueError):  # before 1970 or after 3000 on some platforms
+        seconds = _EPOCH_RANGE[0] if when.year < 1970 else _EPOCH_RANGE[1]
+    return min(max(seconds, _EPOCH_RANGE[0]), _EPOCH_RANGE[1])
+
+
+def _seconds(flag: str, value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        from xsearch.errors import UsageError
+
+        raise UsageError(f"{flag} must be a finite number of seconds, 0 or more, not {value}", code="usage.bad_filter",
+                         flag=flag, value=value)
+    return value
 
 
 def _warn_short(results, k: int | None) -> None:
@@ -93,20 +130,34 @@ def _warn_short(results, k: int | None) -> None:
             )
 
 
+def _where(h) -> str:
+    """Where in the file a hit is: a time span (audio, video: and which track matched), a passage, or nothing."""
+    if h.end is not None:
+        span = f"{h.offset:.1f}–{h.end:.1f}s"
+        return f"{span} ({h.matched})" if h.matched else span
+    from xsearch.errors import UsageError
+    from xsearch.media.modalities import get
+
+    try:
+        return get(h.modality).where(h.offset)
+    except UsageError:  # a track that is not a modality of its own: show the raw offset
+        return f"{h.offset:g}"
+
+
 def print_hits(title: str, hits) -> None:
     """A readable table: rank, score, where in the file, path (and a text snippet)."""
     from rich.table import Table
 
-    console.print(title, style="bold", markup=False, highlight=False, soft_wrap=True)
+    console.print(plain(title), style="bold", soft_wrap=True)
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("at", justify="right")
     table.add_column("path", overflow="fold")
     for h in hits:
-        at = f"{h.offset:.1f}s" if h.modality == "audio" else (f"¶{int(h.offset) + 1}" if h.modality == "text" else "")
+        at = _where(h)
         path = _short(h.path) + (f"  “{h.snippet[:80]}”" if h.snippet else "")
-        table.add_row(str(h.rank), f"{h.score:.3f}", at, path)
+        table.add_row(str(h.rank), f"{h.score:.3f}", at, plain(path))
     if not hits:
         table.add_row("", "", "", "(no results)")
     console.print(table)
@@ -122,26 +173,43 @@ def _short(path: str) -> str:
 def similar(
     path: Path = typer.Argument(..., help="An indexed file (or any media file) to find neighbours of."),
     to: Optional[str] = typer.Option(None, "--to", "-t", help="Target modality (default: the file's own)."),
-    k: Optional[int] = typer.Option(None, "-k", help="Number of results [default: 10, or all there are]."),
+    k: Optional[int] = typer.Option(None, "-k", help="Number of results (default: 10, or all there are)."),
     collection: Optional[str] = collection_option(),
+    milvus_token: Optional[str] = milvus_token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Find items similar to a file (uses its stored vectors when it is indexed)."""
     from xsearch.engine import Engine
+    from xsearch.types import Query
 
-    results = Engine(collection).similar(path, to=to, k=k)
+    engine = Engine(collection)
+    results = engine.similar(path, to=to, k=k)
     _warn_short(results, k)
     if as_json:
-        print_json({t: [h.to_dict() for h in hits] for t, hits in results.items()})
+        print_results([Query(_modality(engine, path), str(path.expanduser().absolute()))], [1.0], "mean", results)
     else:
         for target, hits in results.items():
             print_hits(f"similar to {path} → {target}", hits)
+
+
+def _modality(engine, path: Path) -> str:
+    """The modality `similar` queried with: the indexed file's, else what the file is."""
+    from xsearch.media import discover
+    from xsearch.media.types import Skipped
+
+    p = path.expanduser().absolute()
+    row = engine.store().file(str(p))
+    if row is not None:
+        return row.modality
+    found = next(iter(discover(p)), None)
+    return found.modality if found is not None and not isinstance(found, Skipped) else "unknown"
 
 
 def duplicates(
     modality: str = typer.Option("image", help="Which modality to scan: image, audio or text."),
     threshold: float = typer.Option(0.95, help="Cosine score at or above which two files are near-duplicates."),
     collection: Optional[str] = collection_option(),
+    milvus_token: Optional[str] = milvus_token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print pairs as JSON."),
 ) -> None:
     """List near-duplicate pairs of files in the collection."""
@@ -152,5 +220,5 @@ def duplicates(
         print_json(pairs)
         return
     for p in pairs:
-        console.print(f"{p['score']:.3f}  {_short(p['a'])}  ~  {_short(p['b'])}", highlight=False, markup=False)
+        say(f"{p['score']:.3f}  {_short(p['a'])}  ~  {_short(p['b'])}")
     note(f"{len(pairs)} near-duplicate pair(s) at cosine ≥ {threshold}")

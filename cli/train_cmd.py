@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from xsearch.cli.output import note, print_json
+from xsearch.cli.output import err_console, note, print_json
 
 
 def train(
@@ -21,11 +22,13 @@ def train(
     world_dir: Optional[Path] = typer.Option(
         None, help="Where a preset generates its world (default: $XSEARCH_HOME/worlds/...)."
     ),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs."),
-    batch_size: Optional[int] = typer.Option(None, help="Groups per batch (each contributes one item per modality)."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs."),
+    batch_size: Optional[int] = typer.Option(
+        None, min=2, help="Groups per batch (each contributes one item per modality)."
+    ),
     lr: Optional[float] = typer.Option(None, help="Peak AdamW learning rate (warm-up, then cosine decay)."),
     weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay."),
-    seed: int = typer.Option(0, help="Random seed (data order, init, augmentation)."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Random seed (data order, init, augmentation)."),
     lambdas: List[str] = typer.Option(
         [],
         "--lambda",
@@ -39,8 +42,10 @@ def train(
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
     overwrite: bool = typer.Option(False, help="Replace a checkpoint already in --out."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N (default: cuda when available)."),
-    tensorboard: Optional[Path] = typer.Option(None, help="Write TensorBoard logs here (needs xsearch[tensorboard])."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch."),
+    tensorboard: Optional[Path] = typer.Option(
+        None, help="Write TensorBoard logs here (needs the tensorboard package)."
+    ),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for torch."),
     bind: Optional[str] = typer.Option(
         None, help="Train only a projection head for this modality ('audio') into --base's space."
     ),
@@ -70,52 +75,75 @@ def train(
     from xsearch.train.loss import parse_pair_weights
     from xsearch.train.presets import ensure_world
     from xsearch.train.presets import preset as get_preset
-    from xsearch.train.trainer import TrainArgs, train_builtin
+    from xsearch.train.trainer import TrainArgs, check_out_dir, train_builtin
 
     recipe = get_preset(preset) if preset else {}
     world = recipe.pop("world", None)
+    if manifest is None and world is None:
+        raise UsageError("give --manifest FILE, or --preset builtin to train on a generated world.")
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("weight_decay", weight_decay)):
+        if value is not None:
+            recipe[key] = value
+    # built (and so checked) before a preset's world is generated: a NaN --lr fails in a moment, not minutes
+    args = TrainArgs(manifest=str(manifest or ""), out_dir=str(out), seed=seed,
+                     pair_weights=parse_pair_weights(lambdas), freeze=list(freeze), device=device, resume=resume,
+                     overwrite=overwrite, init_from=str(init_from) if init_from else None,
+                     tensorboard=str(tensorboard) if tensorboard else None, threads=threads, **recipe)
+    check_out_dir(out)
     if manifest is None:
-        if world is None:
-            raise UsageError("give --manifest FILE, or --preset builtin to train on a generated world.")
         from xsearch.paths import data_home
 
         wdir = world_dir or data_home() / "worlds" / f"{preset}-n{world['n']}-seed{world['seed']}"
         note(f"world: {wdir} (n={world['n']}, seed={world['seed']})")
-        manifest = ensure_world(wdir, world["n"], world["seed"])
-    else:
-        world = None
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("weight_decay", weight_decay)):
-        if value is not None:
-            recipe[key] = value
-    args = TrainArgs(manifest=str(manifest), out_dir=str(out), seed=seed, pair_weights=parse_pair_weights(lambdas),
-                     freeze=list(freeze), device=device, resume=resume, overwrite=overwrite,
-                     init_from=str(init_from) if init_from else None,
-                     tensorboard=str(tensorboard) if tensorboard else None, threads=threads, world=world, **recipe)
-    history = train_builtin(args, log=note)
+        args.manifest, args.world = str(ensure_world(wdir, world["n"], world["seed"])), world
+    history = train_builtin(args, log=note, progress=err_console.is_terminal)
     if as_json:
         print_json({"out": str(out), "history": [asdict(h) for h in history]})
     else:
-        note(f"saved {out}/model.safetensors; use it with --model builtin:{out}")
+        spec = f"builtin:{out.expanduser().absolute()}"
+        note(f"saved {out}/model.safetensors; use it with --model {shlex.quote(spec)}")
 
 
 def _train_bind(bind, base, audio, manifest, out, epochs, lr, seed, device, as_json) -> None:
     from xsearch.encoders.registry import load_encoder
     from xsearch.errors import UsageError
     from xsearch.train.bind import BindArgs, train_bind
+    from xsearch.train.trainer import check_out_dir
 
     if bind != "audio":
         raise UsageError(f"--bind {bind!r}: only 'audio' can be bound (into the image+text model's space).")
     if not base or not audio or manifest is None:
         raise UsageError("--bind audio needs --base <image+text model>, --audio <audio+text model> and --manifest.")
-    args = BindArgs(manifest=str(manifest), out_dir=str(out), seed=seed)
-    if epochs is not None:
-        args.epochs = epochs
-    if lr is not None:
-        args.lr = lr
+    overrides = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
+    out = out.expanduser().absolute()
+    args = BindArgs(manifest=str(manifest), out_dir=str(out), seed=seed, **overrides)
+    check_out_dir(out)
+    base, audio = _pinned(base), _pinned(audio)
     vision_enc, audio_enc = load_encoder(base, device), load_encoder(audio, device)
     _, report = train_bind(args, vision_enc, audio_enc, log=note)
+    spec = bind_spec(vision_enc.spec, audio_enc.spec, out)
     if as_json:
-        print_json({"out": str(out), "report": report})
+        print_json({"out": str(out), "report": report, "model": spec})
     else:
         note(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in report.items()))
-        note(f"saved {out}; use it with --model '{base}+{audio}+bind:{out}'")
+        note(f"saved {out}; use it with --model {shlex.quote(spec)}")
+
+
+def bind_spec(vision_spec: str, audio_spec: str, head_dir: Path) -> str:
+    """The ``--model`` spec that loads the pair a head was trained for, with the head."""
+    return f"{vision_spec}+{audio_spec}+bind:{Path(head_dir).expanduser().absolute()}"
+
+
+def _pinned(spec: str) -> str:
+    """A builtin spec as the checkpoint folder it loads (``builtin`` → ``builtin:<shipped dir>``, relative paths made
+    absolute): a pair spec needs the ``builtin:<dir>`` form, and the head is tied to the model id it was trained
+    against, so the spec printed for it must name the very same checkpoint."""
+    kind, sep, rest = spec.strip().partition(":")
+    if kind != "builtin" or "+" in spec:
+        return spec
+    if not sep or not rest:
+        from xsearch.encoders.builtin import WEIGHTS_FILE, default_weights_dir
+
+        shipped = default_weights_dir()
+        return f"builtin:{shipped}" if (shipped / WEIGHTS_FILE).is_file() else spec
+    return f"builtin:{Path(rest).expanduser().absolute()}"

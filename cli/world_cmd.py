@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from xsearch.cli.output import console, err_console, print_json
+from xsearch.cli.output import err_console, print_json, say
 
 app = typer.Typer(help="Generate the synthetic tri-modal world (images, captions, sounds).", no_args_is_help=True)
 
@@ -21,6 +21,8 @@ def make(
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives byte-identical files.")] = 0,
     captions: Annotated[int, typer.Option(min=1, help="Captions per group (the first is the canonical one).")] = 5,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a world previously written to DIR.")] = False,
+    videos: Annotated[int, typer.Option("--videos", min=0, help="Also write this many short mp4 videos stitched from "
+                                        "the groups' scenes, with their ground truth in videos.jsonl.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of one line.")] = False,
 ) -> None:
     """Write a generated world: paired pictures, sounds and captions drawn from six attributes.
@@ -31,6 +33,10 @@ def make(
       audio/<id>.wav   2 s, 16 kHz mono sound
       text/<id>.txt    the canonical caption
     and manifest.jsonl with one record per group (split, files, captions, attributes).
+
+    With --videos N, also video/<id>.mp4: each strings 3-5 groups' scenes of 4 s (the picture held still at
+    2 fps, the 2 s sound played twice; H.264 + AAC), and videos.jsonl gives every scene's span in seconds,
+    group, split, captions and attributes (the ground truth `xsearch eval --videos` scores moments against).
 
     DIR is both training data for `xsearch train` and a collection for `xsearch index`.
     The test split holds only (colour, shape) pairs that train and val never see.
@@ -44,9 +50,9 @@ def make(
         TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as bar:
-        task = bar.add_task("world", total=n)
+        task = bar.add_task("world", total=n + videos)
         manifest = make_world(
-            directory, n, seed, captions_per_group=captions, overwrite=overwrite,
+            directory, n, seed, captions_per_group=captions, overwrite=overwrite, videos=videos,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     seconds = time.perf_counter() - started
@@ -57,12 +63,12 @@ def make(
         print_json({
             "directory": str(root), "manifest": str(manifest), "groups": n, "seed": seed,
             "captions_per_group": captions, "splits": info["splits"], "bytes": size, "seconds": round(seconds, 2),
+            **({"videos": videos} if videos else {}),
         })
         return
     splits = ", ".join(f"{name} {count}" for name, count in info["splits"].items())
-    console.print(
-        f"wrote {n} groups ({splits}) to {root} in {seconds:.1f} s, {size / 1e6:.1f} MB", highlight=False, markup=False
-    )
+    with_videos = f" and {videos} videos" if videos else ""
+    say(f"wrote {n} groups ({splits}){with_videos} to {root} in {seconds:.1f} s, {size / 1e6:.1f} MB")
 
 
 @app.command("vocab")
@@ -74,9 +80,17 @@ def vocab(
     Use it to join two separately trained models through text:
     --model 'builtin:<image-text ckpt>+builtin:<audio-text ckpt>+bridge:FILE'.
     """
+    from xsearch.errors import UsageError, XsearchError
     from xsearch.world import vocabulary
 
+    out = out.expanduser()
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give the name of the file to write", code="usage.is_folder",
+                         path=str(out))
     entries = vocabulary()
-    out.write_text("# xsearch generated-world vocabulary: canonical captions of all attribute combinations\n"
-                   + "\n".join(entries) + "\n", encoding="utf-8")
-    console.print(f"wrote {len(entries)} entries to {out}", highlight=False, markup=False)
+    try:
+        out.write_text("# xsearch generated-world vocabulary: canonical captions of all attribute combinations\n"
+                       + "\n".join(entries) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise XsearchError(f"cannot write {out}: {e.strerror or e}", code="io.write_failed", path=str(out)) from None
+    say(f"wrote {len(entries)} entries to {out}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from xsearch.paths import collection_dir
 from xsearch.types import Filters, Hit
 
 from .collection import Collection
-from .store import Backend, FileRecord, Store, StoreSpec, StoreWriter
+from .store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackData, assemble_items
 
 
 def _hit(row, score: float) -> Hit:
@@ -115,6 +115,11 @@ class _LocalReads:
         with self._lock:
             return self._collection().catalog.find_by_hash(hash, size)
 
+    def item(self, item_id: int) -> Hit | None:
+        with self._lock:
+            row = self._collection().catalog.items([int(item_id)]).get(int(item_id))
+        return None if row is None else _hit(row, 0.0)
+
     def file_sizes(self) -> set[int]:
         with self._lock:
             return self._collection().catalog.file_sizes()
@@ -133,14 +138,16 @@ class _LocalReads:
         return search_best_files(col, modality, q, k, filters=filters, exclude_paths=exclude_paths,
                                  threshold=threshold, params=params, lock=self._lock)
 
-    def file_vectors(self, file_id: int) -> np.ndarray:
+    def file_vectors(self, file_id: int, track: str | None = None) -> np.ndarray:
         with self._lock:
             col = self._collection()
             rows = col.catalog.item_rows_of_file(file_id)
             if not rows:
                 return np.zeros((0, 0), dtype=np.float32)
-            modality = rows[0][1]
-            return col.index(modality).reconstruct([r[0] for r in rows])
+            if track is None:
+                row = col.catalog.get_file_by_id(file_id)
+                track = row.modality if row is not None and any(r[1] == row.modality for r in rows) else rows[0][1]
+            return col.index(track).reconstruct([r[0] for r in rows if r[1] == track])
 
     def iter_items(self, modality: str, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         with self._lock:
@@ -152,6 +159,21 @@ class _LocalReads:
             with self._lock:
                 owners = self._collection().catalog.item_files(chunk)
             yield chunk, owners, index.reconstruct(chunk)
+
+    def file_items(self, file_ids: Sequence[int]) -> dict[int, dict[str, TrackData]]:
+        with self._lock:
+            col = self._collection()
+            ids_by_track = col.catalog.item_ids_of_files(file_ids)
+            rows = col.catalog.items([i for ids in ids_by_track.values() for i in ids.tolist()])
+            vectors = {t: (ids, col.index(t).reconstruct(ids)) for t, ids in ids_by_track.items() if ids.size}
+        found: dict[int, dict[str, list]] = {}
+        for track, (ids, matrix) in vectors.items():
+            for item_id, vec in zip(ids.tolist(), matrix):
+                row = rows.get(item_id)
+                if row is not None:
+                    found.setdefault(row.file_id, {}).setdefault(track, []).append((row.offset, item_id, vec,
+                                                                                    row.snippet))
+        return assemble_items(found)
 
     def stats(self) -> dict:
         with self._lock:
@@ -227,10 +249,10 @@ class LocalWriter(_LocalReads, StoreWriter):
                                              model_id=self._col.model_id, hash=hash, width=width, height=height,
                                              duration=duration)
 
-    def replace_items(self, file_id: int, modality: str, offsets: Sequence[float], vectors: np.ndarray,
-                      snippets: Sequence[str | None] | None = None) -> None:
+    def replace_items(self, file_id: int, tracks: Mapping[str, TrackData]) -> None:
         self._col.clear_files([file_id])
-        self._col.add(modality, file_id, offsets, vectors, snippets)
+        for track, (offsets, vectors, snippets) in tracks.items():
+            self._col.add(track, file_id, offsets, vectors, snippets)
 
     def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
         self._col.catalog.rename_file(file_id, new_path, mtime_ns)

@@ -5,7 +5,8 @@ width/height, duration), their *items* (one vector each: an image, an audio wind
 offset) and the model the vectors came from. The engine talks only to :class:`Store` (reading, long-lived,
 thread-safe) and :class:`StoreWriter` (one writer per collection, changes published by ``commit``).
 
-Implementations: ``local`` (FAISS files + SQLite catalog in a directory, index/local.py). :func:`open_store`
+Implementations: ``local`` (FAISS files + SQLite catalog in a directory, index/local.py) and ``milvus``
+(``milvus-lite:PATH.db`` or ``milvus://HOST:PORT/NAME``, index/milvus.py). :func:`open_store`
 picks one from the collection argument, so callers never branch:
 
     store = open_store("~/my-collection")          # a directory, or a name under $XSEARCH_HOME → local
@@ -17,7 +18,7 @@ A second implementation passes the same contract tests (tests/contract/).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,9 @@ import numpy as np
 from xsearch.types import Filters, Hit
 
 from .catalog import FileRow
+
+#: One track's items for :meth:`StoreWriter.replace_items`: (offsets, vectors [n, dim], snippets or None).
+TrackData = tuple[Sequence[float], np.ndarray, "Sequence[str | None] | None"]
 
 FileRecord = FileRow  # one indexed file (id, path, modality, size, mtime_ns, hash, width, height, duration, ...)
 
@@ -91,6 +95,10 @@ class StoreReader(abc.ABC):
         """Files anywhere in the collection with this content hash and size."""
 
     @abc.abstractmethod
+    def item(self, item_id: int) -> Hit | None:
+        """One item with its file's metadata (rank 0, score 0), or None when it is not in the collection."""
+
+    @abc.abstractmethod
     def file_sizes(self) -> set[int]:
         """The distinct sizes of indexed files (a cheap first test before hashing a new file to find moves)."""
 
@@ -114,16 +122,47 @@ class StoreReader(abc.ABC):
         ``params``: index search knobs ({"nprobe": n} for IVF, {"efSearch": n} for HNSW)."""
 
     @abc.abstractmethod
-    def file_vectors(self, file_id: int) -> np.ndarray:
-        """The stored vectors of one file's items, in offset order (``[n_items, dim]``)."""
+    def file_vectors(self, file_id: int, track: str | None = None) -> np.ndarray:
+        """The stored vectors of one file's items in ``track`` (default: the file's modality), in offset order
+        (``[n_items, dim]``)."""
 
     @abc.abstractmethod
     def iter_items(self, modality: str, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Every item of ``modality`` in batches of (item ids, file ids, vectors)."""
 
+    def file_items(self, file_ids: Sequence[int]) -> dict[int, dict[str, TrackData]]:
+        """Everything stored for these files' items, as :meth:`StoreWriter.replace_items` takes it:
+        ``{file id: {track: (offsets, vectors [n, dim], snippets or None)}}``, items in offset order; files
+        without items (or unknown ids) are absent. What copying a collection to another store reads.
+
+        This default works through :meth:`iter_items` and :meth:`item` (slow); stores override it."""
+        wanted = {int(i) for i in file_ids}
+        found: dict[int, dict[str, list]] = {}
+        for track in self.dims:
+            for item_ids, owners, vectors in self.iter_items(track):
+                for item_id, fid, vec in zip(item_ids.tolist(), owners.tolist(), vectors):
+                    if fid in wanted:
+                        hit = self.item(item_id)
+                        found.setdefault(fid, {}).setdefault(track, []).append((hit.offset, item_id, vec, hit.snippet))
+        return assemble_items(found)
+
     @abc.abstractmethod
     def stats(self) -> dict:
         """Files / items / index per modality, model, format: what `info` shows."""
+
+
+def assemble_items(found: Mapping[int, Mapping[str, list]]) -> dict[int, dict[str, TrackData]]:
+    """``{file id: {track: [(offset, item id, vector, snippet), ...]}}`` → what :meth:`StoreReader.file_items`
+    returns (items in offset order, then id order)."""
+    out: dict[int, dict[str, TrackData]] = {}
+    for fid, tracks in found.items():
+        for track, rows in tracks.items():
+            rows = sorted(rows, key=lambda r: (r[0], r[1]))
+            snippets = [r[3] for r in rows]
+            out.setdefault(int(fid), {})[track] = (
+                [float(r[0]) for r in rows], np.stack([np.asarray(r[2], dtype=np.float32) for r in rows]),
+                snippets if any(x is not None for x in snippets) else None)
+    return out
 
 
 class Store(StoreReader):
@@ -158,9 +197,9 @@ class StoreWriter(StoreReader):
         """Insert or update a file row (items untouched); returns its id."""
 
     @abc.abstractmethod
-    def replace_items(self, file_id: int, modality: str, offsets: Sequence[float], vectors: np.ndarray,
-                      snippets: Sequence[str | None] | None = None) -> None:
-        """Make these the file's items (its previous items and vectors go)."""
+    def replace_items(self, file_id: int, tracks: Mapping[str, TrackData]) -> None:
+        """Make these the file's items: ``{track: (offsets, vectors [n, dim], snippets or None)}``, one entry per
+        track (a modality's index: image / audio / text; a video file has two). Its previous items all go."""
 
     @abc.abstractmethod
     def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
@@ -231,6 +270,36 @@ def register_backend(prefix: str, backend: Backend) -> None:
     _BACKENDS.insert(0, (prefix, backend))
 
 
+class _LazyBackend(Backend):
+    """A backend whose module is imported on first use (``milvus``: pymilvus only loads for Milvus collections)."""
+
+    def __init__(self, name: str, module: str, cls: str):
+        self.name, self._where, self._impl = name, (module, cls), None
+
+    def _backend(self) -> Backend:
+        if self._impl is None:
+            import importlib
+
+            module, cls = self._where
+            self._impl = getattr(importlib.import_module(module, __package__), cls)()
+        return self._impl
+
+    def exists(self, uri):
+        return self._backend().exists(uri)
+
+    def open(self, uri):
+        return self._backend().open(uri)
+
+    def open_writer(self, uri, *, create=None, wait_s=0.0):
+        return self._backend().open_writer(uri, create=create, wait_s=wait_s)
+
+    def delete(self, uri, *, wait_s=0.0):
+        return self._backend().delete(uri, wait_s=wait_s)
+
+    def resolve(self, uri):
+        return self._backend().resolve(uri)
+
+
 def backend_for(uri: str | None) -> Backend:
     """The backend for a collection argument: the longest matching prefix; anything else is local."""
     text = "" if uri is None else str(uri)
@@ -238,6 +307,9 @@ def backend_for(uri: str | None) -> Backend:
         from .local import LocalBackend
 
         register_backend("", LocalBackend())
+        milvus = _LazyBackend("milvus", ".milvus", "MilvusBackend")
+        register_backend("milvus-lite:", milvus)  # milvus-lite:PATH.db (embedded)
+        register_backend("milvus://", milvus)  # milvus://HOST:PORT/NAME (a Milvus server)
     for prefix, backend in sorted(_BACKENDS, key=lambda pb: -len(pb[0])):
         if text.startswith(prefix):
             return backend
@@ -270,3 +342,53 @@ def resolve_uri(uri: str | None) -> str:
     """The canonical collection name (an absolute directory for local collections)."""
     backend = backend_for(uri)
     return backend.resolve(uri)
+
+
+def copy_store(source: str | None, destination: str | None, *, replace: bool = False, factory="auto",
+               wait_s: float = 0.0, files_per_batch: int = 256, on_plan=None, on_progress=None) -> dict:
+    """Copy a collection to another store (local ↔ Milvus, either way), vectors included (nothing is embedded):
+    every file row with its items, read through the source's :meth:`StoreReader.file_items` and written through
+    the destination's writer, committed every ``files_per_batch`` files. The model (id, spec, dims) carries over;
+    ``factory`` is the destination's index type. A destination holding files is refused (CollectionError code
+    copy.destination_not_empty) unless ``replace``, which deletes it first. Returns what was copied."""
+    import time
+
+    from xsearch.errors import CollectionError, UsageError
+
+    t0 = time.time()
+    src_uri, dst_uri = resolve_uri(source), resolve_uri(destination)
+    if src_uri == dst_uri:
+        raise UsageError(f"source and destination are the same collection ({src_uri})", code="copy.same",
+                         collection=src_uri)
+    with open_store(src_uri) as src:
+        if store_exists(dst_uri):
+            with open_store(dst_uri) as dst:
+                held = sum(c.get("files", 0) for c in dst.counts().values())
+            if held and not replace:
+                raise CollectionError(f"collection {dst_uri} already holds {held} file(s)",
+                                      code="copy.destination_not_empty", collection=dst_uri, files=held)
+            delete_store(dst_uri, wait_s=wait_s)
+        files = src.files()
+        if on_plan:
+            on_plan(len(files))
+        items: dict[str, int] = {}
+        spec = StoreSpec(src.model_id, src.model_spec, dict(src.dims), factory)
+        with open_writer(dst_uri, create=spec, wait_s=wait_s) as writer:
+            for start in range(0, len(files), max(1, int(files_per_batch))):
+                chunk = files[start:start + max(1, int(files_per_batch))]
+                data = src.file_items([f.id for f in chunk])
+                for f in chunk:
+                    new_id = writer.upsert_file(f.path, modality=f.modality, size=f.size, mtime_ns=f.mtime_ns,
+                                                hash=f.hash, width=f.width, height=f.height, duration=f.duration)
+                    tracks = data.get(f.id)
+                    if tracks:
+                        writer.replace_items(new_id, tracks)
+                        for track, (offsets, _, _) in tracks.items():
+                            items[track] = items.get(track, 0) + len(offsets)
+                writer.commit()
+                if on_progress:
+                    on_progress(len(chunk))
+            reindexed = writer.maybe_reindex()
+    return {"source": src_uri, "destination": dst_uri, "model_spec": spec.model_spec, "model_id": spec.model_id,
+            "files": len(files), "items": items, "reindexed": {m: list(v) for m, v in reindexed.items()},
+            "seconds": round(time.time() - t0, 3)}

@@ -135,8 +135,9 @@ def test_spaces_index_spaces_and_protocol(pair, tmp_path):
     assert [br.index_space(m) for m in ("image", "text", "audio")] == [CLIP_SPACE, CLIP_SPACE, CLAP_SPACE]
     assert br.model_id == "fake-clip@0:12+fake-clap@0:8"
     assert br.sample_rate == 16000 and br.audio_window_s == 2.0
+    assert br.index_space("video") == CLIP_SPACE and br.index_space("soundtrack") == CLAP_SPACE  # derived tracks
     with pytest.raises(UsageError):
-        br.index_space("video")
+        br.index_space("smell")
     with pytest.raises(ModelError):
         br.embed_text(["x"], space="shared")
 

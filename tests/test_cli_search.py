@@ -147,7 +147,7 @@ def test_filters_leaving_fewer_than_k_give_a_note(cli, indexed, manifest_records
     (["--image", "/nonexistent/q.png"], "query file not found"),
     (["red", "-k", "0"], "-k must be at least 1"),
     (["red", "-k", "-3"], "-k must be at least 1"),
-    (["red", "--to", "video"], "--to 'video'"),
+    (["red", "--to", "sound"], "--to 'sound'"),
     (["red", "blue", "--weight", "1"], "--weight has 1 value(s) but there are 2 queries"),
     (["red", "--weight", "x"], "--weight"),
     (["red", "--fusion", "magic"], "unknown --fusion"),
@@ -188,11 +188,14 @@ def test_similar_and_duplicates(cli, indexed, world, manifest_records, tmp_path)
     img = (world / manifest_records[2]["image"]).absolute()
     r = cli("similar", img, "-c", indexed, "-k", "3", "--json")
     assert r.code == 0
-    hits = json.loads(r.out)["image"]
+    out = json.loads(r.out)
+    assert out["queries"] == [{"modality": "image", "value": str(img)}] and out["weights"] == [1.0]
+    assert set(out) == {"queries", "weights", "fusion", "results"}  # the layout of `search --json`
+    hits = out["results"]["image"]
     assert len(hits) == 3 and str(img) not in [h["path"] for h in hits]
     # same item, other modality: the sound of that very group should be near the top
     r = cli("similar", img, "--to", "audio", "-c", indexed, "-k", "5", "--json")
-    assert r.code == 0 and len(json.loads(r.out)["audio"]) == 5
+    assert r.code == 0 and len(json.loads(r.out)["results"]["audio"]) == 5
     r = cli("duplicates", "-c", indexed, "--threshold", "0.999", "--json")
     assert r.code == 0 and json.loads(r.out) == []
     r = cli("duplicates", "-c", indexed, "--threshold", "0.5", "--json")

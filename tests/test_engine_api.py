@@ -19,7 +19,7 @@ Q = [Query("text", "a red circle")]
     ({"k": True}, "usage.bad_k"),
     ({"k": 0}, "usage.bad_k"),
     ({"to": None}, "usage.bad_target"),
-    ({"to": "video"}, "usage.bad_target"),
+    ({"to": "smell"}, "usage.bad_target"),
     ({"to": []}, "usage.bad_target"),
     ({"threshold": math.nan}, "usage.bad_threshold"),
     ({"threshold": "0.5"}, "usage.bad_threshold"),

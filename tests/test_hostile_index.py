@@ -102,6 +102,7 @@ def _children(pid: int) -> list[int]:
 def test_children_of_a_killed_writer_do_not_keep_the_lock(tmp_path):
     root = tmp_path / "c"
     make(root).close()
+    pid_file = tmp_path / "child.pid"
     script = textwrap.dedent(f"""
         import os, signal, sys, time
         from xsearch.index import Collection
@@ -110,11 +111,11 @@ def test_children_of_a_killed_writer_do_not_keep_the_lock(tmp_path):
         if child == 0:
             time.sleep(60)
             os._exit(0)
-        print(child, flush=True)
+        open({str(pid_file)!r}, "w").write(str(child))
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    child = int(proc.stdout.split()[0])
+    subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    child = int(pid_file.read_text())
     try:
         assert not _gone(child)  # the forked child outlives its killed parent...
         Collection.open(root, writer=True, wait_s=5).close()  # ...and still the lock is free
@@ -243,8 +244,19 @@ def test_sigkill_of_index_with_decode_workers_leaves_no_lock(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-        for pid in workers:
+        for pid in workers + _processes_mentioning(str(col)):  # orphans, if the fix ever regresses
             _kill(pid)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            pass
+    return [pid for pid in found if pid != os.getpid()]
 
 
 # -- 8. symbolic links and special files -------------------------------------------------------------------
@@ -474,6 +486,41 @@ def test_reader_catalog_is_opened_read_only_by_sqlite(tmp_path):
         assert len(Catalog.open(copy / "catalog.sqlite", readonly=True).files()) == 6
     finally:
         copy.chmod(0o755)
+
+
+def test_real_read_only_mount(tmp_path):
+    """Where the test may make a read-only bind mount (root, mount namespaces allowed), do it for real."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare")
+    clean = filled(tmp_path / "src" / "clean")
+    with make(tmp_path / "src" / "wal") as writer:  # a copy taken while a writer had committed into the WAL
+        add_file(writer, "/a.jpg", unit(2, seed=1))
+        writer.commit()
+        shutil.copytree(tmp_path / "src" / "wal", tmp_path / "src" / "walcopy")
+    assert (tmp_path / "src" / "walcopy" / "catalog.sqlite-wal").exists() and clean
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    probe = textwrap.dedent(f"""
+        import json
+        from xsearch.index import Collection
+        out = {{}}
+        for name in ("clean", "walcopy"):
+            root = {str(mnt)!r} + "/" + name
+            with Collection.open(root) as reader:
+                out[name] = [len(reader.catalog.files()), reader.index("image").ntotal]
+            try:
+                Collection.open(root, writer=True)
+            except Exception as exc:
+                out[name].append(exc.code)
+        print(json.dumps(out))
+    """)
+    shell = f"mount --bind {tmp_path / 'src'} {mnt} && mount -o remount,ro,bind {mnt} && {sys.executable} -c \"$0\""
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", shell, probe], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and "mount" in proc.stderr and "Traceback" not in proc.stderr:
+        pytest.skip(f"no read-only bind mount here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"clean": [6, 6, "collection.read_only"],
+                                       "walcopy": [1, 2, "collection.read_only"]}
 
 
 def test_cli_on_a_read_only_collection(cli, tmp_path, read_only):

@@ -78,28 +78,28 @@ def test_pruning_a_few_files_needs_no_flag(cli, tmp_path):
 def test_file_rewritten_while_embedding_is_embedded_again(tmp_path, monkeypatch):
     """Same size, new content, saved while the model ran: the catalog must not pair the new bytes with the old
     vectors (the next run re-embeds it)."""
-    import xsearch.indexer as indexer
+    import xsearch.executors as executors
 
     root = tmp_path / "m"
     target = root / "a.txt"
     root.mkdir()
     target.write_text("red circles everywhere\n")
     (root / "b.txt").write_text("blue squares on the left\n")
-    real = indexer._embed_files
+    real = executors.embed_decoded
 
-    def embed_then_edit(encoder, by_file, report):
-        out = real(encoder, by_file, report)
-        if str(target) in by_file:
+    def embed_then_edit(encoder, segments, report_skip):
+        out = real(encoder, segments, report_skip)
+        if any(s.file.path == target for s in segments):
             target.write_text("GREEN stars everywhere\n")  # same length, different bytes
             st = os.stat(target)
             os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
         return out
 
-    monkeypatch.setattr(indexer, "_embed_files", embed_then_edit)
+    monkeypatch.setattr(executors, "embed_decoded", embed_then_edit)
     eng = Engine(tmp_path / "col", model="builtin")
     first = eng.index_folder(root, workers=0)
     assert first.added == 2 and any("changed while it was being indexed" in n for n in first.notes)
-    monkeypatch.setattr(indexer, "_embed_files", real)
+    monkeypatch.setattr(executors, "embed_decoded", real)
     second = eng.index_folder(root, workers=0)
     assert second.updated == 1 and second.unchanged == 1
     third = eng.index_folder(root, workers=0)

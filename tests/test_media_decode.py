@@ -132,8 +132,8 @@ def test_unexpected_library_errors_become_media_errors(tmp_path: Path, monkeypat
 def test_unknown_modality(tmp_path: Path):
     path = tmp_path / "x.bin"
     path.write_bytes(b"abc")
-    with pytest.raises(MediaError, match="unsupported modality 'video'"):
-        decode(_file(path, "video"), DecodeOptions())
+    with pytest.raises(MediaError, match="unsupported modality 'smell'"):
+        decode(_file(path, "smell"), DecodeOptions())
 
 
 def test_odd_names_discover_and_decode_end_to_end(tmp_path: Path):

@@ -80,7 +80,7 @@ def test_include_and_exclude_globs(collection: Path):
 def test_modalities_filter(collection: Path):
     assert {f.modality for f in _found(collection, modalities=[AUDIO])} == {AUDIO}
     with pytest.raises(ValueError):
-        _found(collection, modalities=["video"])
+        _found(collection, modalities=["smell"])
 
 
 def test_missing_path_raises_at_once(tmp_path: Path):
@@ -296,4 +296,4 @@ def test_id3_tagged_mp3_and_text_lookalikes():
     assert sniff_media(b"ID3 is a tag format") is None
     assert sniff_media(b"BM is not a bitmap here") is None
     assert sniff_media("hello".encode("utf-16")) is None  # FF FE BOM is not an MPEG frame
-    assert sniff_media(b"RIFF\x00\x00\x00\x00AVI LIST") is None
+    assert sniff_media(b"RIFF\x00\x00\x00\x00AVI LIST") == "video"  # an AVI container is a video

@@ -19,10 +19,15 @@ from xsearch.media.types import DecodeOptions, MediaFile, Segment
 SEGMENTS_PER_CALL = 64
 
 
+#: Audio windows overlap by half: a sound shifted in time still falls whole inside one window.
+AUDIO_HOP_FRACTION = 0.5
+
+
 def decode_options(encoder) -> DecodeOptions:
-    """Decoding that matches what the encoder expects (sample rate, window length, early image shrink)."""
-    return DecodeOptions(sample_rate=getattr(encoder, "sample_rate", 0) or 16000,
-                         audio_window_s=getattr(encoder, "audio_window_s", 0) or 2.0,
+    """Decoding that matches what the encoder expects (sample rate, window length and hop, early image shrink)."""
+    window = getattr(encoder, "audio_window_s", 0) or 2.0
+    return DecodeOptions(sample_rate=getattr(encoder, "sample_rate", 0) or 16000, audio_window_s=window,
+                         audio_hop_s=window * AUDIO_HOP_FRACTION,
                          image_short_side=getattr(encoder, "image_short_side", 0) or 0)
 
 
@@ -30,6 +35,24 @@ def embed_segments(encoder, modality: str, segments: Sequence[Segment], space: s
     """Vectors for decoded segments of one modality, in ``space`` (default: where that modality is indexed)."""
     space = space or encoder.index_space(modality)
     return encoder.embed(modality, [s.data for s in segments], space=space)
+
+
+def segment_vectors(encoder, segments: Sequence[Segment], space: str) -> np.ndarray:
+    """Vectors of segments that may belong to several tracks (a video's pictures and sound), all in ``space``,
+    in the segments' order: one encoder call per track."""
+    by_track: dict[str, list[int]] = {}
+    for i, s in enumerate(segments):
+        by_track.setdefault(s.track or s.modality, []).append(i)
+    if len(by_track) == 1:
+        track = next(iter(by_track))
+        return embed_segments(encoder, track, segments, space)
+    out: np.ndarray | None = None
+    for track, rows in by_track.items():
+        vecs = embed_segments(encoder, track, [segments[i] for i in rows], space)
+        if out is None:
+            out = np.zeros((len(segments), vecs.shape[1]), dtype=np.float32)
+        out[rows] = vecs
+    return out
 
 
 def mean_vector(vectors: np.ndarray) -> np.ndarray:
@@ -78,7 +101,7 @@ def embed_files(encoder, files: Sequence[MediaFile], space: str | None = None,
         if not pending:
             return
         flat = [s for segs in pending for s in segs]
-        vecs = embed_segments(encoder, modality, flat, space)
+        vecs = segment_vectors(encoder, flat, space or encoder.index_space(modality))
         start = 0
         for segs in pending:
             out.append(mean_vector(vecs[start:start + len(segs)]))

@@ -22,7 +22,15 @@ import numpy as np
 
 from xsearch.errors import CollectionError, UsageError
 from xsearch.media.types import MODALITIES
-from xsearch.search import SearchRequest, check_k, check_targets, run_search, search_vectors
+from xsearch.search import (
+    TRACKS_OF,
+    SearchRequest,
+    add_spans,
+    check_k,
+    check_targets,
+    run_search,
+    search_vectors,
+)
 from xsearch.types import Filters, Hit, IndexReport, Query
 
 SEARCH_PARAMS = ("nprobe", "efSearch")
@@ -136,9 +144,14 @@ class Engine:
     def index_folder(self, root: str | Path, *, include: Sequence[str] = (), exclude: Sequence[str] = (),
                      hidden: bool = False, prune: bool = True, prune_all: bool = False, rebuild: bool = False,
                      index_factory: str = "auto", workers: int = 2, files_per_batch: int = 32, wait_s: float = 0.0,
-                     on_plan: Callable[[int], None] | None = None,
-                     on_progress: Callable[[int], None] | None = None) -> IndexReport:
-        """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport."""
+                     executor: str = "local", executor_options: dict | None = None, on_plan: Callable[[int], None] | None = None,
+                     on_progress: Callable[[int], None] | None = None, follow_links: bool = False) -> IndexReport:
+        """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport.
+        Symlinks that lead out of ``root`` are skipped (and reported) unless ``follow_links``.
+
+        ``executor``: where decoding and embedding run — "local" (``workers`` decode processes) or "ray"
+        (``executor_options`` such as ``{"address": "auto"}``); this process stays the one writer either way."""
+        from xsearch.executors import make_executor
         from xsearch.index.store import StoreSpec, delete_store, open_writer
         from xsearch.indexer import index_folder
         from xsearch.media import discover
@@ -146,6 +159,8 @@ class Engine:
         _check_int("workers", workers, 0)
         _check_int("files_per_batch", files_per_batch, 1)
         _check_number("wait_s", wait_s, 0)
+        run_with = make_executor(executor, workers=workers, files_per_batch=files_per_batch,
+                                 worker_init=_close_lock_fds_in_worker(), **dict(executor_options or {}))
         root = Path(root).expanduser()
         iter(discover(root))  # a missing root fails here, before any model is loaded
         if rebuild and self.exists():
@@ -159,9 +174,11 @@ class Engine:
             writer = open_writer(self.uri, wait_s=wait_s)
             enc = _LazyEncoder(writer.modalities, lambda: self._checked_writer_encoder(writer))
         else:
+            from xsearch.encoders.base import tracks
+
             spec, note = self.resolve_model(self.model or "auto")
             enc = self.encoder(spec)
-            dims = {m: enc.spaces[enc.index_space(m)] for m in enc.modalities}
+            dims = {m: enc.spaces[enc.index_space(m)] for m in tracks(enc)}
             writer = open_writer(self.uri, wait_s=wait_s,
                                  create=StoreSpec(enc.model_id, enc.spec, dims, index_factory))
         with writer:
@@ -171,8 +188,8 @@ class Engine:
                 report.repaired = str(repaired)
             return index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
                                 prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
-                                on_plan=on_plan, on_progress=on_progress, report=report,
-                                worker_init=_close_lock_fds_in_worker())
+                                on_plan=on_plan, on_progress=on_progress, report=report, executor=run_with,
+                                follow_links=follow_links)
 
     def _checked_writer_encoder(self, writer):
         enc = self.encoder(writer.model_spec)
@@ -182,9 +199,12 @@ class Engine:
     def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
         """Drop files (or everything under folders) from the collection; returns how many files went."""
         from xsearch.index.store import open_writer
+        from xsearch.media.discover import require_utf8
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        for p in paths:
+            require_utf8(p)  # such a path is never indexed, and the store cannot even look it up
         with open_writer(self.uri, wait_s=wait_s) as writer:
             ids = []
             for p in paths:
@@ -239,10 +259,12 @@ class Engine:
     def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
         """Files near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
         from xsearch.embed import mean_vector
+        from xsearch.media.discover import require_utf8
         from xsearch.query import check_query_file
 
         k = _check_k_arg(k)
         p = Path(path).expanduser().absolute()
+        require_utf8(p)  # such a path is never indexed, and the store cannot even look it up
         store, enc = self._reader()
         row = store.file(str(p))
         if row is not None:
@@ -257,11 +279,25 @@ class Engine:
         targets, _ = self.targets(target)
         targets = check_targets(store, targets, True)
         req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
-        if row is not None and enc.index_space(modality) == enc.index_space(target):
+        single_track = modality not in TRACKS_OF and target not in TRACKS_OF
+        if row is not None and single_track and enc.index_space(modality) == enc.index_space(target):
             req.k = check_k(store, targets, k)
             vec = mean_vector(store.file_vectors(row.id))
-            return {target: search_vectors(store, target, vec[None, :], [1.0], req)}
-        return run_search(store, enc, req)
+            hits = search_vectors(store, target, vec[None, :], [1.0], req)
+            return {target: add_spans(hits, getattr(enc, "audio_window_s", 0) or 0)}
+        return run_search(store, enc, req)  # embedded anew (a video: its pictures and sound fused)
+
+    def item(self, item_id: int) -> Hit:
+        """One indexed item (an image, an audio window, a text passage) with its file's metadata."""
+        item_id = _check_int("item_id", item_id, 0)
+        hit = self.store().item(item_id)
+        if hit is None:
+            raise UsageError(f"no item {item_id} in the collection", code="item.missing", item_id=item_id)
+        return hit
+
+    def similar_item(self, item_id: int, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
+        """"More like this": files near the file that holds ``item_id`` (see :meth:`similar`)."""
+        return self.similar(self.item(item_id).path, to=to, k=k)
 
     def duplicates(self, modality: str = "image", threshold: float = 0.95, k: int = 8) -> list[dict]:
         """Pairs of different files whose vectors have cosine ≥ ``threshold``, best first."""
@@ -398,10 +434,8 @@ def _check_params(params: dict | None) -> dict:
 def _close_lock_fds_in_worker():
     """What a forked decode worker runs first: close its copies of writer-lock descriptors (so a worker that
     outlives a killed parent can never hold the collection's lock)."""
-    try:
-        from xsearch.index.collection import close_inherited_lock_fds
-    except ImportError:  # pragma: no cover - older index layer
-        return None
+    from xsearch.index.collection import close_inherited_lock_fds
+
     return close_inherited_lock_fds
 
 

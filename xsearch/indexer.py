@@ -17,20 +17,18 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from xsearch.embed import decode_options, embed_segments
-from xsearch.media.types import MediaFile, Segment, Skipped
+from xsearch.embed import decode_options
+from xsearch.encoders.base import tracks
+from xsearch.executors import EmbeddedFile, LocalExecutor
+from xsearch.media.types import MediaFile, Skipped
 from xsearch.types import IndexReport
 
-__all__ = ["IndexReport", "file_hash", "index_folder", "SNIPPET_CHARS", "PRUNE_GUARD_FRACTION"]
+__all__ = ["IndexReport", "file_hash", "index_folder", "PRUNE_GUARD_FRACTION"]
 
-SNIPPET_CHARS = 200
 #: Pruning more than this share of a folder's indexed files in one run needs ``prune_all``.
 PRUNE_GUARD_FRACTION = 0.5
 #: mtime recorded for a file that changed while it was embedded: never equal to a real one, so it is redone.
@@ -62,17 +60,23 @@ class Plan:
 
 
 def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexReport, *, include=(), exclude=(),
-                hidden: bool = False) -> Plan:
+                hidden: bool = False, follow_links: bool = False) -> Plan:
     """Walk ``root`` and compare with the store (see the module docstring)."""
     from xsearch.media import discover
-    from xsearch.media.discover import in_scope
+    from xsearch.media.discover import LINK_OUTSIDE, in_scope, require_utf8
 
+    require_utf8(root)  # no path under it could be stored
     seen: set[str] = set()
     todo: list[_Pending] = []
-    for found in discover(root, include=include, exclude=exclude, hidden=hidden):
+    ignored: dict[str, int] = {}
+    for found in discover(root, include=include, exclude=exclude, hidden=hidden, follow_links=follow_links,
+                          ignored=ignored):
         if isinstance(found, Skipped):
-            seen.add(str(found.path))  # a file that is unreadable now keeps what was indexed of it
-            report.skipped.append({"path": str(found.path), "reason": found.reason})
+            code = getattr(found, "code", "")
+            if code != LINK_OUTSIDE:  # a link no longer followed loses what was indexed through it
+                seen.add(str(found.path))  # a file that is unreadable now keeps what was indexed of it
+            entry = {"path": str(found.path), "reason": found.reason}
+            report.skipped.append({**entry, "code": code} if code else entry)
             continue
         path = str(found.path)
         seen.add(path)
@@ -98,6 +102,8 @@ def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexRepo
                 report.unchanged += 1
                 continue
         todo.append(pending)
+    for ext, n in sorted(ignored.items(), key=lambda item: (-item[1], item[0])):
+        report.ignored[ext] = report.ignored.get(ext, 0) + n
     missing = [r for r in writer.files(under=str(root)) if r.path not in seen
                and in_scope(root, r.path, include=include, exclude=exclude, hidden=hidden)]
     return Plan(todo, missing)
@@ -135,16 +141,20 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
                  hidden: bool = False, prune: bool = True, prune_all: bool = False, workers: int = 2,
                  files_per_batch: int = 32, commit_every: int = 512, commit_seconds: float = 30.0,
                  on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
-                 report: IndexReport | None = None, worker_init: Callable[[], None] | None = None) -> IndexReport:
+                 report: IndexReport | None = None, worker_init: Callable[[], None] | None = None,
+                 executor=None, follow_links: bool = False) -> IndexReport:
     """Bring the store behind ``writer`` in line with the media under ``root``; see the module docstring.
 
-    ``encoder`` may be lazy: only its ``modalities`` are read unless some file needs embedding.
+    ``encoder`` may be lazy: only its ``modalities`` are read unless some file needs embedding. ``executor``
+    decodes and embeds (default: a LocalExecutor with ``workers`` / ``files_per_batch`` / ``worker_init``).
     ``on_plan(n)`` is told how many files will be embedded; ``on_progress(k)`` advances by k files.
+    Symlinks whose target lies outside ``root`` are skipped unless ``follow_links``.
     """
     t0 = time.time()
     root = Path(root).expanduser().absolute()
     report = report or IndexReport(str(root), writer.uri, writer.model_spec, writer.model_id)
-    plan = plan_folder(writer, encoder.modalities, root, report, include=include, exclude=exclude, hidden=hidden)
+    plan = plan_folder(writer, tracks(encoder), root, report, include=include, exclude=exclude, hidden=hidden,
+                       follow_links=follow_links)
     _apply_moves(writer, plan, report)
     if on_plan:
         on_plan(len(plan.todo))
@@ -152,15 +162,15 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
     pending_items, last_commit = 0, time.time()
     by_path = {str(p.file.path): p for p in plan.todo}
     opts = decode_options(encoder) if plan.todo else None  # nothing to embed: the model is never loaded
-    for vectors_by_file, segments_by_file, bad in embed_batches(encoder, [p.file for p in plan.todo], opts,
-                                                                files_per_batch, workers, worker_init, report):
+    executor = executor or LocalExecutor(workers, files_per_batch, worker_init)
+    for embedded, bad in (executor.run(encoder, [p.file for p in plan.todo], opts) if plan.todo else ()):
         for s in bad:
             report.skipped.append({"path": str(s.path), "reason": s.reason})
-        for path, vectors in vectors_by_file.items():
-            pending_items += len(vectors)
-            _store(writer, by_path[path], segments_by_file[path], vectors, report, opts)
+        for done in embedded:
+            pending_items += done.n_vectors
+            _store(writer, by_path[str(done.file.path)], done, report, opts)
         if on_progress:
-            on_progress(len(segments_by_file) + len(bad))
+            on_progress(len(embedded) + len(bad))
         if pending_items >= commit_every or time.time() - last_commit > commit_seconds:
             writer.commit()
             pending_items, last_commit = 0, time.time()
@@ -187,53 +197,7 @@ def _prune(writer, root: Path, missing: list, prune_all: bool, report: IndexRepo
     report.removed += len(missing)
 
 
-def embed_batches(encoder, files: list[MediaFile], opts, files_per_batch: int, workers: int,
-                  worker_init, report: IndexReport) -> Iterator[tuple[dict, dict, list]]:
-    """The local executor: decode in DataLoader workers, embed in this process. Yields, per batch,
-    ({path: vectors}, {path: segments}, [Skipped])."""
-    if not files:
-        return
-    from xsearch.media import iter_decoded
-
-    kwargs = {"worker_init": worker_init} if worker_init is not None else {}
-    for segments, bad in iter_decoded(files, opts, files_per_batch=files_per_batch, workers=workers, **kwargs):
-        by_file: dict[str, list[Segment]] = defaultdict(list)
-        for seg in segments:
-            by_file[str(seg.file.path)].append(seg)
-        vectors = _embed_files(encoder, by_file, report)
-        yield vectors, {p: by_file[p] for p in vectors}, list(bad)
-
-
-def _embed_files(encoder, by_file: dict[str, list[Segment]], report: IndexReport) -> dict[str, np.ndarray]:
-    """Embed a batch of files' segments, one encoder call per modality; a failing file is isolated and skipped."""
-    by_modality: dict[str, list[str]] = defaultdict(list)
-    for path, segs in by_file.items():
-        by_modality[segs[0].modality].append(path)
-    out: dict[str, np.ndarray] = {}
-    for modality, paths in by_modality.items():
-        segs = [s for p in paths for s in by_file[p]]
-        try:
-            vecs = embed_segments(encoder, modality, segs)
-        except Exception:
-            vecs = None
-        if vecs is not None:
-            start = 0
-            for p in paths:
-                n = len(by_file[p])
-                out[p] = vecs[start : start + n]
-                start += n
-            continue
-        for p in paths:  # the batch failed: find the file(s) at fault
-            try:
-                out[p] = embed_segments(encoder, modality, by_file[p])
-            except Exception as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                report.skipped.append({"path": p, "reason": f"the model could not embed it: {first}"})
-    return out
-
-
-def _store(writer, pending: _Pending, segs: list[Segment], vectors: np.ndarray, report: IndexReport,
-           opts) -> None:
+def _store(writer, pending: _Pending, done: EmbeddedFile, report: IndexReport, opts) -> None:
     """Replace the file's items and vectors with the new ones (not committed yet).
 
     The hash and stat stored must describe the bytes that were embedded: the file is hashed after embedding and
@@ -250,19 +214,21 @@ def _store(writer, pending: _Pending, segs: list[Segment], vectors: np.ndarray, 
     if stale:
         digest = None
         report.notes.append(f"{f.path}: changed while it was being indexed; it will be embedded again next run")
-    info = segs[0].info
+    info = done.info
     file_id = writer.upsert_file(str(f.path), modality=f.modality, size=f.size,
                                  mtime_ns=STALE_MTIME if stale else f.mtime_ns, hash=digest,
                                  width=info.get("width"), height=info.get("height"), duration=info.get("duration"))
-    snippets = [s.data[:SNIPPET_CHARS] for s in segs] if f.modality == "text" else None
-    writer.replace_items(file_id, f.modality, [s.offset for s in segs], vectors, snippets)
-    report.vectors_added[f.modality] = report.vectors_added.get(f.modality, 0) + len(vectors)
+    writer.replace_items(file_id, {track: (t.offsets, t.vectors, t.snippets) for track, t in done.tracks.items()})
+    for track, t in done.tracks.items():
+        report.vectors_added[track] = report.vectors_added.get(track, 0) + len(t.offsets)
     if pending.row is None:
         report.added += 1
     else:
         report.updated += 1
-    if info.get("truncated"):
-        report.notes.append(_truncation_note(f, info, len(segs), opts))
+    if info.get("truncated") or info.get("damaged"):
+        report.notes.append(_truncation_note(f, info, done.n_vectors, opts))
+    if info.get("note"):
+        report.notes.append(f"{f.path}: {info['note']}")
 
 
 def _truncation_note(f: MediaFile, info: dict, n_segments: int, opts) -> str:
@@ -271,6 +237,9 @@ def _truncation_note(f: MediaFile, info: dict, n_segments: int, opts) -> str:
         return f"{f.path}: {info['damaged']}; indexed what could be read ({n_segments} segment(s))"
     if f.modality == "audio":
         return (f"{f.path}: {info.get('duration', 0):.0f} s long; only the first {opts.max_audio_s:.0f} s were "
+                "indexed")
+    if f.modality == "video":
+        return (f"{f.path}: {info.get('duration', 0):.0f} s long; only the first {opts.max_video_s:.0f} s were "
                 "indexed")
     if f.modality == "text":
         return (f"{f.path}: longer than {opts.max_text_chars:,} characters; only the first {opts.max_text_chars:,} "

@@ -57,7 +57,9 @@ def embed_query(encoder, query: Query, space: str) -> np.ndarray:
     """A unit vector for ``query`` in ``space``: a text, or a file's segments averaged (xsearch.embed)."""
     from xsearch.embed import embed_file
 
-    if query.modality not in encoder.modalities:
+    from xsearch.encoders.base import tracks
+
+    if query.modality not in tracks(encoder):
         raise UsageError(f"model {encoder.spec} cannot embed {query.modality} queries (it has "
                          f"{', '.join(encoder.modalities)})", code="model.modality_unsupported",
                          modality=query.modality, model=encoder.spec)

@@ -13,6 +13,11 @@ from xsearch.query import embed_query
 from xsearch.types import Filters, Hit, Query
 
 DEFAULT_K = 10
+#: Targets searched through several tracks (indexes), merged per file: a video's pictures and its sound.
+TRACKS_OF = {"video": ("video", "soundtrack")}
+MATCHED = {"video": "picture", "soundtrack": "sound"}
+#: Modalities whose offsets are window starts in seconds (hits get an ``end``).
+WINDOWED = ("audio", "video", "soundtrack")
 
 
 @dataclass
@@ -43,11 +48,39 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
     by_space: dict[str, np.ndarray] = {}
     results = {}
     for target in req.targets:
-        space = encoder.index_space(target)
-        if space not in by_space:
-            by_space[space] = np.stack([embed_query(encoder, q, space) for q in req.queries])
-        results[target] = search_vectors(store, target, by_space[space], weights, req)
+        found = []
+        for track in TRACKS_OF.get(target, (target,)):
+            if track not in store.modalities:
+                continue
+            space = encoder.index_space(track)
+            if space not in by_space:
+                by_space[space] = np.stack([embed_query(encoder, q, space) for q in req.queries])
+            found.append((track, search_vectors(store, track, by_space[space], weights, req)))
+        hits = merge_tracks(target, found, req.k) if target in TRACKS_OF else (found[0][1] if found else [])
+        results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
     return results
+
+
+def merge_tracks(target: str, found: list[tuple[str, list[Hit]]], k: int) -> list[Hit]:
+    """One list of files from several tracks: each file keeps its best moment, saying which track matched."""
+    best: dict[str, Hit] = {}
+    for track, hits in found:
+        for h in hits:
+            if h.path not in best or h.score > best[h.path].score:
+                best[h.path] = replace(h, modality=target, matched=MATCHED.get(track))
+    ranked = sorted(best.values(), key=lambda h: -h.score)[:k]
+    return [replace(h, rank=rank) for rank, h in enumerate(ranked, 1)]
+
+
+def add_spans(hits: list[Hit], window_s: float) -> list[Hit]:
+    """Windowed hits get where their window ends (start + window, within the file's duration)."""
+    if window_s <= 0:
+        return hits
+    for h in hits:
+        if h.modality in WINDOWED:
+            end = h.offset + window_s
+            h.end = round(min(end, h.duration) if h.duration else end, 3)
+    return hits
 
 
 def search_vectors(store, target: str, vectors: np.ndarray, weights: Sequence[float],

@@ -34,6 +34,8 @@ class Hit:
     height: int | None = None
     duration: float | None = None
     size: int | None = None
+    end: float | None = None  # where the matched window ends (s), for windowed media (audio, video)
+    matched: str | None = None  # which track of a video matched: "picture" or "sound"
 
     def to_dict(self) -> dict:
         """JSON-safe: None fields dropped, a non-finite score becomes None (JSON has no NaN)."""
@@ -84,6 +86,7 @@ class IndexReport:
     vectors_added: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)  # [{"path", "reason"}]
     unsupported: dict = field(default_factory=dict)  # modality -> files the model cannot embed
+    ignored: dict = field(default_factory=dict)  # extension -> files that are no media (hidden ones not counted)
     notes: list = field(default_factory=list)
     reindexed: dict = field(default_factory=dict)
     repaired: str = ""

@@ -26,7 +26,7 @@ def add_file(writer, path: str, modality: str, vectors: np.ndarray, *, size: int
              hash: str | None = None, duration: float | None = None, snippets=None) -> int:
     file_id = writer.upsert_file(path, modality=modality, size=size, mtime_ns=mtime_ns, hash=hash or path,
                                  duration=duration)
-    writer.replace_items(file_id, modality, [float(i) for i in range(len(vectors))], vectors, snippets)
+    writer.replace_items(file_id, {modality: ([float(i) for i in range(len(vectors))], vectors, snippets)})
     return file_id
 
 
@@ -117,7 +117,7 @@ def test_exclude_and_threshold(filled):
 def test_replace_rename_touch_remove(filled):
     with open_writer(filled) as w:
         img2 = w.file("/a/img2.png")
-        w.replace_items(img2.id, "image", [0.0], unit(999))
+        w.replace_items(img2.id, {"image": ([0.0], unit(999), None)})
         w.rename_file(w.file("/a/img5.png").id, "/z/moved.png", 7 * DAY)
         w.touch_file(w.file("/a/img6.png").id, mtime_ns=42)
         w.remove_files([w.file("/a/img9.png").id, w.file("/b/short.wav").id])
@@ -129,6 +129,14 @@ def test_replace_rename_touch_remove(filled):
         assert s.file("/a/img9.png") is None and s.file_count("image") == 9 and s.file_count("audio") == 1
         assert "/a/img9.png" not in [h.path for h in s.search_files("image", unit(9), 9)[0]]
         np.testing.assert_allclose(s.file_vectors(s.file("/z/moved.png").id), unit(5), atol=1e-5)
+
+
+def test_item_lookup(filled):
+    with open_store(filled) as s:
+        hit = s.search_files("audio", unit(100, 3)[2], 1)[0][0]
+        item = s.item(hit.item_id)
+        assert (item.path, item.modality, item.offset, item.duration) == ("/b/long.wav", "audio", 2.0, 30.0)
+        assert s.item(10**9) is None
 
 
 def test_file_vectors_and_iter_items(filled):
@@ -212,3 +220,18 @@ def test_readers_in_threads_during_commits(filled):
             t.join()
         assert not errors, errors[0]
         assert reader.file_count("image") == 15
+
+
+def test_file_items_round_trip(filled):
+    """file_items gives back what replace_items took (what `xsearch copy` moves between stores)."""
+    with open_store(filled) as s:
+        ids = {p: s.file(p).id for p in ("/b/long.wav", "/c/notes.txt", "/a/img4.png")}
+        got = s.file_items([*ids.values(), 10**9])
+        assert set(got) == set(ids.values())
+        offsets, vectors, snippets = got[ids["/b/long.wav"]]["audio"]
+        assert offsets == [0.0, 1.0, 2.0] and snippets is None
+        np.testing.assert_allclose(vectors, unit(100, 3), atol=1e-6)
+        offsets, vectors, snippets = got[ids["/c/notes.txt"]]["text"]
+        assert snippets == ["first passage", "second passage"]
+        np.testing.assert_allclose(vectors, unit(300, 2), atol=1e-6)
+        assert list(got[ids["/a/img4.png"]]) == ["image"]

@@ -47,6 +47,31 @@ class Encoder(Protocol):
     def describe(self) -> dict: ...
 
 
+#: Tracks built on another modality's tower: a video's picture windows (frames pooled in the image space) and its
+#: sound track (audio windows). Any encoder with the parent tower embeds them; they are indexed in its space.
+DERIVED_TRACKS: dict[str, str] = {"video": "image", "soundtrack": "audio"}
+
+
+def tracks(encoder) -> tuple[str, ...]:
+    """Everything ``encoder`` can embed and index: its modalities plus the derived tracks their towers carry."""
+    own = tuple(encoder.modalities)
+    return own + tuple(t for t, parent in DERIVED_TRACKS.items() if parent in own and t not in own)
+
+
+def parent_modality(track: str) -> str:
+    """The modality whose tower embeds ``track`` (itself for image / audio / text)."""
+    return DERIVED_TRACKS.get(track, track)
+
+
+def pool_clips(vectors: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """One unit vector per clip: the mean of its frames' vectors (ImageBind pools a clip's frames the same way)."""
+    out, start = [], 0
+    for n in sizes:
+        out.append(vectors[start:start + n].mean(0))
+        start += n
+    return l2_normalize(np.stack(out)) if out else np.zeros((0, vectors.shape[1]), np.float32)
+
+
 class ModalityDispatch:
     """``embed(modality, batch, space)`` dispatched through ``EMBEDDERS``: {modality: name of a method(batch, space)}.
 
@@ -66,10 +91,25 @@ class ModalityDispatch:
         return {m: f for m, f in table.items() if f is not None}
 
     def embed(self, modality: str, batch: Sequence, space: str | None = None) -> np.ndarray:
+        if modality in DERIVED_TRACKS and modality not in self.EMBEDDERS:
+            return self._embed_derived(modality, batch, space)
         fn = self.embedders().get(modality)
         if fn is None:
             raise unsupported_modality(self, modality)
         return fn(batch, space=space)
+
+    def _embed_derived(self, track: str, batch: Sequence, space: str | None) -> np.ndarray:
+        parent = DERIVED_TRACKS[track]
+        space = space or self.index_space(track)
+        if track == "video":  # each item is a clip: a list of frames, pooled into one vector
+            clips = [list(clip) for clip in batch]
+            if not clips:
+                return self.embed(parent, [], space=space)
+            if any(not clip for clip in clips):
+                raise unsupported_modality(self, "an empty video clip")
+            frames = [frame for clip in clips for frame in clip]
+            return pool_clips(self.embed(parent, frames, space=space), [len(c) for c in clips])
+        return self.embed(parent, batch, space=space)
 
 
 class SingleSpace(ModalityDispatch):
@@ -79,7 +119,7 @@ class SingleSpace(ModalityDispatch):
     modalities: tuple[str, ...]
 
     def index_space(self, modality: str) -> str:
-        if modality not in self.modalities:
+        if parent_modality(modality) not in self.modalities:
             raise unsupported_modality(self, modality)
         return DEFAULT_SPACE
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xsearch.encoders.base import Encoder, ModalityDispatch, l2_normalize, unsupported_modality
+from xsearch.encoders.base import Encoder, ModalityDispatch, l2_normalize, parent_modality, unsupported_modality
 from xsearch.errors import ModelError
 
 if TYPE_CHECKING:
@@ -258,9 +258,10 @@ class BridgedEncoder(ModalityDispatch):
     def index_space(self, modality: str) -> str:
         """Images and texts are indexed in ``clip``; audio in ``clap``, or in ``clip`` when a bind head maps it."""
         spaces = {"image": CLIP_SPACE, "text": CLIP_SPACE, "audio": CLIP_SPACE if self.bind is not None else CLAP_SPACE}
-        if modality not in spaces:
+        base = parent_modality(modality)
+        if base not in spaces:
             raise unsupported_modality(self, modality)
-        return spaces[modality]
+        return spaces[base]
 
     def _space(self, space: str | None, modality: str) -> str:
         space = space or self.index_space(modality)

@@ -17,9 +17,10 @@ import numpy as np
 
 from xsearch.errors import UsageError
 from xsearch.evaluation.metrics import DEFAULT_KS, chance_metrics, metrics_from_positions
-from xsearch.media.types import MODALITIES
 from xsearch.train.manifest import Manifest, PairRecord, load_manifest
 
+#: What a manifest record pairs (not every registered modality: videos are evaluated by xsearch.evaluation.video).
+MODALITIES = ("image", "audio", "text")
 ALL_DIRECTIONS = [(q, g) for q in MODALITIES for g in MODALITIES if q != g]
 
 

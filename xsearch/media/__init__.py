@@ -1,5 +1,7 @@
 """Media layer: find files, decode images / audio / text, and cut them into embeddable segments.
 
+Which modalities exist, and how each is recognised and decoded, is data: :mod:`xsearch.media.modalities`.
+
 Only the plain types are imported eagerly; everything else (PIL, soundfile, torch) loads on first use,
 so ``import xsearch.media`` stays cheap.
 """
@@ -11,7 +13,6 @@ from xsearch.media.discover import discover
 from xsearch.media.types import (
     AUDIO,
     IMAGE,
-    MODALITIES,
     TEXT,
     DecodeOptions,
     MediaFile,
@@ -53,6 +54,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "MODALITIES":  # the registered names, read each time (xsearch.media.modalities)
+        from xsearch.media.modalities import names
+
+        return names()
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

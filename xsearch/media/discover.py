@@ -6,21 +6,58 @@ import errno
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from xsearch.errors import MediaError
+from xsearch.media import modalities as registry
 from xsearch.media._io import os_error_reason
-from xsearch.media.sniff import (
-    HEAD_BYTES,
-    describe_content,
-    has_text_bom,
-    modality_for_extension,
-    sniff_media,
-)
-from xsearch.media.types import MODALITIES, TEXT, MediaFile, Skipped
+from xsearch.media.sniff import HEAD_BYTES, describe_content, sniff_media
+from xsearch.media.types import MediaFile, Skipped
 
 Found = MediaFile | Skipped
+
+#: ``Refused.code`` of a file or folder whose name is not valid UTF-8 (no catalog can store its path as text).
+NAME_NOT_UTF8 = "name_not_utf8"
+#: ``Refused.code`` of a symlink whose target lies outside the walked folder (not followed unless asked).
+LINK_OUTSIDE = "link_outside"
+#: The ``ignored`` key of files without an extension.
+NO_EXTENSION = "(no extension)"
+
+
+@dataclass(frozen=True)
+class Refused(Skipped):
+    """A file (or folder) left out on purpose, not because it is broken; ``code`` says why (NAME_NOT_UTF8,
+    LINK_OUTSIDE). Front ends use the code to give advice the reason must not (a flag to pass)."""
+
+    code: str = ""
+
+
+def is_utf8(text: str | os.PathLike) -> bool:
+    """Whether a path (as os.fsdecode gives it) is valid UTF-8, i.e. has no surrogate-escaped bytes."""
+    try:
+        os.fspath(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(text: str | os.PathLike) -> str:
+    """A path with its non-UTF-8 bytes written as ``\\xff`` escapes: printable, storable, one line."""
+    text = os.fspath(text)
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def require_utf8(path: str | os.PathLike) -> None:
+    """MediaError (``media.name_not_utf8``) for a path that is not valid UTF-8: it can never be indexed."""
+    if not is_utf8(path):
+        shown = escaped(path)
+        raise MediaError(f"the path {shown} is not valid UTF-8, so it cannot be indexed; rename it",
+                         code="media.name_not_utf8", path=shown)
 
 
 def discover(
@@ -29,9 +66,12 @@ def discover(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     hidden: bool = False,
-    modalities: Iterable[str] = MODALITIES,
+    modalities: Iterable[str] | None = None,
+    follow_links: bool = True,
+    ignored: MutableMapping[str, int] | None = None,
 ) -> Iterator[Found]:
-    """Yield a MediaFile for every image, audio and text file under ``root``, in a stable order.
+    """Yield a MediaFile for every media file (of ``modalities``; default: every registered modality, see
+    :mod:`xsearch.media.modalities`) under ``root``, in a stable order.
 
     ``root`` is a directory (walked recursively, following symlinks without looping) or one file.
     Files whose extension is not a media extension are ignored; media files that cannot be used
@@ -39,15 +79,24 @@ def discover(
     ``include`` / ``exclude`` are fnmatch globs matched against the path relative to ``root``
     (posix form) and against the base name; ``exclude`` also prunes directories.
     A ``root`` that does not exist raises MediaError at once.
+
+    Under a directory ``root``, names that are not valid UTF-8 come out as :class:`Refused` (one for a folder,
+    which is not walked); so do symlinks whose target resolves outside ``root`` when ``follow_links`` is False
+    (the indexer's default; links that stay inside are followed either way). ``ignored``, when given, counts the
+    files passed over for their extension, by lower-case extension (NO_EXTENSION for none); hidden files and
+    files under hidden folders are not counted.
     """
-    wanted = frozenset(modalities)
-    unknown = wanted - set(MODALITIES)
+    known = registry.names()
+    wanted = frozenset(known if modalities is None else modalities)
+    unknown = wanted - set(known)
     if unknown:
         raise ValueError(f"unknown modalities: {sorted(unknown)}")
     root_path = Path(os.path.abspath(os.fspath(root)))
     if not root_path.exists():
         raise MediaError(f"path does not exist: {os.fspath(root)}")
-    walk = _Walk(root_path, _Globs(include), _Globs(exclude), hidden, wanted)
+    if root_path.is_dir():
+        require_utf8(root_path)  # a walk is for indexing, and no path under this one could be stored
+    walk = _Walk(root_path, _Globs(include), _Globs(exclude), hidden, wanted, follow_links, ignored)
     return walk.run()
 
 
@@ -60,12 +109,16 @@ class _Globs:
 
 
 class _Walk:
-    def __init__(self, root: Path, include: _Globs, exclude: _Globs, hidden: bool, wanted: frozenset):
+    def __init__(self, root: Path, include: _Globs, exclude: _Globs, hidden: bool, wanted: frozenset,
+                 follow_links: bool = True, ignored: MutableMapping[str, int] | None = None):
         self.root = root
         self.include = include
         self.exclude = exclude
         self.hidden = hidden
         self.wanted = wanted
+        self.follow_links = follow_links
+        self.ignored = ignored
+        self.real_root = os.path.realpath(root)
 
     def run(self) -> Iterator[Found]:
         try:
@@ -106,11 +159,16 @@ class _Walk:
                     yield Skipped(path, self._stat_failure(path, exc))
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                found = self._file(path, st, explicit=False) if self._selected(path, relative) else None
+                found = self._file(path, st, explicit=False, relative=relative) \
+                    if self._selected(path, relative) else None
                 if found is not None:
                     yield found
                 continue
             if self.exclude.match(relative, name):
+                continue
+            refused = self._refused(path, folder=True)
+            if refused is not None:
+                yield refused
                 continue
             key = (st.st_dev, st.st_ino)
             if any(key == open_key for _, _, open_key in open_dirs):
@@ -150,14 +208,31 @@ class _Walk:
                 return "broken symlink (target does not exist)"
         return os_error_reason(exc)
 
-    def _file(self, path: Path, st: os.stat_result, *, explicit: bool) -> Found | None:
+    def _refused(self, path: Path, *, folder: bool) -> Refused | None:
+        """Why a walked name is left out on purpose (not UTF-8, a link out of the root), or None."""
+        if not is_utf8(path.name):
+            what, hint = ("folder", "rename it to index what it holds") if folder else ("file", "rename it to index it")
+            return Refused(path, f"{what} name is not valid UTF-8 ({escaped(path.name)}); {hint}", NAME_NOT_UTF8)
+        if not self.follow_links and os.path.islink(path):
+            target = os.path.realpath(path)
+            if target != self.real_root and not target.startswith(self.real_root.rstrip(os.sep) + os.sep):
+                return Refused(path, f"symlink leaves the indexed folder (target {escaped(target)})", LINK_OUTSIDE)
+        return None
+
+    def _file(self, path: Path, st: os.stat_result, *, explicit: bool, relative: str = "") -> Found | None:
         """Classify one file; None means "not a media file, ignore it"."""
         suffix = path.suffix.lower()
-        by_extension = modality_for_extension(suffix)
+        by_extension = registry.for_extension(suffix)
         if by_extension is None and not explicit:
+            if self.ignored is not None and not any(part.startswith(".") for part in relative.split("/")):
+                key = escaped(suffix) if suffix else NO_EXTENSION
+                self.ignored[key] = self.ignored.get(key, 0) + 1
             return None
         # A file whose extension names an unwanted modality is not worth a report line.
-        report = by_extension is None or by_extension in self.wanted
+        report = by_extension is None or by_extension.name in self.wanted
+        refused = None if explicit else self._refused(path, folder=False)
+        if refused is not None:
+            return refused if report else None
         if not stat.S_ISREG(st.st_mode):
             return Skipped(path, "not a regular file") if report else None
         if st.st_size == 0:
@@ -168,17 +243,16 @@ class _Walk:
         except OSError as exc:
             return Skipped(path, os_error_reason(exc)) if report else None
         modality = sniff_media(head)
-        if modality is None:
+        if modality is None:  # no sniffer knows the content: the extension decides
             if by_extension is None:
-                return Skipped(
-                    path, f"not a supported image, audio or text file (extension {suffix or 'none'})"
-                )
-            if by_extension != TEXT:
-                reason = f"content is {describe_content(head)}, not {by_extension} (extension {suffix})"
+                return Skipped(path, f"not a supported {registry.labels()} file (extension {suffix or 'none'})")
+            if by_extension.sniff is not None:  # its own sniffer did not recognise it either
+                reason = f"content is {describe_content(head)}, not {by_extension.name} (extension {suffix})"
                 return Skipped(path, reason) if report else None
-            if b"\x00" in head and not has_text_bom(head):
-                return Skipped(path, "binary content, not text") if report else None
-            modality = TEXT
+            problem = by_extension.check_content(head) if by_extension.check_content is not None else None
+            if problem:
+                return Skipped(path, problem) if report else None
+            modality = by_extension.name
         if modality not in self.wanted:
             return None
         return MediaFile(path=path, modality=modality, size=st.st_size, mtime_ns=st.st_mtime_ns)

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from xsearch.errors import MediaError
 from xsearch.media._io import one_line, open_binary
+from xsearch.media.types import DecodeOptions, MediaFile, Segment
 
 _WHITE = (255, 255, 255)
 
@@ -133,3 +134,11 @@ def shrink_to_short_side(image, short_side: int):
         return image
     size = (int(short_side * w / h), short_side) if w > h else (short_side, int(short_side * h / w))
     return image.resize(size, Image.BICUBIC)
+
+
+def decode_image(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
+    """The image modality's decoder: one Segment, an RGB PIL image (shrunk early when ``opts`` asks), info
+    {width, height} of the file's image."""
+    image = load_image(file.path, opts.max_image_pixels)
+    info = {"width": image.width, "height": image.height}
+    return [Segment(file=file, data=shrink_to_short_side(image, opts.image_short_side), offset=0.0, info=info)]

@@ -98,3 +98,12 @@ def looks_like_text(head: bytes) -> bool:
             return True  # a multibyte character cut by the read limit
     control = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
     return control <= len(head) // 100
+
+
+def is_video(head: bytes) -> bool:
+    """MP4 / MOV (an ISO base-media ``ftyp`` box or a QuickTime atom first), Matroska / WebM (EBML) or AVI."""
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return True
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return True
+    return head.startswith(b"RIFF") and len(head) >= 12 and head[8:12] == b"AVI "

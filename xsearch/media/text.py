@@ -9,6 +9,7 @@ import unicodedata
 
 from xsearch.errors import MediaError
 from xsearch.media._io import open_binary
+from xsearch.media.types import DecodeOptions, MediaFile, Segment
 
 # Byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
 _BOMS = (
@@ -152,3 +153,15 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
 def normalize_query(text: str) -> str:
     """NFKC-normalise a query and collapse runs of whitespace to one space (may return "")."""
     return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def decode_text(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
+    """The text modality's decoder: one Segment per passage (offset = passage index), info {encoding, truncated}."""
+    text, source = read_text(file.path, opts.max_text_chars)
+    passages = split_passages(text, opts.text_passage_chars)
+    if not passages:
+        raise MediaError("text has no content (only whitespace)")
+    return [
+        Segment(file=file, data=passage, offset=float(index), info=dict(source))
+        for index, passage in enumerate(passages)
+    ]

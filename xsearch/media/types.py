@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from xsearch.media.modalities import names as _registered_names
 
 IMAGE, AUDIO, TEXT = "image", "audio", "text"
-MODALITIES: tuple[str, ...] = (IMAGE, AUDIO, TEXT)
+
+if TYPE_CHECKING:
+    MODALITIES: tuple[str, ...]
+
+
+def __getattr__(name: str):
+    # ``MODALITIES``: the registered modality names, read when asked for (image, audio, text built in; a
+    # modality registered later is in it from then on).
+    if name == "MODALITIES":
+        return _registered_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ class Skipped:
 
 @dataclass
 class Segment:
-    """One embeddable unit decoded from a file.
+    """One embeddable unit decoded from a file (what ``offset`` counts is its modality's ``offset_unit``).
 
     - image: ``data`` is an RGB ``PIL.Image``; ``offset`` is 0.
     - audio: ``data`` is a mono float32 numpy waveform at the requested sample rate, one window long at
@@ -42,6 +54,7 @@ class Segment:
     data: Any
     offset: float = 0.0
     info: dict = field(default_factory=dict)  # width/height, duration (s), sample_rate, encoding ...
+    track: str | None = None  # the index it goes to when not its file's modality (a video's "soundtrack")
 
     @property
     def modality(self) -> str:
@@ -54,6 +67,7 @@ class DecodeOptions:
 
     sample_rate: int = 16000
     audio_window_s: float = 2.0
+    audio_hop_s: float | None = None  # start a window every hop_s seconds (None: windows do not overlap)
     max_audio_s: float = 600.0  # longer audio is cut here (and the cut is reported in Segment.info)
     max_image_pixels: int = 64_000_000  # above this, an image is treated as a decompression bomb
     # > 0: shrink images in the decode worker so the shorter side is this many pixels (bicubic, exactly as
@@ -61,3 +75,5 @@ class DecodeOptions:
     image_short_side: int = 0
     text_passage_chars: int = 1000
     max_text_chars: int = 1_000_000
+    video_fps: float = 1.0  # frames sampled per second of video, pooled per window in the image space
+    max_video_s: float = 1800.0  # longer video is cut here (said in the report)

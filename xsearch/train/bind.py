@@ -38,6 +38,17 @@ class BindArgs:
     train_split: str | None = "train"
     val_split: str | None = "val"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """UsageError (code ``train.bad_value``) for a hyperparameter that cannot train (NaN, <= 0, ...)."""
+        from xsearch.train.trainer import _NON_NEGATIVE, _POSITIVE, SEED_MAX, _whole, check_values
+
+        check_values(self, {"epochs": _whole(1), "batch_size": _whole(2), "lr": _POSITIVE,
+                            "weight_decay": _NON_NEGATIVE, "hidden_dim": _whole(0), "temperature": _POSITIVE,
+                            "seed": _whole(0, SEED_MAX)})
+
 
 def _audio_embeddings(encoder: Encoder, records: list[PairRecord]) -> np.ndarray:
     """One vector per record: the mean of its windows' embeddings, renormalised (the query rule, xsearch.embed)."""
@@ -50,7 +61,10 @@ def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable
     """Train and save the head; returns ``(head, report)`` with validation audio→text/image R@1 in vision space."""
     from xsearch.encoders.projection import ProjectionHead
     from xsearch.media.image import load_image
+    from xsearch.train.trainer import TrainingDiverged, check_finite, check_out_dir
 
+    args.validate()
+    check_out_dir(args.out_dir)
     if "text" not in vision.modalities or not {"audio", "text"} <= set(audio.modalities):
         raise XsearchError("--bind needs a base model with a text tower and an audio model with audio and text.")
     torch.manual_seed(args.seed)
@@ -88,8 +102,9 @@ def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable
             loss.backward()
             opt.step()
         if not torch.isfinite(loss):
-            raise XsearchError(f"bind training diverged at epoch {epoch + 1}; try a lower --lr.")
+            raise TrainingDiverged(f"bind training diverged at epoch {epoch + 1}; nothing was saved")
     head.eval()
+    check_finite(head, "the bind head")
     report = {"train_pairs": len(train), "final_loss": float(loss.detach())}
     if val:
         projected = head.project(_audio_embeddings(audio, val))

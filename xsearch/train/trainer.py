@@ -31,7 +31,56 @@ MODALITIES = ("image", "audio", "text")
 
 
 class TrainingDiverged(XsearchError):
-    """The loss became NaN or infinite."""
+    """The loss or the weights became NaN or infinite (nothing non-finite is ever saved)."""
+
+    code = "train.diverged"
+
+
+#: How each hyperparameter is checked: (what it must be, test). Whole numbers must be ints (not bools).
+_POSITIVE = ("a finite number above 0", lambda v: math.isfinite(v) and v > 0)
+_NON_NEGATIVE = ("a finite number, 0 or more", lambda v: math.isfinite(v) and v >= 0)
+SEED_MAX = 2**32 - 1  # numpy's limit
+
+
+def _whole(minimum: int, maximum: int | None = None):
+    rule = f"a whole number from {minimum} to {maximum}" if maximum is not None else \
+        f"a whole number, {minimum} or more"
+    return rule, lambda v: isinstance(v, int) and v >= minimum and (maximum is None or v <= maximum)
+
+
+def check_values(args, rules: dict) -> None:
+    """Raise UsageError (code ``train.bad_value``, params name / value / rule) for the first attribute of ``args``
+    that breaks its rule: ``rules`` maps an attribute name to ``(rule text, test)``; None is allowed where
+    the name ends in ``?``."""
+    for key, (rule, test) in rules.items():
+        name = key.rstrip("?")
+        value = getattr(args, name)
+        if value is None and key.endswith("?"):
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not test(value):
+            raise UsageError(f"{name} must be {rule}, not {value!r}", code="train.bad_value", name=name,
+                             value=value, rule=rule)
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` expanded; a UsageError when it exists and is not a folder."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder; give a folder for the checkpoint",
+                         code="train.out_not_dir", path=str(out))
+    return out
+
+
+def check_finite(module: torch.nn.Module, what: str, dtype: torch.dtype | None = None) -> None:
+    """TrainingDiverged when any parameter or buffer of ``module`` is NaN or infinite, or would be once stored as
+    ``dtype`` (a checkpoint's float16 overflows above 65504): checked before every save."""
+    bad = [name for name, t in module.state_dict().items()
+           if t.is_floating_point() and not bool(torch.isfinite(t.detach().to(dtype or t.dtype)).all())]
+    if bad:
+        raise TrainingDiverged(f"{what}: {len(bad)} weight tensor(s) became NaN or infinite"
+                               f"{' in ' + str(dtype).removeprefix('torch.') if dtype else ''} "
+                               f"(first: {bad[0]}); nothing was saved for it", tensors=len(bad))
 
 
 @dataclass
@@ -59,6 +108,21 @@ class TrainArgs:
     model: dict = field(default_factory=dict)  # BuiltinConfig overrides
     threads: int | None = None
     world: dict | None = None  # how the training world was made, when a preset made it
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """UsageError (code ``train.bad_value``) for a hyperparameter that cannot train: a learning rate that is
+        not a finite number above 0, a NaN weight decay, threads below 1, ..."""
+        check_values(self, {"epochs": _whole(1), "batch_size": _whole(2), "lr": _POSITIVE,
+                            "weight_decay": _NON_NEGATIVE, "warmup_epochs": _NON_NEGATIVE, "grad_clip": _POSITIVE,
+                            "seed": _whole(0, SEED_MAX), "threads?": _whole(1)})
+        for pair, weight in dict(self.pair_weights or {}).items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _NON_NEGATIVE[1](weight):
+                raise UsageError(f"the loss weight of {pair} must be {_NON_NEGATIVE[0]}, not {weight!r}",
+                                 code="train.bad_value", name="lambda", value=f"{pair}={weight}",
+                                 rule=_NON_NEGATIVE[0])
 
 
 @dataclass
@@ -120,7 +184,8 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
 
     from xsearch.encoders.base import pick_device
 
-    out_dir = Path(args.out_dir).expanduser()
+    args.validate()
+    out_dir = check_out_dir(args.out_dir)
     state_path = out_dir / STATE_FILE
     if args.resume and not state_path.is_file():
         raise UsageError(f"--resume: no {STATE_FILE} in {out_dir}.")
@@ -221,7 +286,7 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                     last = f"epoch {epoch}" if epoch > 0 else "none"
                     raise TrainingDiverged(
                         f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; "
-                        f"last good checkpoint: {last} in {out_dir}. Try a lower --lr."
+                        f"last good checkpoint: {last} in {out_dir}"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -248,6 +313,8 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                 writer.add_scalar("loss/train", entry.loss, entry.epoch)
                 for k, v in val_metrics.items():
                     writer.add_scalar(f"val_R@1/{k}", v, entry.epoch)
+            last = f"epoch {epoch}" if epoch > 0 else "none"
+            check_finite(model, f"epoch {epoch + 1} (last good checkpoint: {last} in {out_dir})", torch.float16)
             _save(model, optimizer, scheduler, history, args, out_dir, epoch + 1)
     if writer:
         writer.close()

@@ -1,5 +1,9 @@
 """Write a world to disk: ``image/<id>.png``, ``audio/<id>.wav``, ``text/<id>.txt``, ``manifest.jsonl``.
 
+With ``videos=N`` it also holds ``video/<id>.mp4``: N short videos stitched from the groups' scenes, and
+``videos.jsonl``, their ground truth (scene spans, groups, captions, attributes; see ``xsearch.world.video``).
+They stay out of ``manifest.jsonl``, whose records are the paired training data.
+
 The folder is both a paired-data manifest for training and a tri-modal media collection for indexing. It is
 built in a hidden sibling folder and renamed into place, so a crash never leaves half a world behind; a
 ``world.json`` marker tells a previous world apart from a folder that must not be touched.
@@ -20,13 +24,15 @@ from xsearch.world.groups import SPLITS, Group, sample_groups
 from xsearch.world.image import render_image
 from xsearch.world.sound import render_audio, write_audio
 from xsearch.world.text import captions
+from xsearch.world.video import VIDEO_DIR, VIDEOS_NAME, available_codec, plan_videos, video_settings
 
 MANIFEST_NAME = "manifest.jsonl"
 MARKER_NAME = "world.json"
 MARKER_FORMAT = "xsearch-world"
 MARKER_VERSION = 1
-_WORLD_ENTRIES = frozenset({"image", "audio", "text", MANIFEST_NAME, MARKER_NAME})
+_WORLD_ENTRIES = frozenset({"image", "audio", "text", VIDEO_DIR, VIDEOS_NAME, MANIFEST_NAME, MARKER_NAME})
 _SERIAL_BELOW = 64  # groups; fewer are not worth starting worker processes for
+_SERIAL_BELOW_VIDEOS = 8  # videos (each takes ~0.3 s to render and encode)
 
 
 class WorldError(XsearchError):
@@ -44,15 +50,19 @@ def make_world(
     overwrite: bool = False,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    videos: int = 0,
 ) -> Path:
     """Generate ``n`` groups into ``out_dir`` and return the path of its ``manifest.jsonl``.
 
     ``out_dir`` must be new, empty, or (with ``overwrite=True``) a previous world. Output is byte-identical for
     the same ``seed``, ``n`` and fractions, whatever ``workers`` is. ``progress(done, total)`` is called as
-    groups are written.
+    groups (then videos) are written. ``videos``: how many mp4 videos to stitch from the groups' scenes (0: none,
+    and the world is exactly what it was before videos existed).
     """
     if captions_per_group < 1:
         raise WorldError(f"captions per group must be 1 or more, not {captions_per_group}.")
+    if videos < 0 or (videos and n < 1):
+        raise WorldError(f"videos must be 0 or more, and need at least one group (videos {videos}, groups {n}).")
     groups = sample_groups(n, seed, test_fraction=test_fraction, val_fraction=val_fraction)
     out = Path(out_dir).expanduser().absolute()
     _check_target(out, overwrite)
@@ -64,7 +74,7 @@ def make_world(
     try:
         for sub in ("image", "audio", "text"):
             (staging / sub).mkdir()
-        records = _write_groups(staging, groups, captions_per_group, workers, progress)
+        records = _write_groups(staging, groups, captions_per_group, workers, progress, videos)
         with open(staging / MANIFEST_NAME, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         splits = {s: sum(r["split"] == s for r in records) for s in SPLITS}
@@ -78,6 +88,15 @@ def make_world(
             "val_fraction": val_fraction,
             "splits": splits,
         }
+        if videos:
+            codec = available_codec()
+            (staging / VIDEO_DIR).mkdir()
+            video_records = _write_videos(staging, groups, videos, seed, captions_per_group, codec, workers,
+                                          progress, len(groups))
+            with open(staging / VIDEOS_NAME, "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in video_records)
+            marker["videos"] = videos
+            marker["video"] = video_settings(codec)
         (staging / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
         _swap_into_place(staging, out)
     except BaseException as e:
@@ -97,7 +116,8 @@ def is_world(path: str | os.PathLike) -> bool:
 
 
 def world_info(path: str | os.PathLike) -> dict:
-    """The ``world.json`` of a world folder: n, seed, captions_per_group, fractions and counts per split."""
+    """The ``world.json`` of a world folder: n, seed, captions_per_group, fractions and counts per split (and,
+    when it has videos, ``videos`` and ``video``: how they were made)."""
     info = json.loads((Path(path) / MARKER_NAME).read_text(encoding="utf-8"))
     if not isinstance(info, dict):
         raise TypeError("world.json is not an object")
@@ -141,27 +161,47 @@ def _write_groups(
     captions_per_group: int,
     workers: int | None,
     progress: Callable[[int, int], None] | None,
+    videos: int = 0,
 ) -> list[dict]:
     """Render and write every group; records come back in group order whatever the number of workers."""
+    jobs = [(root, g, captions_per_group) for g in groups]
+    return _run_jobs(_write_group, jobs, workers, progress, _SERIAL_BELOW, 0, len(jobs) + videos, 8)
+
+
+def _write_videos(root: Path, groups: list[Group], videos: int, seed: int, captions_per_group: int, codec: str,
+                  workers: int | None, progress: Callable[[int, int], None] | None, done: int) -> list[dict]:
+    """Stitch and write the videos; records come back in video order whatever the number of workers."""
+    jobs = [(root, plan, captions_per_group, codec) for plan in plan_videos(groups, videos, seed)]
+    return _run_jobs(_write_video, jobs, workers, progress, _SERIAL_BELOW_VIDEOS, done, done + len(jobs), 1)
+
+
+def _run_jobs(fn, jobs: list, workers: int | None, progress: Callable[[int, int], None] | None, serial_below: int,
+              done: int, total: int, chunksize: int) -> list:
+    """``fn`` over ``jobs`` (in this process, or a pool of fresh ones), results in job order."""
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    jobs = [(root, g, captions_per_group) for g in groups]
-    total = len(jobs)
-    records: list[dict] = []
-    if workers <= 1 or total < _SERIAL_BELOW:
-        for record in map(_write_group, jobs):
+    records: list = []
+    if workers <= 1 or len(jobs) < serial_below:
+        for record in map(fn, jobs):
             records.append(record)
             if progress:
-                progress(len(records), total)
+                progress(done + len(records), total)
         return records
     # forkserver/spawn children start clean: no threads inherited from torch or BLAS in the parent.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     with multiprocessing.get_context(method).Pool(workers) as pool:
-        for record in pool.imap(_write_group, jobs, chunksize=8):
+        for record in pool.imap(fn, jobs, chunksize=chunksize):
             records.append(record)
             if progress:
-                progress(len(records), total)
+                progress(done + len(records), total)
     return records
+
+
+def _write_video(job: tuple) -> dict:
+    from xsearch.world.video import write_planned_video
+
+    root, plan, captions_per_group, codec = job
+    return write_planned_video(root, plan, captions_per_group, codec)
 
 
 def _write_group(job: tuple[Path, Group, int]) -> dict:

@@ -1,0 +1,93 @@
+"""`xsearch serve`: the HTTP API and the search page (FastAPI + uvicorn, the `serve` extra)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import List, Optional
+
+import typer
+
+from xsearch.cli.output import console, note
+
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def serve(
+    collection: List[str] = typer.Option(
+        [], "--collection", "-c",
+        help="Collection name (under $XSEARCH_HOME) or directory; repeat to serve several. "
+        "Default: $XSEARCH_COLLECTION, else 'default'.",
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. Anything but localhost prints a warning: "
+                             "use --token there."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    token: Optional[str] = typer.Option(None, envvar="XSEARCH_TOKEN",
+                                        help="Require this bearer token on every API request."),
+    max_upload_mb: float = typer.Option(25.0, min=0.01, help="Largest upload (and request body), in MB."),
+    max_upload_seconds: float = typer.Option(120.0, min=0.1, help="Longest audio upload, in seconds."),
+    concurrency: int = typer.Option(8, min=1, help="Searches run at once; more wait, then get 'server busy'."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Serve the search page and a JSON API over one long-lived session per collection.
+
+    The model and indexes load once at start-up; commits from a concurrent `xsearch index` are picked up without
+    a restart. Examples: xsearch serve -c demo;  xsearch serve -c photos -c sounds --port 8080.
+    """
+    import logging
+    import socket
+
+    from xsearch.errors import XsearchError
+
+    try:
+        import uvicorn
+
+        from xsearch.server import Limits, create_app
+    except ImportError as e:
+        raise XsearchError(f"xsearch serve needs the serve extra ({e.name} is missing): pip install "
+                           "'xsearch[serve]'", code="serve.missing_extra", module=str(e.name)) from None
+    local = _is_local(host)
+    if not local:
+        note(f"warning: listening on {host}: anyone who can reach this machine on port {port} can "
+             + ("search with the token" if token else "search the collections and download their files; pass "
+                "--token SECRET") + " (and the traffic is not encrypted: put a TLS proxy in front).")
+    limits = Limits(upload_bytes=int(max_upload_mb * 1024 * 1024), upload_seconds=max_upload_seconds,
+                    concurrency=concurrency)
+    app = create_app(collection or None, token=token, limits=limits, warm=False,
+                     hosts=list(LOCAL_NAMES) if local else None)
+    logging.getLogger("xsearch.server").addHandler(logging.StreamHandler())
+    app.state.xs.collections.load(on_loaded=_report)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise XsearchError(f"cannot listen on {host}:{port}: {e.strerror or e}", code="serve.cannot_listen",
+                           host=host, port=port) from None
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
+    console.print(f"xsearch is serving {', '.join(app.state.xs.collections.names())}: open {url}"
+                  + (f"?token={token}" if token else "") + f" in a browser (the API is described at {url}docs); "
+                  "Ctrl-C stops it.", highlight=False, markup=False, soft_wrap=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=access_log, timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _is_local(host: str) -> bool:
+    if host in LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _report(name: str, stats: dict | None, error) -> None:
+    if error is not None:
+        note(f"warning: {name}: {error.message}")
+    elif stats is None:
+        note(f"note: {name}: no collection there yet; the page says so until `xsearch index` creates it.")
+    else:
+        files = ", ".join(f"{s['files']} {m}" for m, s in stats["modalities"].items() if s.get("files")) or "empty"
+        note(f"{name}: {files} files ({stats.get('model_spec')})")

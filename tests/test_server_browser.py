@@ -1,0 +1,303 @@
+"""The search page in a real headless Chromium (Playwright for Python driving Debian's /usr/bin/chromium) against
+a real `xsearch serve` process. Screenshots go to $XSEARCH_SCREENSHOTS (default: pytest's temp folder).
+
+Never run `playwright install` (it cannot download browsers here): `apt-get install -y chromium` instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ENABLE = "apt-get install -y chromium, and pip install -e '.[dev]' for playwright"
+
+
+def _missing() -> str:
+    try:
+        import fastapi  # noqa: F401
+        import playwright.sync_api  # noqa: F401
+    except ImportError as e:
+        return f"browser tests skipped: {e.name} is not installed; to run them: {ENABLE}"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"browser tests skipped: no {CHROMIUM}; to run them: {ENABLE}"
+    return ""
+
+
+MISSING = _missing()
+
+
+class _Notice:
+    """Prints why the browser tests were skipped, once, at the end of the run (even without -rs)."""
+
+    def __init__(self, line: str):
+        self.line = line
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.write_line(self.line)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_browser(request):
+    if MISSING:
+        manager = request.config.pluginmanager
+        if not manager.has_plugin("xsearch-browser-notice"):
+            manager.register(_Notice(MISSING), "xsearch-browser-notice")
+        pytest.skip(MISSING)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("XSEARCH_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(indexed, tmp_path_factory):
+    """`xsearch serve` on the test world and on a collection that does not exist yet (1 MB upload limit)."""
+    home = tmp_path_factory.mktemp("serve-home")
+    port = _free_port()
+    env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(indexed), "-c",
+                             str(home / "not-yet"), "--port", str(port), "--max-upload-mb", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/collections", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"xsearch serve did not start:\n{proc.stdout.read()}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert "Traceback" not in out, out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
+    unexpected = [p for p in problems if "status of 4" not in p]  # the bad-upload test's 413 / 415 responses
+    assert not unexpected, unexpected
+
+
+def _results(page, kind: str, at_least: int = 1):
+    page.wait_for_function(f"() => document.querySelectorAll('.card.{kind}').length >= {at_least}")
+    return page.locator(f".card.{kind}")
+
+
+def _images_decoded(page, first: int = 100) -> list[int]:
+    """naturalWidth of the first result images (thumbnails load lazily: those far below the fold wait)."""
+    page.wait_for_function("(n) => [...document.querySelectorAll('.card.image img')].slice(0, n)"
+                           ".every(i => i.complete)", arg=first)
+    return page.eval_on_selector_all(".card.image img", f"imgs => imgs.slice(0, {first}).map(i => i.naturalWidth)")
+
+
+def _drop_file(page, path: Path, mime: str) -> None:
+    payload = base64.b64encode(path.read_bytes()).decode()
+    page.evaluate("""([b64, name, mime]) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], name, { type: mime }));
+        for (const type of ["dragenter", "dragover", "drop"])
+            document.querySelector("#drop").dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true }));
+    }""", [payload, path.name, mime])
+
+
+def _target(page, label: str) -> None:
+    page.locator("#to label", has_text=label).click()
+
+
+def test_text_query_shows_decoded_thumbnails(page, shots, manifest_records):
+    record = next(r for r in manifest_records if r["split"] == "test")
+    page.goto("/")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    page.fill("#q", record["text"][0])
+    page.press("#q", "Enter")
+    cards = _results(page, "image", 10)
+    widths = _images_decoded(page)
+    assert len(widths) >= 10 and all(w > 0 for w in widths)
+    assert "q=" in page.url and "to=image" in page.url
+    names = cards.locator(".name").all_text_contents()
+    assert Path(record["image"]).name in names[:10]
+    assert float(cards.first.locator(".score").text_content()) > 0
+    page.screenshot(path=shots / "text-to-image.png")
+
+
+def test_image_dropped_finds_its_sound_and_audio_plays(page, shots, world, manifest_records):
+    record = next(r for r in manifest_records if r["split"] == "test")
+    page.goto("/")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    _target(page, "Sounds")
+    _drop_file(page, world / record["image"], "image/png")
+    page.wait_for_function("() => document.querySelector('.chip img')?.naturalWidth > 0")
+    cards = _results(page, "audio", 5)
+    assert "upload=" in page.url and "to=audio" in page.url
+    assert Path(record["audio"]).name in cards.locator(".name").all_text_contents()[:5]
+    first = cards.first
+    assert "match at 0:00" in first.locator(".where").text_content()
+    first.locator(".timeline").click()  # plays from the matched window
+    page.wait_for_function("() => { const a = document.querySelector('.card.audio audio');"
+                           " return a && a.currentTime > 0.05; }", timeout=15_000)
+    page.screenshot(path=shots / "image-to-audio.png")
+
+
+def test_audio_file_picked_finds_its_picture(page, shots, world, manifest_records):
+    record = [r for r in manifest_records if r["split"] == "test"][1]
+    page.goto("/?to=image")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    page.set_input_files("#file", str(world / record["audio"]))
+    cards = _results(page, "image", 5)
+    assert all(w > 0 for w in _images_decoded(page))
+    assert Path(record["image"]).name in cards.locator(".name").all_text_contents()[:5]
+    assert page.locator(".chip audio").count() == 1
+    page.screenshot(path=shots / "audio-to-image.png")
+
+
+def test_more_like_this_and_back(page, shots):
+    page.goto("/?q=three+small+green+squares&to=image")
+    cards = _results(page, "image", 5)
+    source = cards.first.locator(".name").text_content()
+    cards.first.get_by_role("button", name=f"More like {source}").click()
+    page.wait_for_url("**like=*")
+    page.wait_for_selector(".chip .kind:has-text('like')")
+    page.wait_for_function("(source) => { const names = [...document.querySelectorAll('.card.image .name')]"
+                           ".map(n => n.textContent); return names.length >= 5 && !names.includes(source); }",
+                           arg=source)
+    page.screenshot(path=shots / "more-like-this.png")
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('#q').value === 'three small green squares'")
+    _results(page, "image", 5)
+
+
+def test_keyboard_only(page):
+    page.goto("/")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    page.keyboard.press("/")
+    assert page.evaluate("() => document.activeElement.id") == "q"
+    page.keyboard.type("two large red circles")
+    page.keyboard.press("Enter")
+    _results(page, "image", 3)
+    like = page.locator(".card.image button.like").first
+    like.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**like=*")
+    _results(page, "image", 3)
+
+
+def test_all_targets_texts_and_pagination(page, shots):
+    page.goto("/?q=one+large+blue+star&to=all")
+    _results(page, "image", 8)
+    _results(page, "audio", 8)
+    texts = _results(page, "text", 8)
+    assert [h.text_content() for h in page.locator(".results h2").all()] == ["Images", "Sounds", "Texts"]
+    text = texts.first
+    text.get_by_role("button", name="Show passage").click()
+    page.wait_for_function("() => document.querySelector('.card.text button[aria-expanded=\"true\"]')")
+    page.goto("/?q=one+large+blue+star&to=image")
+    _results(page, "image", 24)
+    page.click("#more")
+    _results(page, "image", 48)
+    ranks = page.locator(".card.image .rank").all_text_contents()
+    assert ranks[:3] == ["#1", "#2", "#3"] and len(set(ranks)) == len(ranks)
+    page.screenshot(path=shots / "all-targets.png", full_page=True)
+
+
+def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
+    page.goto("/")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    fake = tmp_path / "holiday.png"
+    fake.write_text("not a picture at all\n")
+    page.set_input_files("#file", str(fake))
+    page.wait_for_selector("#message.error")
+    message = page.text_content("#message")
+    assert message.startswith("Holiday.png is not an image or a sound") and message.endswith(".")
+    page.screenshot(path=shots / "bad-upload.png")
+
+    from PIL import Image
+    import numpy as np
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(big)
+    page.set_input_files("#file", str(big))
+    page.wait_for_selector("#message.error:has-text('1 MB limit')")
+    assert "Pick a smaller or shorter file" in page.text_content("#message")
+
+    page.goto("/?q=a+red+circle&path_glob=nothing-matches-*")
+    page.wait_for_selector("#message:has-text('Nothing found')")
+    assert page.locator("details#filters").get_attribute("open") is not None
+
+    page.goto("/?q=a+red+circle")
+    page.wait_for_selector("#collection-wrap:not([hidden])")
+    page.select_option("#collection", "not-yet")
+    page.wait_for_selector("#message.error:has-text('no collection')")
+    assert page.locator(".card").count() == 0
+    page.screenshot(path=shots / "no-collection.png")
+
+
+def test_narrow_screen(browser, server, shots):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto("/?q=two+small+yellow+triangles&to=image")
+        _results(page, "image", 6)
+        assert all(w > 0 for w in _images_decoded(page, first=4))
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=shots / "narrow.png")
+        page.goto("/?q=two+small+yellow+triangles&to=audio")
+        _results(page, "audio", 3)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=shots / "narrow-audio.png")
+    finally:
+        context.close()
+
+
+def test_screenshot_files_are_pngs(shots):
+    pngs = sorted(shots.glob("*.png"))
+    assert len(pngs) >= 6
+    for png in pngs:
+        assert io.BytesIO(png.read_bytes()).read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,113 @@
+"""The ASGI layer in front of every route: Host check, bearer token, request-body limit, security headers."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+
+from xsearch.server.errors import error_body
+
+TOKEN_COOKIE = "xsearch_token"
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"), (b"cross-origin-resource-policy", b"same-origin")]
+
+
+class Guard:
+    """- ``hosts``: accepted Host header names (None: any). A server on localhost accepts only local names, so
+      a web page elsewhere cannot reach it through DNS rebinding.
+    - ``token``: when set, every ``/api`` request needs ``Authorization: Bearer TOKEN`` or the
+      ``xsearch_token`` cookie (the page sets it from ``?token=`` in its URL).
+    - ``body_limit``: a larger request body is answered 413 ``upload.too_large``, before it is read when the
+      client says its length, else as soon as it passes the limit.
+    """
+
+    def __init__(self, app, *, token: str | None = None, hosts: list[str] | None = None, body_limit: int,
+                 limit_message: str = "the upload is too large"):
+        self.app = app
+        self.token = token.encode() if token else None
+        self.hosts = [h.lower() for h in hosts] if hosts else None
+        self.body_limit = body_limit
+        self.limit_message = limit_message
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + SECURITY_HEADERS}
+            await send(message)
+
+        refused = self._refusal(scope, headers)
+        if refused is not None:
+            return await _send_json(send_secured, *refused)
+        over = {"over": False, "answered": False}
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.body_limit:
+                    over["over"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            if over["over"]:  # whatever the route answered to the cut-off body, the client gets the 413
+                if not over["answered"]:
+                    over["answered"] = True
+                    await _send_json(send_secured, *self._too_large())
+                return
+            await send_secured(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not over["over"]:
+                raise
+        if over["over"] and not over["answered"]:
+            await _send_json(send_secured, *self._too_large())
+
+    def _too_large(self) -> tuple[int, dict, list]:
+        return 413, error_body("upload.too_large", self.limit_message, {"limit": self.body_limit}), []
+
+    def _refusal(self, scope, headers: Headers) -> tuple[int, dict, list] | None:
+        if self.hosts is not None:
+            host = headers.get("host", "").lower()
+            name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
+            if name not in self.hosts:
+                return 400, error_body("http.bad_host", "this server only answers requests addressed to "
+                                       + ", ".join(self.hosts)), []
+        if self.token is not None and scope["path"].startswith("/api"):
+            given = _bearer(headers) or cookie_parser(headers.get("cookie", "")).get(TOKEN_COOKIE, "")
+            if not secrets.compare_digest(given.encode(), self.token):
+                code, message = ("auth.bad_token", "the access token is wrong") if given else \
+                    ("auth.required", "this server needs an access token: open the link `xsearch serve` printed, "
+                                      "or send Authorization: Bearer TOKEN")
+                return 401, error_body(code, message), [(b"www-authenticate", b"Bearer")]
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return 400, error_body("usage.bad_request", "Content-Length is not a number"), []
+            if int(length) > self.body_limit:
+                return self._too_large()
+        return None
+
+
+def _bearer(headers: Headers) -> str:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _send_json(send, status: int, body: dict, extra: list) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close"), *extra]})
+    await send({"type": "http.response.body", "body": data})

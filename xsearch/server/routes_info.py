@@ -1,0 +1,50 @@
+"""Collections: the list, one collection's stats, near-duplicate pairs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from xsearch.errors import XsearchError
+from xsearch.server.schemas import ERRORS, CollectionsOut, DuplicatesOut
+
+router = APIRouter(tags=["collections"])
+
+
+@router.get("/api/collections", response_model=CollectionsOut, responses=ERRORS,
+            summary="The collections this server serves, with their file counts")
+def collections(request: Request) -> dict:
+    state = request.app.state.xs
+    out = []
+    for name in state.collections.names():
+        engine = state.collections.get(name)
+        entry = {"name": name, "exists": False}
+        try:
+            if engine.exists():
+                stats = engine.stats()
+                entry.update(exists=True, model_spec=stats.get("model_spec"),
+                             files={m: s["files"] for m, s in stats["modalities"].items() if s.get("files")})
+        except XsearchError as e:
+            entry["error"] = e.to_dict()
+        out.append(entry)
+    return {"collections": out}
+
+
+@router.get("/api/collections/{name}", responses=ERRORS,
+            summary="One collection's stats: model, and files / items / index per modality")
+def collection(name: str, request: Request) -> dict:
+    return {"name": name, **request.app.state.xs.collections.get(name).stats()}
+
+
+@router.get("/api/collections/{name}/duplicates", response_model=DuplicatesOut, responses=ERRORS,
+            summary="Pairs of different files whose vectors are nearly the same, best first")
+def duplicates(name: str, request: Request,
+               modality: str = Query("image", description="image, audio or text"),
+               threshold: float = Query(0.95, gt=0, le=1, description="Cosine score at or above which two files "
+                                                                      "are near-duplicates."),
+               limit: int = Query(100, ge=1, le=1000, description="Pairs to return.")) -> dict:
+    state = request.app.state.xs
+    engine = state.collections.get(name)
+    with state.collections.slot():
+        pairs = engine.duplicates(modality, threshold)
+    return {"collection": name, "modality": modality, "threshold": threshold, "pairs": pairs[:limit],
+            "total": len(pairs)}

@@ -1,0 +1,105 @@
+"""Response shapes, for the OpenAPI page (``/docs``). Results carry every field of ``Hit.to_dict()``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    params: dict = {}
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class HitOut(BaseModel):
+    """One result: a file, its score, where in it it matched, and the URLs to show it."""
+
+    model_config = ConfigDict(extra="allow")
+    rank: int
+    score: float | None = None
+    item_id: int
+    path: str
+    name: str
+    modality: str
+    offset: float = 0.0
+    end: float | None = None
+    snippet: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    size: int | None = None
+    media_url: str
+    thumb_url: str | None = None
+    passage_url: str | None = None
+
+
+class QueryOut(BaseModel):
+    kind: str  # text, upload or like
+    modality: str
+    value: str | None = None
+    upload: str | None = None
+    item_id: int | None = None
+    weight: float
+
+
+class SearchOut(BaseModel):
+    collection: str
+    queries: list[QueryOut]
+    fusion: str
+    to: list[str]
+    offset: int
+    limit: int
+    results: dict[str, list[HitOut]]
+    has_more: dict[str, bool]
+    took_ms: float
+
+
+class UploadOut(BaseModel):
+    id: str
+    modality: str
+    name: str
+    size: int
+    content_type: str
+    url: str
+    duration: float | None = None
+
+
+class CollectionSummary(BaseModel):
+    name: str
+    exists: bool
+    model_spec: str | None = None
+    files: dict[str, int] = {}
+    error: ErrorDetail | None = None
+
+
+class CollectionsOut(BaseModel):
+    collections: list[CollectionSummary]
+
+
+class PassageOut(BaseModel):
+    item_id: int
+    path: str
+    index: int
+    passage: str
+
+
+class DuplicatePair(BaseModel):
+    a: str
+    b: str
+    score: float
+
+
+class DuplicatesOut(BaseModel):
+    collection: str
+    modality: str
+    threshold: float
+    pairs: list[DuplicatePair]
+    total: int
+
+
+#: The error statuses every route may answer, for the OpenAPI page.
+ERRORS = {status: {"model": ErrorOut} for status in (400, 401, 404, 413, 415, 422, 500, 503)}

@@ -1,0 +1,479 @@
+// xsearch's search page: plain JS, no build step. Talks to the JSON API of the same server.
+// The whole query lives in the URL (?q=…&upload=…&like=…&to=…), so a search can be shared or reloaded.
+"use strict";
+
+const PAGE = 24;  // results per page (per target; a third of it for "all")
+const KINDS = { image: "Images", audio: "Sounds", text: "Texts", video: "Videos" };
+const FILTERS = ["path_glob", "threshold", "min_duration", "max_duration", "min_kb", "max_kb", "since", "until"];
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  collections: [], collection: null, texts: [], chips: [], to: "image", fusion: "mean",
+  offset: 0, loading: false, hasMore: false, request: 0,
+};
+
+// -- small helpers ---------------------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function sentence(text) {
+  const s = String(text || "").trim();
+  if (!s) return "";
+  return s[0].toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
+}
+
+function clock(seconds) {
+  const s = Math.max(0, seconds || 0);
+  const m = Math.floor(s / 60);
+  const r = s - 60 * m;
+  return `${m}:${r < 10 ? "0" : ""}${r.toFixed(r % 1 ? 1 : 0)}`;
+}
+
+function say(text, isError = false) {
+  const m = $("message");
+  m.textContent = text;
+  m.classList.toggle("error", isError);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error ? body.error.code : `http.${status}`;
+  }
+}
+
+async function api(url, options) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (e) {
+    throw new ApiError(0, { error: { code: "network", message: "the server did not answer; is xsearch serve still running" } });
+  }
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function explain(error) {
+  if (error.status === 401) return "This server needs an access token: open the link that xsearch serve printed (it ends in ?token=…).";
+  if (error.status === 503) return sentence(error.message || "the server is busy; try again in a moment");
+  if (error.status === 413) return sentence(error.message) + " Pick a smaller or shorter file.";
+  if (error.code === "collection.missing") return "There is no collection here yet: index a folder with xsearch index FOLDER, then reload this page.";
+  return sentence(error.message);
+}
+
+const base = () => `/api/collections/${encodeURIComponent(state.collection)}`;
+
+// -- the query as URL parameters -------------------------------------------------------------------------------
+
+function filterValues() {
+  const form = $("search");
+  const out = {};
+  for (const name of FILTERS) {
+    const value = form.elements[name].value.trim();
+    if (value !== "") out[name] = value;
+  }
+  return out;
+}
+
+function queryCount() {
+  return state.texts.filter((t) => t.value.trim()).length + state.chips.length;
+}
+
+function ordered() {
+  // the API's weight order: texts, then uploads, then liked items
+  const texts = state.texts.filter((t) => t.value.trim());
+  return [...texts, ...state.chips.filter((c) => c.kind === "upload"), ...state.chips.filter((c) => c.kind === "like")];
+}
+
+function urlParams() {
+  const p = new URLSearchParams();
+  if (state.collections.length > 1) p.set("c", state.collection);
+  const all = ordered();
+  for (const query of all) {
+    if (query.kind === "text") p.append("q", query.value.trim());
+    else if (query.kind === "upload") p.append("upload", query.id);
+    else p.append("like", query.item_id);
+  }
+  if (all.length > 1 && all.some((q) => Number(q.weight) !== 1)) p.set("w", all.map((q) => Number(q.weight)).join(","));
+  if (all.length > 1 && state.fusion !== "mean") p.set("fusion", state.fusion);
+  p.set("to", state.to);
+  for (const [key, value] of Object.entries(filterValues())) p.set(key, value);
+  return p;
+}
+
+function apiParams(offset) {
+  const p = urlParams();
+  p.delete("c");
+  const w = p.get("w");
+  p.delete("w");
+  if (w) p.set("weights", w);
+  for (const [ui, api, scale] of [["min_kb", "min_size", 1024], ["max_kb", "max_size", 1024]]) {
+    if (p.has(ui)) { p.set(api, String(Math.round(Number(p.get(ui)) * scale))); p.delete(ui); }
+  }
+  p.set("limit", String(pageSize()));
+  p.set("offset", String(offset));
+  return p;
+}
+
+function readUrl() {
+  const p = new URLSearchParams(location.search);
+  const token = p.get("token");
+  if (token) {  // media elements cannot send headers: the token travels as a same-site cookie instead
+    document.cookie = `xsearch_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+    p.delete("token");
+    history.replaceState(null, "", p.toString() ? `?${p}` : location.pathname);
+  }
+  const weights = (p.get("w") || "").split(",").filter(Boolean).map(Number);
+  const texts = p.getAll("q").map((value) => ({ kind: "text", value, weight: 1 }));
+  const uploads = p.getAll("upload").map((id) => ({ kind: "upload", id, modality: "", name: "uploaded file", weight: 1 }));
+  const likes = p.getAll("like").map((id) => ({ kind: "like", item_id: Number(id), modality: "", name: `item ${id}`, weight: 1 }));
+  [...texts, ...uploads, ...likes].forEach((q, i) => { if (Number.isFinite(weights[i])) q.weight = weights[i]; });
+  state.texts = texts.length ? texts : [{ kind: "text", value: "", weight: 1 }];
+  state.chips = [...state.texts.slice(1), ...uploads, ...likes];
+  state.texts = state.texts.slice(0, 1);
+  state.to = (KINDS[p.get("to")] || p.get("to") === "all") ? p.get("to") : "image";
+  state.fusion = p.get("fusion") || "mean";
+  if (p.get("c")) state.collection = p.get("c");
+  const form = $("search");
+  for (const name of FILTERS) form.elements[name].value = p.get(name) || "";
+  $("filters").open = FILTERS.some((name) => p.get(name));
+  syncForm();
+  return p.has("q") || p.has("upload") || p.has("like");
+}
+
+// -- the form --------------------------------------------------------------------------------------------------
+
+function syncForm() {
+  $("q").value = state.texts[0].value;
+  $("q-weight").value = state.texts[0].weight;
+  for (const radio of document.querySelectorAll('input[name="to"]')) radio.checked = radio.value === state.to;
+  $("fusion").value = state.fusion;
+  renderChips();
+}
+
+function renderChips() {
+  const list = $("chips");
+  list.replaceChildren();
+  const several = queryCount() > 1;
+  state.chips.forEach((chip, index) => {
+    let preview;
+    if (chip.kind === "upload" && chip.modality === "image") preview = el("img", { src: `/api/uploads/${chip.id}`, alt: "" });
+    else if (chip.kind === "upload" && chip.modality === "audio") preview = el("audio", { src: `/api/uploads/${chip.id}`, controls: true, preload: "none", "aria-label": `Play ${chip.name}` });
+    else if (chip.kind === "like" && chip.modality === "image") preview = el("img", { src: `${base()}/items/${chip.item_id}/thumb?size=128`, alt: "" });
+    else preview = el("span", { class: "icon", "aria-hidden": "true", text: chip.kind === "text" ? "T" : chip.modality === "audio" ? "♪" : "≈" });
+    const kind = chip.kind === "like" ? "like" : chip.kind === "upload" ? chip.modality || "file" : "text";
+    const weight = el("input", {
+      type: "number", step: "0.1", value: chip.weight, "aria-label": `Weight of ${chip.name || chip.value}`,
+      oninput: (e) => { chip.weight = e.target.value; },
+    });
+    list.append(el("li", { class: "chip" },
+      preview,
+      el("span", { class: "label", title: chip.name || chip.value, text: chip.kind === "text" ? `“${chip.value}”` : chip.name }),
+      el("span", { class: "kind", text: kind }),
+      several ? el("label", { class: "weight" }, "weight", weight) : null,
+      el("button", {
+        type: "button", class: "remove", "aria-label": `Remove ${chip.name || chip.value}`, text: "×",
+        onclick: () => { state.chips.splice(index, 1); renderChips(); if (queryCount()) search(); },
+      })));
+  });
+  $("q-weight-wrap").hidden = !(queryCount() > 1 && state.texts[0].value.trim());
+  $("fusion-wrap").hidden = queryCount() < 2;
+  const active = Object.keys(filterValues()).length;
+  $("filter-count").textContent = active ? ` (${active})` : "";
+}
+
+async function addFiles(files) {
+  for (const file of files) {
+    say(`Uploading ${file.name}…`);
+    const body = new FormData();
+    body.append("file", file);
+    try {
+      const up = await api("/api/uploads", { method: "POST", body });
+      state.chips.push({ kind: "upload", id: up.id, modality: up.modality, name: up.name, weight: 1 });
+    } catch (error) {
+      say(explain(error), true);
+      renderChips();
+      return;
+    }
+  }
+  renderChips();
+  search();
+}
+
+// -- results ---------------------------------------------------------------------------------------------------
+
+function moreLikeThis(hit) {
+  state.texts = [{ kind: "text", value: "", weight: 1 }];
+  state.chips = [{ kind: "like", item_id: hit.item_id, modality: hit.modality, name: hit.name, weight: 1 }];
+  state.fusion = "mean";
+  syncForm();
+  search();
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+function cardHead(hit) {
+  return el("div", { class: "row" },
+    el("span", { class: "name", title: hit.path, text: hit.name }),
+    el("span", { class: "rank", text: `#${hit.rank}` }),
+    el("span", { class: "score", title: "cosine similarity to the query", text: hit.score === null ? "–" : hit.score.toFixed(3) }));
+}
+
+function likeButton(hit) {
+  return el("button", { type: "button", class: "ghost like", "aria-label": `More like ${hit.name}`, onclick: () => moreLikeThis(hit) }, "More like this");
+}
+
+function audioCard(hit) {
+  const start = hit.offset || 0;
+  const duration = hit.duration || 0;
+  const end = hit.end ?? Math.min(duration || start, start + 2);
+  const player = el("audio", { controls: true, preload: "none", src: `${hit.media_url}#t=${start}`, "aria-label": `Play ${hit.name} from ${clock(start)}` });
+  const mark = el("div", { class: "window" });
+  const head = el("div", { class: "playhead" });
+  const timeline = el("div", { class: "timeline", title: "Where the match is; click to play from there" }, mark, head);
+  if (duration > 0) {
+    mark.style.left = `${(100 * start) / duration}%`;
+    mark.style.width = `${(100 * Math.max(end - start, 0)) / duration}%`;
+    head.style.left = `${(100 * start) / duration}%`;
+  }
+  timeline.addEventListener("click", () => { player.currentTime = start; player.play(); });
+  player.addEventListener("timeupdate", () => {
+    if (duration > 0) head.style.left = `${Math.min(100, (100 * player.currentTime) / duration)}%`;
+  });
+  player.addEventListener("play", () => {
+    for (const other of document.querySelectorAll("audio, video")) if (other !== player) other.pause();
+    if (player.currentTime < start - 0.05 && player.currentTime < 0.05) player.currentTime = start;
+  });
+  const where = duration ? `match at ${clock(start)}–${clock(end)} of ${clock(duration)}` : `match at ${clock(start)}`;
+  return el("article", { class: "card audio" }, cardHead(hit), timeline, player,
+    el("div", { class: "row" }, el("span", { class: "where", text: where }), likeButton(hit)));
+}
+
+function textCard(hit) {
+  const quote = el("blockquote", { class: "snippet", text: hit.snippet || "" });
+  const toggle = el("button", { type: "button", class: "ghost", "aria-expanded": "false" }, "Show passage");
+  toggle.addEventListener("click", async () => {
+    if (toggle.getAttribute("aria-expanded") === "true") {
+      quote.textContent = hit.snippet || "";
+      toggle.textContent = "Show passage";
+      toggle.setAttribute("aria-expanded", "false");
+      return;
+    }
+    try {
+      const body = await api(hit.passage_url);
+      quote.textContent = body.passage;
+      toggle.textContent = "Show less";
+      toggle.setAttribute("aria-expanded", "true");
+    } catch (error) { say(explain(error), true); }
+  });
+  const where = el("span", { class: "where", text: `¶${Math.round(hit.offset) + 1}` });
+  return el("article", { class: "card text" }, cardHead(hit), quote, el("div", { class: "row" }, where, toggle, likeButton(hit)));
+}
+
+function imageCard(hit) {
+  const img = el("img", { src: hit.thumb_url, alt: hit.name, loading: "lazy", width: hit.width, height: hit.height });
+  const link = el("a", { class: "thumb", href: hit.media_url, target: "_blank", rel: "noopener", title: `${hit.name} — open the full image` }, img);
+  return el("article", { class: "card image" }, link, cardHead(hit), likeButton(hit));
+}
+
+function videoCard(hit) {
+  const player = el("video", { controls: true, preload: "metadata", src: `${hit.media_url}#t=${hit.offset || 0}` });
+  return el("article", { class: "card video" }, player, cardHead(hit), el("div", { class: "where", text: `match at ${clock(hit.offset)}` }), likeButton(hit));
+}
+
+function card(hit) {
+  if (hit.modality === "image") return imageCard(hit);
+  if (hit.modality === "audio") return audioCard(hit);
+  if (hit.modality === "text") return textCard(hit);
+  return videoCard(hit);
+}
+
+function render(body, append) {
+  const results = $("results");
+  if (!append) results.replaceChildren();
+  let shown = 0;
+  for (const target of body.to) {
+    const hits = body.results[target] || [];
+    shown += hits.length;
+    let section = results.querySelector(`section[data-target="${target}"]`);
+    if (!section) {
+      section = el("section", { "data-target": target },
+        el("h2", { text: KINDS[target] || target }), el("div", { class: `grid ${target}` }));
+      results.append(section);
+    }
+    const grid = section.querySelector(".grid");
+    for (const hit of hits) grid.append(card(hit));
+    if (!append && !hits.length) grid.append(el("p", { class: "message", text: `No ${(KINDS[target] || target).toLowerCase()} match.` }));
+  }
+  state.hasMore = Object.values(body.has_more).some(Boolean);
+  $("more").hidden = !state.hasMore;
+  if (!append) {
+    const total = Object.values(body.results).reduce((n, hits) => n + hits.length, 0);
+    say(total ? `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms.`
+      : "Nothing found. Try other words, another target, or fewer filters.");
+  }
+  // the echo of the queries names uploads and liked items (after a reload they were only ids)
+  const echoes = body.queries.filter((q) => q.kind !== "text");
+  state.chips.filter((c) => c.kind !== "text").forEach((chip) => {
+    const echo = echoes.find((q) => (chip.kind === "upload" ? q.upload === chip.id : q.item_id === chip.item_id));
+    if (echo) {
+      chip.modality = echo.modality;
+      chip.name = String(echo.value || "").split("/").pop();
+    }
+  });
+  if (!append) renderChips();
+  return shown;
+}
+
+// -- searching -------------------------------------------------------------------------------------------------
+
+async function search({ push = true, append = false } = {}) {
+  state.texts[0].value = $("q").value;
+  if (!queryCount()) {
+    say("Type what you are looking for, or drop an image or a sound onto the page.");
+    clearResults();
+    return;
+  }
+  if (!state.collection) { say("There is no collection on this server.", true); return; }
+  if (!append) {
+    state.offset = 0;
+    const url = `?${urlParams()}`;
+    if (push && url !== location.search) history.pushState(null, "", url);
+  }
+  const ticket = ++state.request;
+  state.loading = true;
+  $("results").setAttribute("aria-busy", "true");
+  const slow = setTimeout(() => { if (ticket === state.request) say("Searching…"); }, 250);
+  try {
+    const body = await api(`${base()}/search?${apiParams(state.offset)}`);
+    if (ticket !== state.request) return;
+    render(body, append);
+  } catch (error) {
+    if (ticket !== state.request) return;
+    if (!append) $("results").replaceChildren();
+    $("more").hidden = true;
+    say(explain(error), true);
+  } finally {
+    clearTimeout(slow);
+    if (ticket === state.request) { state.loading = false; $("results").removeAttribute("aria-busy"); }
+  }
+}
+
+function pageSize() {
+  return state.to === "all" ? PAGE / 3 : PAGE;
+}
+
+function more() {
+  if (state.loading || !state.hasMore) return;
+  state.offset += pageSize();
+  search({ append: true });
+}
+
+// -- start -----------------------------------------------------------------------------------------------------
+
+async function loadCollections() {
+  try {
+    const body = await api("/api/collections");
+    state.collections = body.collections;
+  } catch (error) {
+    say(explain(error), true);
+    return false;
+  }
+  const select = $("collection");
+  select.replaceChildren(...state.collections.map((c) => el("option", { value: c.name, text: c.name })));
+  $("collection-wrap").hidden = state.collections.length < 2;
+  if (!state.collections.some((c) => c.name === state.collection)) {
+    state.collection = (state.collections.find((c) => c.exists) || state.collections[0] || {}).name || null;
+  }
+  select.value = state.collection;
+  return showStats();
+}
+
+function clearResults() {
+  state.request += 1;  // a search still under way is dropped when it answers
+  $("results").replaceChildren();
+  $("more").hidden = true;
+}
+
+function showStats() {
+  const c = state.collections.find((x) => x.name === state.collection);
+  if (!c || c.error || !c.exists) clearResults();
+  if (!c) { say("There is no collection on this server.", true); return false; }
+  if (c.error) { say(sentence(c.error.message), true); return false; }
+  if (!c.exists) {
+    $("stats").textContent = `${c.name}: empty`;
+    say(`There is no collection “${c.name}” yet: index a folder with xsearch index FOLDER, then reload this page.`, true);
+    return false;
+  }
+  const files = Object.entries(c.files || {}).map(([m, n]) => `${n} ${(KINDS[m] || m).toLowerCase()}`);
+  $("stats").textContent = `${c.name} · ${files.join(" · ") || "no files yet"} · model ${c.model_spec}`;
+  return true;
+}
+
+function wire() {
+  const form = $("search");
+  form.addEventListener("submit", (e) => { e.preventDefault(); search(); });
+  form.addEventListener("input", (e) => { if (e.target.name && FILTERS.includes(e.target.name)) renderChips(); });
+  $("q").addEventListener("input", () => { state.texts[0].value = $("q").value; renderChips(); });
+  $("q-weight").addEventListener("input", (e) => { state.texts[0].weight = e.target.value; });
+  $("add-text").addEventListener("click", () => {
+    const value = $("q").value.trim();
+    if (!value) { $("q").focus(); return; }
+    state.chips.push({ kind: "text", value, name: value, weight: 1 });
+    $("q").value = "";
+    state.texts[0].value = "";
+    renderChips();
+    $("q").focus();
+  });
+  for (const radio of document.querySelectorAll('input[name="to"]')) {
+    radio.addEventListener("change", () => { state.to = radio.value; if (queryCount()) search(); });
+  }
+  $("fusion").addEventListener("change", (e) => { state.fusion = e.target.value; search(); });
+  $("collection").addEventListener("change", (e) => { state.collection = e.target.value; if (showStats()) search(); });
+  $("file").addEventListener("change", (e) => { const files = [...e.target.files]; e.target.value = ""; addFiles(files); });
+  const drop = $("drop");
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); } });
+  let depth = 0;
+  document.addEventListener("dragenter", (e) => { e.preventDefault(); depth += 1; drop.classList.add("over"); });
+  document.addEventListener("dragleave", () => { depth = Math.max(0, depth - 1); if (!depth) drop.classList.remove("over"); });
+  document.addEventListener("dragover", (e) => { e.preventDefault(); });
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    drop.classList.remove("over");
+    const files = [...((e.dataTransfer && e.dataTransfer.files) || [])];
+    if (files.length) addFiles(files);
+  });
+  document.addEventListener("keydown", (e) => {
+    const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
+    if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); }
+  });
+  $("more").addEventListener("click", more);
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver((entries) => { if (entries.some((x) => x.isIntersecting)) more(); }, { rootMargin: "300px" }).observe($("more"));
+  }
+  window.addEventListener("popstate", async () => { readUrl(); if (showStats()) search({ push: false }); });
+}
+
+async function start() {
+  wire();
+  const hasQuery = readUrl();
+  if (!(await loadCollections())) return;
+  if (hasQuery) search({ push: false });
+  else say("Type what you are looking for, or drop an image or a sound onto the page.");
+}
+
+start();

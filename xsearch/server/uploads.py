@@ -1,0 +1,173 @@
+"""Query files sent by clients: kept in one private temp folder, named by a random id, recognised by content.
+
+A client's file name and declared content type are never trusted: the first bytes decide whether an upload is an
+image or a sound (``xsearch.media.sniff``) and which extension it is stored under. Nothing is written outside
+the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept``, and the folder goes at shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from xsearch.errors import UsageError
+from xsearch.media.signatures import HEAD_BYTES, describe_content
+from xsearch.media.sniff import sniff_media
+from xsearch.server.sessions import Limits
+
+QUERY_MODALITIES = ("image", "audio")
+_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+_CHUNK = 1 << 20
+
+#: (first bytes, extension, content type); checked in order, after sniff_media said image or audio.
+_FORMATS = (
+    (lambda h: h.startswith(b"\x89PNG"), ".png", "image/png"),
+    (lambda h: h.startswith(b"\xff\xd8\xff"), ".jpg", "image/jpeg"),
+    (lambda h: h.startswith(b"GIF8"), ".gif", "image/gif"),
+    (lambda h: h.startswith((b"II", b"MM")), ".tif", "image/tiff"),
+    (lambda h: h.startswith(b"BM"), ".bmp", "image/bmp"),
+    (lambda h: h[8:12] == b"WEBP", ".webp", "image/webp"),
+    (lambda h: h[8:12] == b"WAVE", ".wav", "audio/wav"),
+    (lambda h: h.startswith(b"FORM"), ".aiff", "audio/aiff"),
+    (lambda h: h.startswith(b"fLaC"), ".flac", "audio/flac"),
+    (lambda h: h.startswith(b"OggS"), ".ogg", "audio/ogg"),
+)
+
+
+def media_format(head: bytes) -> tuple[str, str, str] | None:
+    """(modality, extension, content type) of a file starting with ``head``, by content; None if not media."""
+    modality = sniff_media(head)
+    if modality is None:
+        return None
+    for test, ext, mime in _FORMATS:
+        if test(head):
+            return modality, ext, mime
+    if modality == "audio":
+        return modality, ".mp3", "audio/mpeg"
+    return modality, "", "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    modality: str
+    path: Path
+    name: str
+    size: int
+    content_type: str
+    duration: float | None = None
+
+    def to_dict(self) -> dict:
+        out = {"id": self.id, "modality": self.modality, "name": self.name, "size": self.size,
+               "content_type": self.content_type, "url": f"/api/uploads/{self.id}"}
+        if self.duration is not None:
+            out["duration"] = round(self.duration, 3)
+        return out
+
+
+def too_large(limit: int) -> UsageError:
+    return UsageError(f"the upload is larger than the {_mb(limit)} limit", code="upload.too_large", limit=limit)
+
+
+def _mb(n: int) -> str:
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+class Uploads:
+    """The upload area of one server."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._dir: Path | None = None
+        self._kept: OrderedDict[str, Upload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def dir(self) -> Path:
+        """The private upload folder (mode 0700, made on first use)."""
+        with self._lock:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="xsearch-uploads-"))
+            return self._dir
+
+    def save(self, stream: BinaryIO, name: str | None) -> Upload:
+        """Copy ``stream`` into the upload area and check it: size, kind (by content), audio duration."""
+        upload_id = secrets.token_urlsafe(12)
+        tmp = self.dir / f"{upload_id}.part"
+        size = 0
+        try:
+            with open(tmp, "xb") as out:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+                    if size > self.limits.upload_bytes:
+                        raise too_large(self.limits.upload_bytes)
+                    out.write(chunk)
+            with open(tmp, "rb") as f:
+                head = f.read(HEAD_BYTES)
+            shown = _display_name(name)
+            found = media_format(head) if head else None
+            if found is None or found[0] not in QUERY_MODALITIES:
+                what = "empty" if not head else describe_content(head)
+                raise UsageError(f"{shown} is not an image or a sound xsearch can read (it looks like {what})",
+                                 code="upload.unsupported", name=shown, content=what)
+            modality, ext, mime = found
+            duration = _duration(tmp) if modality == "audio" else None
+            if duration is not None and duration > self.limits.upload_seconds:
+                raise UsageError(f"{shown} lasts {duration:.0f} s; uploads may last at most "
+                                 f"{self.limits.upload_seconds:g} s", code="upload.too_long",
+                                 name=shown, seconds=round(duration, 1), limit=self.limits.upload_seconds)
+            path = self.dir / f"{upload_id}{ext}"
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        upload = Upload(upload_id, modality, path, shown, size, mime, duration)
+        with self._lock:
+            self._kept[upload_id] = upload
+            while len(self._kept) > self.limits.uploads_kept:
+                _, old = self._kept.popitem(last=False)
+                old.path.unlink(missing_ok=True)
+        return upload
+
+    def get(self, upload_id: str) -> Upload:
+        """A kept upload by id (404 ``upload.missing`` for an unknown, malformed or dropped one)."""
+        with self._lock:
+            upload = self._kept.get(upload_id) if _ID.match(upload_id or "") else None
+        if upload is None or not upload.path.is_file():
+            raise UsageError("that upload is gone from the server (it keeps recent uploads only); upload the file "
+                             "again", code="upload.missing", upload=str(upload_id)[:40])
+        return upload
+
+    def close(self) -> None:
+        with self._lock:
+            folder, self._dir = self._dir, None
+            self._kept.clear()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _display_name(name: str | None) -> str:
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable())[:120]
+    return base or "the upload"
+
+
+def _duration(path: Path) -> float | None:
+    """Seconds of audio in ``path`` from its header (None when the header does not say)."""
+    try:
+        import soundfile
+
+        info = soundfile.info(str(path))
+        return float(info.frames) / info.samplerate if info.samplerate else None
+    except Exception:  # an undecodable header: the engine's decoder gives the real reason later
+        return None
