@@ -86,6 +86,9 @@ def demo(
     print_report(ev)
     console.print(f'\nTry your own: xsearch search "three large blue stars on the right on a dotted background" '
                   f'--to image -c {root / "collection"}', highlight=False, markup=False)
+    console.print(f'Or search it in your browser: xsearch serve -c {root / "collection"}  then open '
+                  'http://127.0.0.1:8000/ (text, or drop a picture or a sound onto the page).',
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_search(title: str, query, want: str, rows: list[dict]) -> None:

@@ -29,6 +29,8 @@ ADVICE: dict[str, str] = {
     "collection.io_error": "check the disk holding {collection}",
     "usage.k_too_large": "use -k {n} or less",
     "copy.destination_not_empty": "pass --replace to overwrite it",
+    "collection.in_use": "wait for that process to end, or keep the collection on a Milvus server "
+                         "(-c milvus://HOST:PORT/NAME; `xsearch copy` moves it) to search while indexing",
     "store.unsupported_index": "pass one of those with --index-factory",
     "store.unreachable": "check that Milvus runs there",
     "store.auth": "pass the right token with --milvus-token or XSEARCH_MILVUS_TOKEN",

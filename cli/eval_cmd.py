@@ -26,7 +26,9 @@ def eval_(
     ),
     aligner: str = typer.Option(
         "model",
-        help="'model' (the contrastive model) or 'cca' (CCA on frozen unimodal features, fitted on the train split).",
+        help="'model' (the model given by --model), 'cca' or 'pls' (CCA / partial least squares on frozen unimodal "
+        "features, fitted on the train split), or a comma list such as model,cca,pls: one table with every aligner "
+        "beside the others per direction (--json: a list of reports).",
     ),
     relevance: str = typer.Option(
         "auto", help="auto (attributes when every record has them, else group), group or attributes."
@@ -50,37 +52,38 @@ def eval_(
     4 s scenes).
     """
     from xsearch.evaluation.metrics import DEFAULT_KS
-    from xsearch.evaluation.runner import parse_directions, run_evaluation
+    from xsearch.evaluation.runner import parse_aligners, parse_directions, run_evaluations
 
-    dirs, video_dirs = split_directions(directions, manifest, videos, aligner)
+    aligners = parse_aligners(aligner)
+    dirs, video_dirs = split_directions(directions, manifest, videos, "model" if "model" in aligners else aligners[0])
     ks = sorted(set(DEFAULT_KS) | (set(PLOT_KS) if plot else set()))
-    report = video_report = None
+    reports, video_report = [], None
     with progress_bar("embedding", disable=as_json) as bar:
         task = bar.add_task("embed", total=None)
         if dirs is None or dirs:
-            report = run_evaluation(manifest, model=model, device=device, aligner=aligner, split=split,
-                                    directions=dirs if dirs is None else parse_directions(",".join(dirs)),
-                                    relevance=relevance, factory=index_factory, ks=ks,
-                                    on_item=lambda: bar.advance(task), log=None if as_json else note)
+            reports = run_evaluations(manifest, aligners, model=model, device=device, split=split,
+                                      directions=dirs if dirs is None else parse_directions(",".join(dirs)),
+                                      relevance=relevance, factory=index_factory, ks=ks,
+                                      on_item=lambda: bar.advance(task), log=None if as_json else note)
         if video_dirs:
             from xsearch.evaluation.video import run_video_evaluation
 
             video_report = run_video_evaluation(manifest, model=model, device=device, split=split,
                                                 directions=video_dirs, on_item=lambda: bar.advance(task),
                                                 log=None if as_json else note)
-    if plot and report is not None:
-        write_plot(report, plot)
+    if plot and reports:
+        write_plot(reports, plot)
     if as_json:
-        out = report.to_dict() if report is not None else {}
-        if video_report is not None:
-            out["video"] = video_report.to_dict()
-        print_json(out)
+        outs = [r.to_dict() for r in reports] or [{}]
+        if video_report is not None:  # the videos are the model's: beside its report
+            outs[next((i for i, r in enumerate(reports) if r.aligner == "model"), 0)]["video"] = video_report.to_dict()
+        print_json(outs[0] if len(aligners) == 1 else outs)
     else:
-        if report is not None:
-            print_report(report)
+        if reports:
+            print_report(reports)
         if video_report is not None:
             print_video_report(video_report)
-        if plot and report is not None:
+        if plot and reports:
             note(f"wrote {plot}")
 
 
@@ -127,20 +130,32 @@ def split_directions(text: Optional[str], manifest: Path, videos: Optional[bool]
     return paired, video_dirs
 
 
-def print_report(report) -> None:
+def print_report(reports) -> None:
+    """One table: each direction with one row per aligner (a single report, or a list of them on one split)."""
     from rich.table import Table
 
+    reports = reports if isinstance(reports, list) else [reports]
+    report, several = reports[0], len(reports) > 1
     gallery = ", ".join(f"{n} {m}" for m, n in report.gallery_size.items() if n)
-    table = Table(title=f"{report.model} on {Path(report.manifest).name} [{report.split or 'all'}] "
-                        f"(gallery: {gallery}; relevance: {report.relevance})", title_justify="left", show_edge=False)
+    table = Table(title=f"{' / '.join(r.model for r in reports)} on {Path(report.manifest).name} "
+                        f"[{report.split or 'all'}] (gallery: {gallery}; relevance: {report.relevance})",
+                  title_justify="left", show_edge=False)
     table.add_column("direction", no_wrap=True)
+    if several:
+        table.add_column("aligner", no_wrap=True)
     for col in ("R@1 (chance)", "R@5", "R@10 (chance)", "mAP", "MedR", "R@1/chance"):
         table.add_column(col, justify="right", no_wrap=True)
-    for r in report.results:
-        m, c = r.metrics, r.chance
-        table.add_row(r.name, f"{m['R@1']:.3f} ({c['R@1']:.3f})", f"{m['R@5']:.3f}",
-                      f"{m['R@10']:.3f} ({c['R@10']:.3f})", f"{m['mAP']:.3f}", f"{m['median_rank']:.0f}",
-                      f"{m['R@1'] / c['R@1']:.0f}x")
+    names = list(dict.fromkeys(r.name for rep in reports for r in rep.results))
+    for i, name in enumerate(names):
+        if i and several:
+            table.add_section()
+        rows = [(rep.aligner, r) for rep in reports for r in rep.results if r.name == name]
+        for j, (aligner, r) in enumerate(rows):
+            m, c = r.metrics, r.chance
+            table.add_row(r.name if j == 0 else "", *([aligner] if several else []),
+                          f"{m['R@1']:.3f} ({c['R@1']:.3f})", f"{m['R@5']:.3f}",
+                          f"{m['R@10']:.3f} ({c['R@10']:.3f})", f"{m['mAP']:.3f}", f"{m['median_rank']:.0f}",
+                          f"{m['R@1'] / c['R@1']:.0f}x")
     console.print(table)
 
 
@@ -161,22 +176,26 @@ def print_video_report(report) -> None:
     console.print(table)
 
 
-def write_plot(report, path: Path) -> None:
+def write_plot(reports, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    reports = reports if isinstance(reports, list) else [reports]
+    report = reports[0]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in report.results:
-        ks = sorted(int(k[2:]) for k in r.metrics if k.startswith("R@"))
-        line, = ax.plot(ks, [r.metrics[f"R@{k}"] for k in ks], marker="o", label=r.name)
-        ax.plot(ks, [r.chance[f"R@{k}"] for k in ks], linestyle=":", color=line.get_color())
+    for rep, marker in zip(reports, "osD^v"):
+        for r in rep.results:
+            ks = sorted(int(k[2:]) for k in r.metrics if k.startswith("R@"))
+            label = f"{rep.aligner} {r.name}" if len(reports) > 1 else r.name
+            line, = ax.plot(ks, [r.metrics[f"R@{k}"] for k in ks], marker=marker, label=label)
+            ax.plot(ks, [r.chance[f"R@{k}"] for k in ks], linestyle=":", color=line.get_color())
     ax.set_xscale("log")
     ax.set_xlabel("K")
     ax.set_ylabel("Recall@K")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{report.model} ({report.split or 'all'}); dotted: chance")
+    ax.set_title(f"{' / '.join(r.model for r in reports)} ({report.split or 'all'}); dotted: chance")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -29,8 +29,17 @@ def index(
     rebuild: bool = typer.Option(False, help="Start the collection afresh (e.g. to switch models)."),
     index_factory: str = typer.Option(
         "auto",
-        help="FAISS index-factory string for new indexes, e.g. 'HNSW32' or 'IVF4096,PQ32'; 'auto' picks by size.",
+        help="FAISS index-factory string for new indexes, e.g. 'HNSW32' or 'IVF4096,PQ64x4fs,Refine(SQfp16)'; "
+        "'auto' picks by size and budgets.",
     ),
+    memory_budget: Optional[str] = typer.Option(
+        None, "--memory-budget", help="Resident memory the vector index of each modality may use, e.g. 200MB, "
+        "1.5GB, 512MiB: 'auto' picks the index type and its parameters from the collection size, dimension and "
+        "budgets (a compressed index re-ranked with exact vectors kept on disk when memory is tight), records why "
+        "(`xsearch info`), and re-chooses as the collection grows. Kept for later runs."),
+    latency_budget: Optional[str] = typer.Option(
+        None, "--latency-budget", help="Expected single-query search time (p50) the index should meet, e.g. 5ms "
+        "(default with --memory-budget: 10ms). Kept for later runs."),
     workers: int = typer.Option(2, help="Decoding worker processes (0 = decode in the main process)."),
     batch_files: int = typer.Option(32, help="Files decoded and embedded per batch."),
     executor: str = typer.Option(
@@ -60,7 +69,8 @@ def index(
         report = engine.index_folder(
             path, include=include, exclude=exclude, hidden=hidden, prune=prune, prune_all=prune_all, rebuild=rebuild,
             follow_links=follow_links,
-            index_factory=index_factory, workers=workers, files_per_batch=batch_files, wait_s=wait,
+            index_factory=index_factory, memory_budget=memory_budget, latency_budget=latency_budget,
+            workers=workers, files_per_batch=batch_files, wait_s=wait,
             executor=executor, executor_options={"address": ray_address} if ray_address else None,
             on_plan=lambda n: bar.update(task, total=n), on_progress=lambda n: bar.advance(task, n),
         )

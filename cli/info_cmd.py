@@ -48,14 +48,44 @@ def info(
     else:
         say(f"collection: {c['path']}")
         say(f"  model: {c['model_spec']}  ({c['model_id']})")
+        budgets = [f"memory {c['memory_budget_bytes'] / 1e6:,.0f} MB" if c.get("memory_budget_bytes") else "",
+                   f"latency {c['latency_budget_ms']:g} ms" if c.get("latency_budget_ms") else ""]
+        if any(budgets):
+            say(f"  index budget: {', '.join(b for b in budgets if b)}")
         for m, s in c["modalities"].items():
-            say(f"  {m:5}: {s['files']} files, {s['items']} vectors, index {s['index']} "
+            what = (f"the sound of the videos, {s['items']} vectors" if m == "soundtrack"
+                    else f"{s['files']} files, {s['items']} vectors")
+            say(f"  {m:5}: {what}, index {s['index']} "
                 f"({s['memory_bytes'] / 1e6:.1f} MB{', GPU' if s['gpu'] else ''})")
+            _say_index_choice(s)
+        tags = c.get("tags") or {}
+        if tags:
+            shown = ", ".join(f"{t} {n}" for t, n in list(tags.items())[:20])
+            more = f", ... {len(tags) - 20} more (--json lists all)" if len(tags) > 20 else ""
+            say(f"  tags: {len(tags)} (files per tag: {shown}{more})")
     if model:
         d = out["model"]
         say(f"model {d.get('spec')}: modalities {', '.join(d.get('modalities', []))}; dim "
             f"{d.get('dim', d.get('spaces'))}; device {d.get('device')}; model_id {d.get('model_id')}"
             + ("" if d.get("trained", True) else "; UNTRAINED (random weights)"))
+
+
+def _say_index_choice(s: dict) -> None:
+    """Bytes per vector resident and on disk, expected recall and why this index type (index/budget.py)."""
+    n = max(int(s.get("vectors") or 0), 1)
+    choice = s.get("choice") or {}
+    if s.get("vectors"):
+        line = (f"         {s['memory_bytes'] / n:,.0f} B/vector resident, "
+                f"{s.get('disk_bytes', s['memory_bytes']) / n:,.0f} B/vector on disk")
+        if choice.get("expected_recall") is not None:
+            line += f", expected recall@10 ~{choice['expected_recall']:.2f}"
+        if choice.get("expected_p50_ms") is not None:
+            line += f", p50 ~{choice['expected_p50_ms']:.1f} ms"
+        say(line)
+    if choice.get("reason"):
+        say(f"         why: {choice['reason']}")
+    if choice.get("max_n"):
+        say(f"         re-chosen past {choice['max_n']:,} vectors")
 
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:

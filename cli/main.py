@@ -35,6 +35,7 @@ app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.eval_)
 app.command("demo")(demo_cmd.demo)
 app.command("serve")(serve_cmd.serve)
+app.command("tag")(importlib.import_module("xsearch.cli.tag_cmd").tag)
 app.add_typer(world_cmd.app, name="world")
 
 

@@ -38,12 +38,20 @@ def search(
     fusion: str = typer.Option(
         "mean",
         help="How several queries combine: mean (one fused vector), weighted, rrf or vote "
-        "(merge separate result lists).",
+        "(merge separate result lists), hybrid (the mean list and the per-query lists merged by rank, "
+        "and the re-ranker's with --rerank).",
     ),
+    rerank: bool = typer.Option(False, "--rerank", help="Re-score the best max(k, 50) candidates with the "
+                                "cross-attention re-ranker and keep k; the score shown is then the re-ranker's "
+                                "(--json adds retrieval_score, the index's)."),
+    reranker: Optional[Path] = typer.Option(None, "--reranker", help="A re-ranker checkpoint folder (from "
+                                            "`xsearch train --reranker`) instead of the shipped one; implies "
+                                            "--rerank."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only files tagged with this (see `xsearch tag`)."),
     threshold: Optional[float] = typer.Option(None, help="Drop results with cosine score below this."),
     path_glob: Optional[str] = typer.Option(None, help="Only files matching this glob ('*.wav', '*/holiday/*')."),
-    min_duration: Optional[float] = typer.Option(None, help="Only audio at least this long (s)."),
-    max_duration: Optional[float] = typer.Option(None, help="Only audio at most this long (s)."),
+    min_duration: Optional[float] = typer.Option(None, help="Only audio or video at least this long (s)."),
+    max_duration: Optional[float] = typer.Option(None, help="Only audio or video at most this long (s)."),
     min_size: Optional[int] = typer.Option(None, min=0, max=MAX_INT64, help="Only files of at least this many bytes."),
     max_size: Optional[int] = typer.Option(None, min=0, max=MAX_INT64, help="Only files of at most this many bytes."),
     since: Optional[datetime] = typer.Option(None, help="Only files modified on or after this date."),
@@ -71,29 +79,37 @@ def search(
         raise UsageError('no query: give text ("a red circle"), --image FILE or --audio FILE.', code="query.none")
     weights = parse_weights(weight, len(queries))
     filters = Filters(path_glob, _seconds("--min-duration", min_duration), _seconds("--max-duration", max_duration),
-                      min_size, max_size, _epoch(since), _epoch(until))
+                      min_size, max_size, _epoch(since), _epoch(until), tag=tag)
     params = {k_: v for k_, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
-    engine = Engine(collection, device=device)
+    engine = Engine(collection, device=device, reranker=reranker)
     if image or audio or video:  # a bridged pair embeds its vocabulary once, behind a progress bar, not mid-query
         from xsearch.cli.output import prepare_model
 
         prepare_model(engine, engine.stored_model(), quiet=as_json)
     results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
-                            filters=filters, params=params)
+                            filters=filters, params=params, rerank=rerank or reranker is not None)
     _warn_short(results, k)
     if as_json:
-        print_results(queries, weights, fusion, results)
+        print_results(queries, weights, fusion, results,
+                      rerank=engine.reranker().describe() if rerank or reranker is not None else None)
     else:
-        title = " + ".join(q.label for q in queries)
+        title = " + ".join(q.label for q in queries) + (" (re-ranked)" if rerank or reranker is not None else "")
         for target, hits in results.items():
             print_hits(f"{title} → {target}", hits)
 
 
-def print_results(queries, weights, fusion: str, results) -> None:
+def print_results(queries, weights, fusion: str, results, rerank: dict | None = None) -> None:
     """The one ``--json`` layout of `search` and `similar`:
-    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``."""
-    print_json({"queries": [{"modality": q.modality, "value": q.value} for q in queries], "weights": list(weights),
-                "fusion": fusion, "results": {t: [h.to_dict() for h in hits] for t, hits in results.items()}})
+    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``;
+    re-ranked, also ``"rerank": {"id", "score", ...}`` and each hit's ``retrieval_score``."""
+    out = {"queries": [{"modality": q.modality, "value": q.value} for q in queries], "weights": list(weights),
+           "fusion": fusion}
+    if rerank is not None:
+        hybrid = fusion == "hybrid" and len(queries) > 1
+        out["rerank"] = {**rerank, "retrieval_score": "the index's score",
+                         "score": "hybrid rank fusion with the re-ranker's list" if hybrid
+                         else "the re-ranker's (higher is better)"}
+    print_json({**out, "results": {t: [h.to_dict() for h in hits] for t, hits in results.items()}})
 
 
 #: Epoch seconds a filter date is clamped to: the catalog stores modification times as signed 64-bit nanoseconds

@@ -29,11 +29,19 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Peak AdamW learning rate (warm-up, then cosine decay)."),
     weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay."),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Random seed (data order, init, augmentation)."),
+    objective: str = typer.Option(
+        "contrastive",
+        help="contrastive (multi-pair InfoNCE); autoencoder (plus decoders from the shared space back to every "
+        "modality's fixed features: image thumbnail, audio log-Mel statistics, hashed bag of tokens; λ recon); "
+        "adversarial (plus a modality discriminator trained against the encoders through gradient reversal; "
+        "λ adv). Decoders and discriminator are training-only: the checkpoint is the encoder alone.",
+    ),
     lambdas: List[str] = typer.Option(
         [],
         "--lambda",
         help="Loss weight per modality pair, e.g. --lambda image-audio=0.5 "
-        "(pairs: image-text, image-audio, audio-text; default 1).",
+        "(pairs: image-text, image-audio, audio-text; default 1), and of the objective's extra term: "
+        "recon=W (autoencoder), adv=W (adversarial), default 1. All pairs at 0 with autoencoder: reconstruction alone.",
     ),
     freeze: List[str] = typer.Option([], help="Freeze a tower: image, audio or text (repeatable)."),
     init_from: Optional[Path] = typer.Option(
@@ -55,9 +63,12 @@ def train(
     audio: Optional[str] = typer.Option(
         None, "--audio", help="With --bind: the audio+text model, e.g. clap:laion/clap-htsat-unfused."
     ),
+    reranker: bool = typer.Option(False, "--reranker", help="Train the cross-attention re-ranker (`search --rerank`) "
+                                  "for the builtin model on a generated world (or --manifest, a world's manifest)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training history as JSON."),
 ) -> None:
-    """Train the builtin tri-modal model with multi-pair InfoNCE, or (--bind audio) a CLAP→CLIP projection head.
+    """Train the builtin tri-modal model with multi-pair InfoNCE (optionally plus cross-reconstruction or a modality
+    adversary: --objective), or (--bind audio) a CLAP→CLIP projection head.
 
     The shipped model is reproduced by one command:
     `xsearch train --preset builtin --out xsearch/encoders/weights/builtin --overwrite`.
@@ -66,13 +77,19 @@ def train(
 
     from xsearch.errors import UsageError
 
+    if reranker:
+        _train_reranker(manifest, out, world_dir, epochs, batch_size, lr, weight_decay, seed, device, threads,
+                        overwrite, as_json)
+        return
+    if bind is not None and objective != "contrastive":
+        raise UsageError("--objective applies to the builtin model; --bind trains a projection head contrastively.")
     if bind is not None:
         _train_bind(bind, base, audio, manifest, out, epochs, lr, seed, device, as_json)
         return
     if base or audio:
         raise UsageError("--base and --audio only apply with --bind audio.")
 
-    from xsearch.train.loss import parse_pair_weights
+    from xsearch.train.loss import parse_loss_weights
     from xsearch.train.presets import ensure_world
     from xsearch.train.presets import preset as get_preset
     from xsearch.train.trainer import TrainArgs, check_out_dir, train_builtin
@@ -85,8 +102,10 @@ def train(
         if value is not None:
             recipe[key] = value
     # built (and so checked) before a preset's world is generated: a NaN --lr fails in a moment, not minutes
-    args = TrainArgs(manifest=str(manifest or ""), out_dir=str(out), seed=seed,
-                     pair_weights=parse_pair_weights(lambdas), freeze=list(freeze), device=device, resume=resume,
+    pair_weights, objective_weights = parse_loss_weights(lambdas, objective)
+    args = TrainArgs(manifest=str(manifest or ""), out_dir=str(out), seed=seed, pair_weights=pair_weights,
+                     objective=objective, objective_weights=objective_weights, freeze=list(freeze), device=device,
+                     resume=resume,
                      overwrite=overwrite, init_from=str(init_from) if init_from else None,
                      tensorboard=str(tensorboard) if tensorboard else None, threads=threads, **recipe)
     check_out_dir(out)
@@ -127,6 +146,33 @@ def _train_bind(bind, base, audio, manifest, out, epochs, lr, seed, device, as_j
     else:
         note(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in report.items()))
         note(f"saved {out}; use it with --model {shlex.quote(spec)}")
+
+
+def _train_reranker(manifest, out, world_dir, epochs, batch_size, lr, weight_decay, seed, device, threads, overwrite,
+                    as_json) -> None:
+    """`xsearch train --reranker`: the shipped one is `xsearch train --reranker --out
+    xsearch/encoders/weights/reranker --overwrite` (it generates its world first)."""
+    from xsearch.encoders.registry import load_encoder
+    from xsearch.train.reranker import WORLD, RerankArgs, train_reranker
+    from xsearch.train.trainer import check_out_dir
+
+    overrides = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
+                                   ("weight_decay", weight_decay)) if v is not None}
+    args = RerankArgs(out_dir=str(out), manifest=str(manifest or ""), seed=seed, device=device, threads=threads,
+                      overwrite=overwrite, **overrides)  # checked before a world is generated
+    check_out_dir(out)
+    if manifest is None:
+        from xsearch.paths import data_home
+        from xsearch.train.presets import ensure_world
+
+        wdir = world_dir or data_home() / "worlds" / f"reranker-n{WORLD['n']}-seed{WORLD['seed']}"
+        note(f"world: {wdir} (n={WORLD['n']}, seed={WORLD['seed']})")
+        args.manifest, args.world = str(ensure_world(wdir, WORLD["n"], WORLD["seed"])), dict(WORLD)
+    report = train_reranker(args, load_encoder("builtin", device), log=note)
+    if as_json:
+        print_json({"out": str(out), **report})
+    else:
+        note(f"saved {out}/model.safetensors; use it with xsearch search ... --reranker {shlex.quote(str(out))}")
 
 
 def bind_spec(vision_spec: str, audio_spec: str, head_dir: Path) -> str:

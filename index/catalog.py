@@ -39,7 +39,7 @@ from xsearch.errors import CollectionError, CollectionLockedError
 
 from .atomic import check_regular, dir_writable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: _MIGRATIONS[v] turns a schema of version v-1 into version v (version 0 is an empty database).
 _MIGRATIONS: dict[int, str] = {
@@ -78,10 +78,23 @@ _MIGRATIONS: dict[int, str] = {
         file TEXT NOT NULL
     );
     """,
+    2: """
+    -- Video files: frame rate and whether a sound track was indexed.
+    ALTER TABLE files ADD COLUMN fps REAL;
+    ALTER TABLE files ADD COLUMN has_audio INTEGER;
+    -- Zero-shot tags of a file (`xsearch tag`), best score per tag.
+    CREATE TABLE tags (
+        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        score REAL NOT NULL,
+        PRIMARY KEY (file_id, tag)
+    );
+    CREATE INDEX tags_by_tag ON tags(tag, score);
+    """,
 }
 
 _FILE_COLUMNS = ("id, path, modality, size, mtime_ns, hash, width, height, duration, model_id, added_at, "
-                 "updated_at")
+                 "updated_at, fps, has_audio")
 _SQL_CHUNK = 900  # ids per statement, well under SQLite's host-parameter limit
 
 
@@ -101,6 +114,8 @@ class FileRow:
     model_id: str
     added_at: float
     updated_at: float
+    fps: float | None = None
+    has_audio: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,15 +141,26 @@ def _chunks(values: Sequence[int]) -> Iterable[list[int]]:
         yield [int(v) for v in values[start:start + _SQL_CHUNK]]
 
 
+_NS_LIMIT = 2**63 - 1
+
+
 def _to_ns(when) -> int:
-    """Epoch nanoseconds from a datetime / date (local time when naive) or epoch seconds."""
+    """Epoch nanoseconds from a datetime / date (local time when naive) or epoch seconds, clamped to the range a
+    64-bit column holds (about 1678 to 2262: any date outside it compares like its end of the range)."""
     if isinstance(when, _dt.datetime):
-        return int(when.timestamp() * 1e9)
-    if isinstance(when, _dt.date):
-        return int(_dt.datetime(when.year, when.month, when.day).timestamp() * 1e9)
-    if isinstance(when, (int, float, np.integer, np.floating)):
-        return int(float(when) * 1e9)
-    raise TypeError(f"expected a datetime, date or epoch seconds, got {type(when).__name__}")
+        try:
+            seconds = when.timestamp()
+        except (OverflowError, OSError, ValueError):
+            seconds = -1e10 if when.year < 1970 else 1e10
+    elif isinstance(when, _dt.date):
+        return _to_ns(_dt.datetime(when.year, when.month, when.day))
+    elif isinstance(when, (int, float, np.integer, np.floating)) and not isinstance(when, bool):
+        seconds = float(when)
+        if seconds != seconds:
+            raise ValueError("a date given as epoch seconds must not be NaN")
+    else:
+        raise TypeError(f"expected a datetime, date or epoch seconds, got {type(when).__name__}")
+    return int(max(-_NS_LIMIT, min(_NS_LIMIT, seconds * 1e9)))
 
 
 def _basename(path: str) -> str:
@@ -351,7 +377,7 @@ class Catalog:
 
     def upsert_file(self, path: str | os.PathLike, *, modality: str, size: int, mtime_ns: int, model_id: str,
                     hash: str | None = None, width: int | None = None, height: int | None = None,
-                    duration: float | None = None) -> int:
+                    duration: float | None = None, fps: float | None = None, has_audio: bool | None = None) -> int:
         """Insert the file, or update its metadata when ``path`` is known; returns its id (kept on update).
 
         Updating does not touch the file's items: clear them through the collection when the content changed.
@@ -360,14 +386,16 @@ class Catalog:
         now = time.time()
         row = self._conn.execute(
             """INSERT INTO files (path, modality, size, mtime_ns, hash, width, height, duration, model_id,
-                                  added_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  added_at, updated_at, fps, has_audio)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET
                    modality = excluded.modality, size = excluded.size, mtime_ns = excluded.mtime_ns,
                    hash = excluded.hash, width = excluded.width, height = excluded.height,
-                   duration = excluded.duration, model_id = excluded.model_id, updated_at = excluded.updated_at
+                   duration = excluded.duration, model_id = excluded.model_id, updated_at = excluded.updated_at,
+                   fps = excluded.fps, has_audio = excluded.has_audio
                RETURNING id""",
-            (str(path), modality, int(size), int(mtime_ns), hash, width, height, duration, model_id, now, now),
+            (str(path), modality, int(size), int(mtime_ns), hash, width, height, duration, model_id, now, now,
+             fps, None if has_audio is None else int(bool(has_audio))),
         ).fetchone()
         return int(row[0])
 
@@ -488,7 +516,7 @@ class Catalog:
     def filter_ids(self, modality: str, *, path_glob: str | None = None,
                    min_duration: float | None = None, max_duration: float | None = None,
                    min_size: int | None = None, max_size: int | None = None,
-                   since=None, until=None) -> np.ndarray:
+                   since=None, until=None, tag: str | None = None) -> np.ndarray:
         """Item ids of ``modality`` whose file passes every given filter (for ``search(allowed_ids=...)``).
 
         - ``path_glob``: SQLite GLOB (``*``, ``?``, ``[...]``, case-sensitive); a pattern with a ``/`` matches
@@ -496,9 +524,13 @@ class Catalog:
         - ``min_duration`` / ``max_duration``: seconds, inclusive; files without a duration never pass;
         - ``min_size`` / ``max_size``: bytes, inclusive;
         - ``since`` / ``until``: file modification time, inclusive / exclusive; a datetime, date (midnight local
-          time) or epoch seconds.
+          time) or epoch seconds;
+        - ``tag``: files tagged with it (``xsearch tag``).
         """
         where, args = ["i.modality = ?"], [modality]
+        if tag is not None:
+            where.append("f.id IN (SELECT file_id FROM tags WHERE tag = ?)")
+            args.append(str(tag))
         if path_glob is not None:
             where.append("f.path GLOB ?" if "/" in path_glob else "xs_basename(f.path) GLOB ?")
             args.append(path_glob)
@@ -603,3 +635,22 @@ class Catalog:
     def file_sizes(self) -> set[int]:
         """Distinct sizes of the indexed files."""
         return {int(r[0]) for r in self._conn.execute("SELECT DISTINCT size FROM files")}
+
+    # -- tags --------------------------------------------------------------------------------------------
+
+    def set_tags(self, file_id: int, tags: Sequence[tuple[str, float]]) -> None:
+        """Make these the file's tags (``[(tag, score)]``); an empty list removes them."""
+        self._begin()
+        self._conn.execute("DELETE FROM tags WHERE file_id = ?", (int(file_id),))
+        self._conn.executemany("INSERT INTO tags (file_id, tag, score) VALUES (?, ?, ?)",
+                               [(int(file_id), str(t), float(sc)) for t, sc in tags])
+
+    def tags_of(self, file_id: int) -> list[tuple[str, float]]:
+        """A file's tags, best first."""
+        return [(t, float(sc)) for t, sc in self._conn.execute(
+            "SELECT tag, score FROM tags WHERE file_id = ? ORDER BY score DESC, tag", (int(file_id),))]
+
+    def tag_counts(self) -> dict[str, int]:
+        """How many files carry each tag."""
+        return {t: int(n) for t, n in self._conn.execute(
+            "SELECT tag, COUNT(*) FROM tags GROUP BY tag ORDER BY COUNT(*) DESC, tag")}

@@ -3,10 +3,13 @@
 Layout::
 
     <collection>/
-        manifest.json            format_version, model_id, model_spec, dims and factory per modality, created_at
+        manifest.json            format_version, model_id, model_spec, dims and factory per modality, created_at,
+                                 memory / latency budget and, per "auto" modality, the index choice and its reason
         catalog.sqlite           files and items (index/catalog.py), WAL mode
         <modality>.<gen>.faiss   the vector index of each modality (index/vectors.py); the catalog names the
                                  committed one (table vector_files), <gen> counts commits that changed it
+        <modality>.<gen>.vecs    a refined index's exact vectors (index/exact.py), written before its .faiss and
+                                 published with it by the same catalog commit (the .faiss header holds its CRC)
         lock                     fcntl.flock'ed by the one writer; holds its pid
 
 Concurrency: one writer at a time (an exclusive flock; a second writer waits up to ``wait_s`` and then gets
@@ -58,7 +61,10 @@ from xsearch.errors import CollectionError, CollectionLockedError
 
 from . import vectors as _vectors
 from .atomic import atomic_write, collection_os_error, dir_writable, fsync_dir, open_regular
+from .budget import choose_index
 from .catalog import Catalog
+from .exact import SUFFIX as _EXACT_SUFFIX
+from .exact import sidecar_path
 from .vectors import VectorIndex, choose_factory, gpu_available
 
 FORMAT_VERSION = 1
@@ -256,6 +262,7 @@ class Collection:
         self._loaded_files: dict[str, str | None] = {}  # modality -> vector file its loaded index came from
         self._dirty: set[str] = set()
         self._replaced: dict[str, str] = {}  # modality -> why a writer started its index afresh
+        self._pending_choices: dict[str, dict] = {}  # index choices to mirror into the manifest
         self.repair_report: RepairReport | None = None
 
     # -- opening -----------------------------------------------------------------------------------------
@@ -267,11 +274,12 @@ class Collection:
     @classmethod
     def create(cls, path: str | os.PathLike, *, model_id: str, model_spec: str, dims: dict[str, int],
                factory: str | dict[str, str] = AUTO, memory_budget_bytes: int | None = None,
-               wait_s: float = 0.0) -> Collection:
+               latency_budget_ms: float | None = None, wait_s: float = 0.0) -> Collection:
         """Create a collection and return it open for writing.
 
-        ``factory``: "auto" (choose_factory by size, switched by maybe_reindex) or a FAISS factory string, for
-        every modality or as {modality: factory}. ``memory_budget_bytes`` caps each auto-chosen index.
+        ``factory``: "auto" (index/budget.py's choose_index by size and budgets, switched by maybe_reindex) or a
+        FAISS factory string, for every modality or as {modality: factory}. ``memory_budget_bytes`` caps the
+        resident memory of each auto-chosen index, ``latency_budget_ms`` its expected single-query p50.
         """
         root = Path(path)
         if cls.exists(root):
@@ -309,6 +317,8 @@ class Collection:
                 "memory_budget_bytes": memory_budget_bytes,
                 "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             }
+            if latency_budget_ms is not None:
+                manifest["latency_budget_ms"] = float(latency_budget_ms)
             _write_json_atomic(root / MANIFEST, manifest)
         except BaseException:
             lock.release()
@@ -345,12 +355,14 @@ class Collection:
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, *, model_id: str, model_spec: str, dims: dict[str, int],
                        factory: str | dict[str, str] = AUTO, memory_budget_bytes: int | None = None,
-                       wait_s: float = 0.0) -> Collection:
-        """Open for writing (checking the model) when it exists, else create it."""
+                       latency_budget_ms: float | None = None, wait_s: float = 0.0) -> Collection:
+        """Open for writing (checking the model) when it exists, else create it. Budgets given for an existing
+        collection replace its budgets (see :meth:`set_budgets`)."""
         if not cls.exists(path):
             try:
                 return cls.create(path, model_id=model_id, model_spec=model_spec, dims=dims, factory=factory,
-                                  memory_budget_bytes=memory_budget_bytes, wait_s=wait_s)
+                                  memory_budget_bytes=memory_budget_bytes, latency_budget_ms=latency_budget_ms,
+                                  wait_s=wait_s)
             except CollectionError:
                 if not cls.exists(path):  # someone else created it in between: open theirs below
                     raise
@@ -364,6 +376,8 @@ class Collection:
                         f"collection {self.path} stores {modality} vectors of {have} dimensions, not {dim}",
                         code="collection.dim_mismatch", collection=str(self.path), modality=modality,
                         have=have, want=int(dim))
+            if memory_budget_bytes is not None or latency_budget_ms is not None:
+                self.set_budgets(memory_budget_bytes=memory_budget_bytes, latency_budget_ms=latency_budget_ms)
         except BaseException:
             self.close()
             raise
@@ -401,14 +415,15 @@ class Collection:
     def _has_files(cls, root: Path) -> bool:
         """Whether ``root`` holds any collection file besides the lock (e.g. one whose manifest was lost)."""
         names = (MANIFEST, CATALOG, CATALOG + "-wal", CATALOG + "-shm")
-        return any(os.path.lexists(root / n) for n in names) or any(root.glob("*.faiss"))
+        return any(os.path.lexists(root / n) for n in names) or any(root.glob("*.faiss")) or \
+            any(root.glob("*" + _EXACT_SUFFIX))
 
     @classmethod
     def _remove_files(cls, root: Path) -> None:
         """Delete the catalog, vector files and temp files (links are removed, never followed)."""
         for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm"):
             cls._unlink(root, root / name)
-        for stale in [*root.glob("*.faiss"), *root.glob(".*.tmp")]:
+        for stale in [*root.glob("*.faiss"), *root.glob("*" + _EXACT_SUFFIX), *root.glob(".*.tmp")]:
             cls._unlink(root, stale)
 
     @staticmethod
@@ -632,9 +647,11 @@ class Collection:
         self._require_writer()
         current = self.catalog.vector_files()
         written: dict[str, str] = {}
+        attempted: list[str] = []
         try:
             for modality in sorted(self._dirty):
                 name = _next_vector_file(modality, current.get(modality))
+                attempted.append(name)
                 try:
                     self._indexes[modality].save(self.path / name, modality=modality)
                 except OSError as exc:
@@ -643,9 +660,10 @@ class Collection:
                 self.catalog.set_vector_file(modality, name)
             self.catalog.commit()
         except BaseException:
-            for name in written.values():
+            for name in attempted:
                 with contextlib.suppress(OSError):
                     (self.path / name).unlink(missing_ok=True)
+                    sidecar_path(self.path / name).unlink(missing_ok=True)
             raise
         self._loaded_files.update(written)
         self._dirty.clear()
@@ -655,6 +673,8 @@ class Collection:
             if old and old != name:
                 with contextlib.suppress(OSError):  # committed already; the next writer removes it if it stays
                     (self.path / old).unlink(missing_ok=True)
+                    sidecar_path(self.path / old).unlink(missing_ok=True)
+        self._record_choices()
 
     def rollback(self) -> None:
         """Discard every change since the last commit (catalog and vectors)."""
@@ -665,26 +685,66 @@ class Collection:
         self._dirty.clear()
 
     def maybe_reindex(self) -> dict[str, tuple[str, str]]:
-        """For "auto" modalities, switch index type when the size crossed a choose_factory threshold.
+        """For "auto" modalities, switch index type when the size or the budgets call for another choice.
 
-        Returns {modality: (old factory, new factory)} for each switch; the switch is saved by the next
-        commit(). Hysteresis: back to Flat only below FLAT_MAX_VECTORS / 2, and an IVF is retrained for a new
-        list count only when the ideal count moved by 4x or more.
+        index/budget.py's choose_index weighs size, dimension, memory and latency budget; its choice (factory,
+        reason, expected recall, bytes per vector) is saved with the index and in the manifest. Returns
+        {modality: (old factory, new factory)} for each switch; the switch is saved by the next commit().
+        Hysteresis: back to Flat only below FLAT_MAX_VECTORS / 2, and an IVF is retrained for a new list count
+        only when the ideal count moved by 4x or more.
         """
         self._require_writer()
         switched = {}
         budget = self._manifest.get("memory_budget_bytes")
+        latency = self._manifest.get("latency_budget_ms")
         for modality in self.modalities:
             if self._policy(modality) != AUTO:
                 continue
             index = self.index(modality)
-            target = choose_factory(index.ntotal, index.dim, budget)
-            if _should_switch(index.factory, target, index.ntotal):
+            choice = choose_index(index.ntotal, index.dim, budget, latency)
+            if _should_switch(index.factory, choice.factory, index.ntotal):
                 old = index.factory
-                index.rebuild(target)
+                index.rebuild(choice.factory)
+                index.set_search_defaults(choice.search)
+                index.set_choice(choice.to_dict())
                 self._dirty.add(modality)
-                switched[modality] = (old, target)
+                switched[modality] = (old, choice.factory)
+            elif index.choice is None or _choice_key(index.choice) != _choice_key(choice.to_dict()):
+                if index.factory == choice.factory:
+                    index.set_choice(choice.to_dict())  # saved with the next change of this index
+                    self._pending_choices[modality] = choice.to_dict()
+        if self._pending_choices and not self._dirty:
+            self._record_choices()
         return switched
+
+    def set_budgets(self, *, memory_budget_bytes: int | None = None, latency_budget_ms: float | None = None) -> None:
+        """Replace the budgets the "auto" modalities are chosen under (None leaves one as it is); the next
+        :meth:`maybe_reindex` re-chooses. Written to the manifest at once (atomically)."""
+        self._require_writer()
+        manifest = dict(self._manifest)
+        if memory_budget_bytes is not None:
+            manifest["memory_budget_bytes"] = int(memory_budget_bytes)
+        if latency_budget_ms is not None:
+            manifest["latency_budget_ms"] = float(latency_budget_ms)
+        if manifest != self._manifest:
+            _write_json_atomic(self.path / MANIFEST, manifest)
+            self._manifest = manifest
+
+    def _record_choices(self) -> None:
+        """Mirror the committed indexes' choices into the manifest (after a commit; best effort: the choice
+        saved with each index is the one that counts, and maybe_reindex re-records a stale mirror)."""
+        choices = dict(self._manifest.get("index_choice") or {})
+        for modality in self.modalities:
+            index = self._indexes.get(modality)
+            if index is not None and index.choice is not None and modality not in self._dirty:
+                choices[modality] = index.choice
+        choices.update({m: c for m, c in self._pending_choices.items() if m not in self._dirty})
+        self._pending_choices = {m: c for m, c in self._pending_choices.items() if m in self._dirty}
+        if choices != (self._manifest.get("index_choice") or {}):
+            manifest = dict(self._manifest, index_choice=choices)
+            with contextlib.suppress(CollectionError):
+                _write_json_atomic(self.path / MANIFEST, manifest)
+                self._manifest = manifest
 
     def verify_and_repair(self) -> RepairReport:
         """Make catalog and vectors agree (run automatically when a writer opens); commits any repair.
@@ -698,7 +758,9 @@ class Collection:
         self._require_writer()
         report = RepairReport()
         referenced = set(self.catalog.vector_files().values())
-        for stale in sorted([*self.path.glob(".*.tmp"), *self.path.glob("*.faiss")]):
+        referenced |= {sidecar_path(name).name for name in referenced}
+        for stale in sorted([*self.path.glob(".*.tmp"), *self.path.glob("*.faiss"),
+                             *self.path.glob("*" + _EXACT_SUFFIX)]):
             if stale.name not in referenced:
                 self._unlink(self.path, stale)
                 report.stale_files_removed.append(stale.name)
@@ -738,6 +800,20 @@ class Collection:
         """The stored vectors of item ids (e.g. to use an indexed file as a query without re-embedding)."""
         return self.index(modality).reconstruct(ids)
 
+    def _choice_of(self, modality: str, info: dict) -> dict | None:
+        """Why ``modality``'s index is what it is: the choice saved with it, else the manifest's record of it
+        (when it names the same type), else the explicit factory."""
+        policy = self._policy(modality)
+        if policy != AUTO:
+            return {"factory": policy, "reason": f"index type {policy} set explicitly when the collection was created"}
+        mirrored = (self._manifest.get("index_choice") or {}).get(modality)
+        if self.writable and modality in self._pending_choices:
+            return self._pending_choices[modality]
+        if mirrored and mirrored.get("factory") == info["factory"]:
+            return mirrored  # the newest record (a budget change that kept the type re-records it here only)
+        choice = info.get("choice")
+        return choice
+
     def stats(self) -> dict:
         """Files / items / vectors per modality, index type, memory, GPU use, model."""
         counts = self.catalog.counts()
@@ -755,6 +831,8 @@ class Collection:
                 "trained": info["trained"],
                 "search_defaults": info["search_defaults"],
                 "memory_bytes": info["memory_bytes"],
+                "disk_bytes": info["disk_bytes"],
+                "choice": self._choice_of(modality, info),
                 "gpu": info["gpu"],
                 "gpu_note": info["gpu_note"],
                 **({"staging": info["staging"]} if "staging" in info else {}),
@@ -763,11 +841,17 @@ class Collection:
             "path": str(self.path),
             "model_id": self.model_id,
             "model_spec": self.model_spec,
+            "memory_budget_bytes": self._manifest.get("memory_budget_bytes"),
+            "latency_budget_ms": self._manifest.get("latency_budget_ms"),
             "format_version": int(self._manifest["format_version"]),
             "created_at": self._manifest.get("created_at"),
             "gpu_available": gpu_available(),
             "modalities": per_modality,
         }
+
+
+def _choice_key(choice: dict) -> tuple:
+    return (choice.get("factory"), choice.get("memory_budget_bytes"), choice.get("latency_budget_ms"))
 
 
 def _should_switch(current: str, target: str, n: int) -> bool:

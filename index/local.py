@@ -120,6 +120,14 @@ class _LocalReads:
             row = self._collection().catalog.items([int(item_id)]).get(int(item_id))
         return None if row is None else _hit(row, 0.0)
 
+    def tags_of(self, file_id: int) -> list[tuple[str, float]]:
+        with self._lock:
+            return self._collection().catalog.tags_of(file_id)
+
+    def tag_counts(self) -> dict[str, int]:
+        with self._lock:
+            return self._collection().catalog.tag_counts()
+
     def file_sizes(self) -> set[int]:
         with self._lock:
             return self._collection().catalog.file_sizes()
@@ -244,10 +252,14 @@ class LocalWriter(_LocalReads, StoreWriter):
         self.repair_report = col.repair_report
 
     def upsert_file(self, path: str, *, modality: str, size: int, mtime_ns: int, hash: str | None,
-                    width: int | None = None, height: int | None = None, duration: float | None = None) -> int:
+                    width: int | None = None, height: int | None = None, duration: float | None = None,
+                    fps: float | None = None, has_audio: bool | None = None) -> int:
         return self._col.catalog.upsert_file(path, modality=modality, size=size, mtime_ns=mtime_ns,
                                              model_id=self._col.model_id, hash=hash, width=width, height=height,
-                                             duration=duration)
+                                             duration=duration, fps=fps, has_audio=has_audio)
+
+    def set_tags(self, file_id: int, tags: Sequence[tuple[str, float]]) -> None:
+        self._col.catalog.set_tags(file_id, tags)
 
     def replace_items(self, file_id: int, tracks: Mapping[str, TrackData]) -> None:
         self._col.clear_files([file_id])
@@ -272,6 +284,9 @@ class LocalWriter(_LocalReads, StoreWriter):
     def maybe_reindex(self) -> dict:
         return self._col.maybe_reindex()
 
+    def set_budgets(self, *, memory_budget_bytes: int | None = None, latency_budget_ms: float | None = None) -> None:
+        self._col.set_budgets(memory_budget_bytes=memory_budget_bytes, latency_budget_ms=latency_budget_ms)
+
     def close(self) -> None:
         self._col.close()
 
@@ -290,6 +305,19 @@ class LocalBackend(Backend):
     def open(self, uri: str) -> LocalStore:
         if not Collection.exists(uri):
             raise CollectionError(f"no collection at {uri}", code="collection.missing", collection=uri)
+        try:
+            return LocalStore(Path(uri))
+        except CollectionError as e:
+            if e.code != "collection.old_schema":
+                raise
+        # A collection from an older xsearch: upgrade its catalog once (a writer migrates on open), then read.
+        try:
+            Collection.open(uri, writer=True).close()
+        except CollectionError as e:
+            if e.code not in ("collection.locked", "collection.read_only"):
+                raise
+            raise CollectionError(f"collection {uri} has an older catalog format and cannot be upgraded now "
+                                  f"({e.message})", code="collection.old_schema", collection=uri) from None
         return LocalStore(Path(uri))
 
     def open_writer(self, uri: str, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> LocalWriter:
@@ -299,7 +327,8 @@ class LocalBackend(Backend):
             return LocalWriter(Collection.open(uri, writer=True, wait_s=wait_s))
         col = Collection.open_or_create(uri, model_id=create.model_id, model_spec=create.model_spec,
                                         dims=create.dims, factory=create.factory,
-                                        memory_budget_bytes=create.memory_budget_bytes, wait_s=wait_s)
+                                        memory_budget_bytes=create.memory_budget_bytes,
+                                        latency_budget_ms=getattr(create, "latency_budget_ms", None), wait_s=wait_s)
         return LocalWriter(col)
 
     def delete(self, uri: str, *, wait_s: float = 0.0) -> None:

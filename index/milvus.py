@@ -31,8 +31,9 @@ transactions, so a writer buffers its changes in memory and applies them in :met
 1. ``state.pending = G+1`` and one ``journal:<id>`` row per file the commit touches;
 2. upsert the file rows, insert the new item rows with ``gen = G+1`` (new item ids; a renamed or touched file's
    items are re-written with its new metadata);
-3. publish: ``state.gen = G+1`` (one row). Readers filter ``gen <= <published gen>``, so none of the new items
-   is visible before this point and all are after it;
+3. publish: ``state.gen = G+1`` (one row). Readers ignore items above the published generation (a search
+   runs unfiltered and, only when a hit came from an unpublished commit, again with ``gen <= G``), so none of
+   the new items is visible before this point and all are after it;
 4. delete the replaced items (``gen <= G``) and removed files' rows, clear the journal and ``pending``.
 
 Between 3 and 4 a reader may briefly see a replaced file's old items beside its new ones (grouped by file id,
@@ -91,8 +92,10 @@ VARCHAR_MAX = 65_535
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 _FILE_FIELDS = ["id", "path", "modality", "size", "mtime_ns", "hash", "width", "height", "duration", "model_id",
-                "added_at", "updated_at", "tracks"]
-_HIT_FIELDS = ["file_id", "path", "name", "at", "snippet", "width", "height", "duration", "size"]
+                "added_at", "updated_at", "fps", "has_audio", "tracks", "tag_scores"]
+MAX_TAGS = 256  # tags copied onto an item row (a file's best ones); a file row keeps them all
+TAG_CHARS = 256
+_HIT_FIELDS = ["file_id", "gen", "path", "name", "at", "snippet", "width", "height", "duration", "size"]
 
 for _name in ("milvus_lite", "pymilvus"):  # one coded line instead of library tracebacks on stderr (see _quiet)
     logging.getLogger(_name).addHandler(logging.NullHandler())
@@ -109,6 +112,8 @@ def _quiet_pymilvus() -> None:
 
 def _pymilvus():
     """The pymilvus module, or one coded error naming the extra to install."""
+    # gRPC's C core logs each fork (decode workers) while milvus-lite's server threads run: keep it to errors
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         import pymilvus
     except ImportError:
@@ -353,6 +358,8 @@ def compile_filters(filters: Filters | None, *, exclude_paths: Sequence[str] = (
         glob_field = "path" if "/" in pattern else "name"
         like, glob_regex = glob_to_like(pattern)
         terms.append(f"{glob_field} like {quote(like)}" if like else "id < 0")
+    if "tag" in active:
+        terms.append(f"array_contains(tags, {quote(str(active['tag']))})")
     if "min_duration" in active:
         terms.append(f"duration >= {max(0.0, float(active['min_duration']))!r}")
     if "max_duration" in active:
@@ -382,6 +389,8 @@ def _passes(filters: Filters | None, meta: Mapping) -> bool:
         value = meta["path"] if "/" in pattern else meta["name"]
         if regex is None or regex.fullmatch(value) is None:
             return False
+    if "tag" in active and str(active["tag"]) not in meta.get("tags", ()):
+        return False
     duration = meta.get("duration", -1.0)
     if "min_duration" in active and not duration >= float(active["min_duration"]):
         return False
@@ -430,7 +439,7 @@ def _lite_lock_busy(path: str) -> bool:
 def _lite_in_use(target: Target) -> CollectionLockedError:
     return CollectionLockedError(
         f"milvus-lite database {target.path} is open in another process (milvus-lite serves a .db to one process "
-        "at a time)", collection=target.uri, path=target.path)
+        "at a time)", code="collection.in_use", collection=target.uri, path=target.path)
 
 
 class _Conn:
@@ -646,7 +655,9 @@ class _Db:
                         ("duration", DataType.DOUBLE, {}),
                         ("model_id", varchar, {"max_length": 2048}),
                         ("added_at", DataType.DOUBLE, {}), ("updated_at", DataType.DOUBLE, {}),
+                        ("fps", DataType.DOUBLE, {}), ("has_audio", DataType.INT64, {}),
                         ("tracks", varchar, {"max_length": 1024}),
+                        ("tag_scores", varchar, {"max_length": VARCHAR_MAX}),
                         ("v", DataType.FLOAT_VECTOR, {"dim": 2})])
         self._create(self.t.coll("files"), files, "v", IndexChoice("Flat", "FLAT", {}, {}))
         for track, (dim, choice) in tracks.items():
@@ -658,6 +669,8 @@ class _Db:
                             ("size", DataType.INT64, {}), ("mtime_ns", DataType.INT64, {}),
                             ("width", DataType.INT64, {}), ("height", DataType.INT64, {}),
                             ("duration", DataType.DOUBLE, {}),
+                            ("tags", DataType.ARRAY, {"element_type": varchar, "max_capacity": MAX_TAGS,
+                                                      "max_length": TAG_CHARS}),
                             ("vector", DataType.FLOAT_VECTOR, {"dim": int(dim)})])
             self._create(self.t.coll(track), items, "vector", choice)
         self._create(self.t.coll("meta"), meta, "v", IndexChoice("Flat", "FLAT", {}, {}))  # last: it says "exists"
@@ -698,27 +711,52 @@ def _none_if_negative(v):
 
 
 def _file_row(r: Mapping) -> FileRow:
-    return FileRow(int(r["id"]), r["path"], r["modality"], int(r["size"]), int(r["mtime_ns"]), r["hash"] or None,
-                   _none_if_negative(int(r["width"])), _none_if_negative(int(r["height"])),
-                   _none_if_negative(float(r["duration"])), r["model_id"], float(r["added_at"]),
-                   float(r["updated_at"]))
+    has_audio = int(r.get("has_audio", -1))
+    return FileRow(id=int(r["id"]), path=r["path"], modality=r["modality"], size=int(r["size"]),
+                   mtime_ns=int(r["mtime_ns"]), hash=r["hash"] or None, width=_none_if_negative(int(r["width"])),
+                   height=_none_if_negative(int(r["height"])), duration=_none_if_negative(float(r["duration"])),
+                   model_id=r["model_id"], added_at=float(r["added_at"]), updated_at=float(r["updated_at"]),
+                   **_optional_fields(fps=_none_if_negative(float(r.get("fps", -1.0))),
+                                      has_audio=None if has_audio < 0 else has_audio))
 
 
-def _file_dict(row: FileRow, tracks: Mapping[str, int]) -> dict:
+def _optional_fields(**values) -> dict:
+    """The FileRow fields this version of the catalog has (fps, has_audio arrived with video)."""
+    known = getattr(FileRow, "__dataclass_fields__", {})
+    return {k: v for k, v in values.items() if k in known}
+
+
+def _tags_json(tags: Sequence[tuple[str, float]]) -> str:
+    text = json.dumps([[t, float(sc)] for t, sc in tags], separators=(",", ":"))
+    while len(text.encode("utf-8")) > VARCHAR_MAX and tags:  # keep the best ones that fit
+        tags = tags[:len(tags) * 3 // 4]
+        text = json.dumps([[t, float(sc)] for t, sc in tags], separators=(",", ":"))
+    return text
+
+
+def _sorted_tags(tags: Iterable) -> list[tuple[str, float]]:
+    return sorted(((str(t), float(sc)) for t, sc in tags), key=lambda ts: (-ts[1], ts[0]))
+
+
+def _file_dict(row: FileRow, tracks: Mapping[str, int], tags: Sequence[tuple[str, float]] = ()) -> dict:
+    fps, has_audio = getattr(row, "fps", None), getattr(row, "has_audio", None)
     return {"id": row.id, "path": row.path, "modality": row.modality, "size": int(row.size),
             "mtime_ns": int(row.mtime_ns), "hash": row.hash or "", "width": -1 if row.width is None else int(row.width),
             "height": -1 if row.height is None else int(row.height),
             "duration": -1.0 if row.duration is None else float(row.duration), "model_id": row.model_id,
             "added_at": float(row.added_at), "updated_at": float(row.updated_at),
-            "tracks": json.dumps(dict(tracks), separators=(",", ":")), "v": [1.0, 0.0]}
+            "fps": -1.0 if fps is None else float(fps), "has_audio": -1 if has_audio is None else int(bool(has_audio)),
+            "tracks": json.dumps(dict(tracks), separators=(",", ":")), "tag_scores": _tags_json(list(tags)),
+            "v": [1.0, 0.0]}
 
 
-def _item_meta(row: FileRow) -> dict:
+def _item_meta(row: FileRow, tags: Sequence[tuple[str, float]] = ()) -> dict:
     """The file metadata copied onto each of its item rows."""
     return {"path": row.path, "name": row.path.rsplit("/", 1)[-1], "size": int(row.size),
             "mtime_ns": int(row.mtime_ns), "width": -1 if row.width is None else int(row.width),
             "height": -1 if row.height is None else int(row.height),
-            "duration": -1.0 if row.duration is None else float(row.duration)}
+            "duration": -1.0 if row.duration is None else float(row.duration),
+            "tags": [t for t, _ in tags if len(t.encode("utf-8")) <= TAG_CHARS][:MAX_TAGS]}
 
 
 def _snippet(text) -> str:
@@ -841,19 +879,41 @@ class _MilvusReads:
     def _search(self, track: str, queries: np.ndarray, k: int, *, filters: Filters | None,
                 exclude_paths: Sequence[str], threshold: float | None, params: dict | None, state: _State,
                 extra: Sequence[str] = ()) -> list[list[Hit]]:
+        """Best files per query. Searched first without a generation filter (a filter costs on every search);
+        when a hit comes from a commit still in progress (``gen`` above the published one), searched again with
+        ``gen <= published``."""
         n_items = int(state.counts.get(track, {}).get("items", 0))
         if track not in self.dims or n_items == 0 or k <= 0:
             return [[] for _ in range(len(queries))]
-        compiled = compile_filters(filters, exclude_paths=exclude_paths, gen=state.gen, extra=extra)
+        data = [q for q in np.asarray(queries, dtype=np.float32)]
+        unfiltered = compile_filters(filters, exclude_paths=exclude_paths, extra=extra)
+        results = self._search_with(track, data, k, unfiltered, threshold, params, n_items, newest=state.gen)
+        if results is None:
+            results = self._search_with(track, data, k, compile_filters(filters, exclude_paths=exclude_paths,
+                                                                         gen=state.gen, extra=extra),
+                                        threshold, params, n_items, newest=None)
+        for hits in results:
+            for rank, h in enumerate(hits, 1):
+                h.rank = rank
+        return results
+
+    def _search_with(self, track: str, data: list, k: int, compiled: Compiled, threshold: float | None,
+                     params: dict | None, n_items: int, newest: int | None) -> list[list[Hit]] | None:
+        """None when ``newest`` is given and a hit is newer than it."""
         choice = self._index(track)
         coll = self._coll(track)
-        data = [q for q in np.asarray(queries, dtype=np.float32)]
         results: list[list[Hit] | None] = [None] * len(data)
         limit = min(int(k), MAX_TOPK)
+
+        def newer(raw) -> bool:
+            return newest is not None and any(int(_entity(h)[2]["gen"]) > newest for hits in raw for h in hits)
+
         # 1. Milvus groups by file: one call for every query
         raw = self._db.call("search", self._db.c.search, coll, data=data, limit=limit, filter=compiled.expr,
                             output_fields=_HIT_FIELDS, search_params=_search_params(choice, params, limit),
                             anns_field="vector", group_by_field="file_id")
+        if newer(raw):
+            return None
         grouped_complete = not self._db.t.lite or n_items <= LITE_GROUP_OVERFETCH * limit
         todo = []
         for qi, hits in enumerate(raw):
@@ -868,6 +928,8 @@ class _MilvusReads:
             raw = self._db.call("search", self._db.c.search, coll, data=[data[i] for i in todo], limit=fetch,
                                 filter=compiled.expr, output_fields=_HIT_FIELDS,
                                 search_params=_search_params(choice, params, fetch), anns_field="vector")
+            if newer(raw):
+                return None
             again = []
             for qi, hits in zip(todo, raw):
                 best, done, _ = _best_files(track, hits, k, compiled, threshold)
@@ -877,9 +939,6 @@ class _MilvusReads:
                     again.append(qi)
             todo = again
             fetch = min(n_items, MAX_TOPK, fetch * 4)
-        for hits in results:
-            for rank, h in enumerate(hits, 1):
-                h.rank = rank
         return results  # type: ignore[return-value]
 
     def stats(self) -> dict:
@@ -990,6 +1049,19 @@ class MilvusStore(_MilvusReads, Store):
     def item(self, item_id: int) -> Hit | None:
         found = self._committed_item(item_id, self._state().gen)
         return None if found is None else found[0]
+
+    def tags_of(self, file_id: int) -> list[tuple[str, float]]:
+        rows = self._db.call("read", self._db.c.query, self._coll("files"), filter=f"id == {int(file_id)}",
+                             output_fields=["tag_scores"], limit=1)
+        return _sorted_tags(json.loads(rows[0]["tag_scores"] or "[]")) if rows else []
+
+    def tag_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for page in self._db.scan(self._coll("files"), 'tag_scores != "[]"', ["tag_scores"]):
+            for r in page:
+                for tag in {t for t, _ in json.loads(r["tag_scores"] or "[]")}:
+                    counts[tag] = counts.get(tag, 0) + 1
+        return dict(sorted(counts.items(), key=lambda tn: (-tn[1], tn[0])))
 
     def file_sizes(self) -> set[int]:
         return {int(r["size"]) for page in self._db.scan(self._coll("files"), "", ["size"]) for r in page}
@@ -1194,12 +1266,16 @@ class MilvusWriter(_MilvusReads, StoreWriter):
     def _load_files(self) -> None:
         self._files: dict[int, FileRow] = {}
         self._tracks: dict[int, dict[str, int]] = {}
+        self._tags: dict[int, list[tuple[str, float]]] = {}
         self._by_path: dict[str, int] = {}
         for page in self._db.scan(self._coll("files"), "", _FILE_FIELDS):
             for r in page:
                 row = _file_row(r)
                 self._files[row.id] = row
                 self._tracks[row.id] = {t: int(n) for t, n in json.loads(r["tracks"] or "{}").items()}
+                tags = json.loads(r.get("tag_scores") or "[]")
+                if tags:
+                    self._tags[row.id] = _sorted_tags(tags)
                 self._by_path[row.path] = row.id
         self._next_file_id = max(int(self._raw_state.get("next_file_id", 1)), max(self._files, default=0) + 1)
         self._next_item_id = int(self._raw_state.get("next_item_id", 1))
@@ -1220,7 +1296,8 @@ class MilvusWriter(_MilvusReads, StoreWriter):
 
     def _remember(self, file_id: int) -> None:
         if file_id not in self._undo:
-            self._undo[file_id] = (self._files.get(file_id), dict(self._tracks.get(file_id, {})))
+            self._undo[file_id] = (self._files.get(file_id), dict(self._tracks.get(file_id, {})),
+                                   list(self._tags.get(file_id, [])))
 
     def _require_open(self) -> None:
         if self._closed:
@@ -1319,7 +1396,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
                 row = self._files.get(fid)
                 if modality not in tracks or row is None or row.path in excluded:
                     continue
-                meta = _item_meta(row)
+                meta = _item_meta(row, self._tags.get(fid, ()))
                 if not _passes(filters, meta):
                     continue
                 offsets, vecs, snippets = tracks[modality]
@@ -1347,9 +1424,12 @@ class MilvusWriter(_MilvusReads, StoreWriter):
             self._counts.setdefault(track, {"files": 0, "items": 0})["items"] += sign * int(n)
 
     def upsert_file(self, path: str, *, modality: str, size: int, mtime_ns: int, hash: str | None,
-                    width: int | None = None, height: int | None = None, duration: float | None = None) -> int:
+                    width: int | None = None, height: int | None = None, duration: float | None = None,
+                    fps: float | None = None, has_audio: bool | None = None) -> int:
         self._require_open()
         path = str(path)
+        extra = _optional_fields(fps=None if fps is None else float(fps),
+                                 has_audio=None if has_audio is None else int(bool(has_audio)))
         now = time.time()
         fid = self._by_path.get(path)
         if fid is None:
@@ -1357,7 +1437,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
             self._next_file_id += 1
             self._remember(fid)
             self._files[fid] = FileRow(fid, path, modality, int(size), int(mtime_ns), hash, width, height, duration,
-                                       self.model_id, now, now)
+                                       self.model_id, now, now, **extra)
             self._tracks[fid] = {}
             self._by_path[path] = fid
             self._account(fid, +1)
@@ -1366,7 +1446,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
         self._account(fid, -1)
         old = self._files[fid]
         self._files[fid] = FileRow(fid, path, modality, int(size), int(mtime_ns), hash, width, height, duration,
-                                   self.model_id, old.added_at, now)
+                                   self.model_id, old.added_at, now, **extra)
         self._account(fid, +1)
         self._meta_dirty.add(fid)
         return fid
@@ -1394,6 +1474,31 @@ class MilvusWriter(_MilvusReads, StoreWriter):
         self._tracks[fid] = {t: len(d[0]) for t, d in clean.items() if len(d[0])}
         self._account(fid, +1)
         self._new_items[fid] = clean
+
+    def set_tags(self, file_id: int, tags: Sequence[tuple[str, float]]) -> None:
+        self._require_open()
+        fid = int(file_id)
+        if fid not in self._files:
+            raise KeyError(f"no file with id {file_id}")
+        self._remember(fid)
+        best: dict[str, float] = {}
+        for tag, score in tags:
+            best[str(tag)] = max(float(score), best.get(str(tag), float("-inf")))
+        if best:
+            self._tags[fid] = _sorted_tags(best.items())
+        else:
+            self._tags.pop(fid, None)
+        self._meta_dirty.add(fid)  # item rows carry the tags (the tag filter)
+
+    def tags_of(self, file_id: int) -> list[tuple[str, float]]:
+        return list(self._tags.get(int(file_id), []))
+
+    def tag_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for tags in self._tags.values():
+            for tag in {t for t, _ in tags}:
+                counts[tag] = counts.get(tag, 0) + 1
+        return dict(sorted(counts.items(), key=lambda tn: (-tn[1], tn[0])))
 
     def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
         self._require_open()
@@ -1429,19 +1534,23 @@ class MilvusWriter(_MilvusReads, StoreWriter):
             row = self._files.pop(fid)
             self._by_path.pop(row.path, None)
             self._tracks.pop(fid, None)
+            self._tags.pop(fid, None)
             self._new_items.pop(fid, None)
             self._meta_dirty.discard(fid)
 
     def rollback(self) -> None:
-        for fid, (row, tracks) in self._undo.items():
+        for fid, (row, tracks, tags) in self._undo.items():
             current = self._files.pop(fid, None)
             if current is not None:
                 self._by_path.pop(current.path, None)
             self._tracks.pop(fid, None)
+            self._tags.pop(fid, None)
             if row is not None:
                 self._files[fid] = row
                 self._by_path[row.path] = fid
                 self._tracks[fid] = tracks
+                if tags:
+                    self._tags[fid] = tags
         self._counts = self._counts_from_table()
         self._begin()
 
@@ -1469,7 +1578,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
             if row is None:
                 continue
             data = self._new_items.get(fid) if fid in self._new_items else carried.get(fid, {})
-            meta = _item_meta(row)
+            meta = _item_meta(row, self._tags.get(fid, ()))
             for track, (offsets, vecs, snippets) in data.items():
                 for j, offset in enumerate(offsets):
                     per_track.setdefault(track, []).append(
@@ -1481,7 +1590,8 @@ class MilvusWriter(_MilvusReads, StoreWriter):
         db.meta_put("state", state)
         db.meta_put_many({f"journal:{fid}": {"removed": fid in removed} for fid in dirty})
         # 2. file rows, new item rows (invisible: gen > published)
-        file_rows = [_file_dict(self._files[fid], self._tracks.get(fid, {})) for fid in dirty if fid in self._files]
+        file_rows = [_file_dict(self._files[fid], self._tracks.get(fid, {}), self._tags.get(fid, ()))
+                     for fid in dirty if fid in self._files]
         for start in range(0, len(file_rows), 2000):
             db.call("write", db.c.upsert, self._coll("files"), file_rows[start:start + 2000])
         for track, rows in per_track.items():
@@ -1536,6 +1646,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
                 if row is not None:
                     self._by_path.pop(row.path, None)
                 self._tracks.pop(fid, None)
+                self._tags.pop(fid, None)
             for track in self.dims:  # anything else the unpublished commit wrote
                 db.call("write", db.c.delete, self._coll(track), filter=f"gen > {gen}")
             new_gen = gen + 1

@@ -36,13 +36,14 @@ FileRecord = FileRow  # one indexed file (id, path, modality, size, mtime_ns, ha
 @dataclass(frozen=True)
 class StoreSpec:
     """What a new collection is created with: the model (its id and spec), one dimension per modality, and the
-    index type per modality (a FAISS factory string or "auto")."""
+    index type per modality (a FAISS factory string or "auto", chosen under the memory / latency budget)."""
 
     model_id: str
     model_spec: str
     dims: dict[str, int]
     factory: str | dict[str, str] = "auto"
     memory_budget_bytes: int | None = None
+    latency_budget_ms: float | None = None
 
 
 class StoreReader(abc.ABC):
@@ -105,6 +106,14 @@ class StoreReader(abc.ABC):
     @abc.abstractmethod
     def counts(self) -> dict[str, dict[str, int]]:
         """Per modality: {"files": n, "items": n}."""
+
+    @abc.abstractmethod
+    def tags_of(self, file_id: int) -> list[tuple[str, float]]:
+        """A file's tags, best first."""
+
+    @abc.abstractmethod
+    def tag_counts(self) -> dict[str, int]:
+        """Files per tag."""
 
     def file_count(self, modality: str) -> int:
         """How many files of ``modality`` the collection holds."""
@@ -193,13 +202,18 @@ class StoreWriter(StoreReader):
 
     @abc.abstractmethod
     def upsert_file(self, path: str, *, modality: str, size: int, mtime_ns: int, hash: str | None,
-                    width: int | None = None, height: int | None = None, duration: float | None = None) -> int:
-        """Insert or update a file row (items untouched); returns its id."""
+                    width: int | None = None, height: int | None = None, duration: float | None = None,
+                    fps: float | None = None, has_audio: bool | None = None) -> int:
+        """Insert or update a file row (items and tags untouched); returns its id."""
 
     @abc.abstractmethod
     def replace_items(self, file_id: int, tracks: Mapping[str, TrackData]) -> None:
         """Make these the file's items: ``{track: (offsets, vectors [n, dim], snippets or None)}``, one entry per
         track (a modality's index: image / audio / text; a video file has two). Its previous items all go."""
+
+    @abc.abstractmethod
+    def set_tags(self, file_id: int, tags: Sequence[tuple[str, float]]) -> None:
+        """Make these the file's zero-shot tags (``[(tag, score)]``)."""
 
     @abc.abstractmethod
     def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
@@ -222,6 +236,13 @@ class StoreWriter(StoreReader):
     def maybe_reindex(self) -> dict:
         """Re-choose index types after growth (saved by the next commit); {modality: (old, new)}."""
         return {}
+
+    def set_budgets(self, *, memory_budget_bytes: int | None = None, latency_budget_ms: float | None = None) -> None:
+        """Replace the memory / latency budget "auto" index types are chosen under (maybe_reindex re-chooses)."""
+        from xsearch.errors import UsageError
+
+        raise UsageError(f"collection {self.uri} chooses its own index types; it takes no memory or latency budget",
+                         code="store.unsupported_budget", collection=self.uri)
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -369,6 +390,7 @@ def copy_store(source: str | None, destination: str | None, *, replace: bool = F
                                       code="copy.destination_not_empty", collection=dst_uri, files=held)
             delete_store(dst_uri, wait_s=wait_s)
         files = src.files()
+        has_tags = bool(src.tag_counts())
         if on_plan:
             on_plan(len(files))
         items: dict[str, int] = {}
@@ -378,8 +400,13 @@ def copy_store(source: str | None, destination: str | None, *, replace: bool = F
                 chunk = files[start:start + max(1, int(files_per_batch))]
                 data = src.file_items([f.id for f in chunk])
                 for f in chunk:
+                    video = {k: getattr(f, k) for k in ("fps", "has_audio") if getattr(f, k, None) is not None}
                     new_id = writer.upsert_file(f.path, modality=f.modality, size=f.size, mtime_ns=f.mtime_ns,
-                                                hash=f.hash, width=f.width, height=f.height, duration=f.duration)
+                                                hash=f.hash, width=f.width, height=f.height, duration=f.duration,
+                                                **video)
+                    tags = src.tags_of(f.id) if has_tags else []
+                    if tags:
+                        writer.set_tags(new_id, tags)
                     tracks = data.get(f.id)
                     if tracks:
                         writer.replace_items(new_id, tracks)

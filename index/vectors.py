@@ -45,6 +45,7 @@ import numpy as np
 from xsearch.errors import CollectionError, UsageError
 
 from .atomic import atomic_write, collection_os_error, open_regular
+from .exact import ExactStore, sidecar_path
 
 #: Below this many vectors an exact Flat index is fast enough and needs no training.
 FLAT_MAX_VECTORS = 50_000
@@ -57,6 +58,13 @@ HNSW_EF_SEARCH = 128
 IVF_NPROBE_DIVISOR = 8
 IVF_NPROBE_MIN = 16
 IVF_NPROBE_MAX = 256
+#: Refined types ("<first stage>,RFlat" / ",Refine(SQfp16)"): the first stage returns k · REFINE_K_FACTOR
+#: candidates, re-scored with the exact vectors (see index/exact.py). At 200k clustered 512-d vectors,
+#: IVF2048,PQ64x4fs re-ranked from 100 candidates reached recall@10 0.94, from 200 0.97.
+REFINE_K_FACTOR = 20
+#: IVF / PQ training uses at most this many points per centroid (FAISS's own cap is 256; k-means time is linear
+#: in it, and recall after re-ranking did not move between 64 and 256 on the clustered benchmark).
+TRAIN_POINTS_PER_CENTROID = 256
 #: HNSW: tombstoned share of stored vectors that triggers a rebuild.
 TOMBSTONE_COMPACT_FRACTION = 0.10
 #: Filtered searches over at most max(EXACT_FILTER_MIN, ntotal * EXACT_FILTER_FRACTION) allowed ids are
@@ -100,52 +108,84 @@ def default_nprobe(nlist: int) -> int:
     return int(min(nlist, max(IVF_NPROBE_MIN, min(IVF_NPROBE_MAX, nlist // IVF_NPROBE_DIVISOR))))
 
 
-def bytes_per_vector(factory: str, dim: int) -> float:
-    """Rough resident bytes per stored vector for the factory strings choose_factory returns."""
-    head = factory.split(",")
+_REFINE_DTYPES = {"RFlat": "float32", "Refine(Flat)": "float32", "Refine(SQfp16)": "float16"}
+
+
+def split_refine(factory: str) -> tuple[str, str | None]:
+    """(first-stage factory, exact-vector type or None): "IVF4096,PQ64x4fs,Refine(SQfp16)" → ("IVF4096,PQ64x4fs",
+    "float16"). FAISS's own IndexRefine keeps positions, not ids, and cannot remove; xsearch re-ranks with its own
+    memory-mapped exact store instead (index/exact.py), under FAISS's spelling of the refine stage."""
+    head, sep, tail = factory.rpartition(",")
+    tail = tail.strip()
+    if sep and (tail in _REFINE_DTYPES):
+        return head.strip(), _REFINE_DTYPES[tail]
+    if sep and (tail.startswith("Refine(") or tail.startswith("RFlat")):
+        raise UsageError(f"refine stage '{tail}' is not supported: use RFlat (exact float32 vectors) or "
+                         "Refine(SQfp16) (float16), e.g. IVF4096,PQ64x4fs,Refine(SQfp16)",
+                         code="usage.bad_index_factory", factory=factory)
+    return factory, None
+
+
+def _code_bytes(code: str, dim: int) -> float | None:
+    """Bytes of one vector's code for an IVF/flat code spec ("Flat", "PQ64x4fs", "SQ8", "RaBitQ4", ...)."""
+    if code == "Flat":
+        return 4.0 * dim
+    if code.startswith("PQ"):
+        spec = code[2:].rstrip("fsr")
+        m, _, bits = spec.partition("x")
+        return int(m) * int(bits or 8) / 8.0
+    if code == "SQfp16" or code == "SQbf16":
+        return 2.0 * dim
+    if code.startswith("SQ"):
+        return dim * int(code[2:] or 8) / 8.0
+    if code.startswith("RaBitQ"):
+        bits = int(code[6:].lstrip("fs") or 1)
+        return dim * bits / 8.0 + (8 if bits == 1 else 20)
+    return None
+
+
+def bytes_per_vector(factory: str, dim: int, n: int | None = None) -> float:
+    """Estimated resident bytes per stored vector of ``factory`` (ids, codes or vectors, graph links; with ``n``
+    also the IVF centroids' share). A refine stage is memory-mapped and adds nothing here: see
+    :func:`disk_bytes_per_vector`."""
+    first, refine = split_refine(factory)
+    head = first.split(",")
     id_cost = 8.0 + 32.0  # the id itself + its hash-map entry (IndexIDMap2 rev_map / IVF direct map)
     if head[0].startswith("HNSW"):
-        m = int(head[0][4:] or 32)
-        return 4.0 * dim + 2 * m * 4 * 1.05 + 16 + id_cost  # level-0 links dominate the graph
+        m = int(head[0][4:].split("_")[0] or 32)
+        code = _code_bytes(head[1], dim) if len(head) > 1 else None
+        return (4.0 * dim if code is None else code) + 2 * m * 4 * 1.05 + 16 + id_cost
     if head[0].startswith("IVF") and len(head) > 1:
-        code = head[1]
-        if code.startswith("PQ"):
-            m, _, bits = code[2:].partition("x")
-            return int(m) * int(bits or 8) / 8.0 + id_cost
-        if code.startswith("SQ"):
-            return dim * int(code[2:] or 8) / 8.0 + id_cost
-        return 4.0 * dim + id_cost
+        if refine is not None:
+            id_cost = 16.0  # the id in its inverted list + our sorted id array; no direct map (index/exact.py)
+        code = _code_bytes(head[-1], dim)
+        extra = 0.0
+        if n:
+            nlist = int(head[0][3:].split("_")[0])
+            extra = nlist * dim * 4.0 / max(n, 1)
+        return (4.0 * dim if code is None else code) + id_cost + extra
     return 4.0 * dim + id_cost
 
 
-def choose_factory(n: int, dim: int, memory_budget_bytes: int | None = None) -> str:
-    """Pick a FAISS factory string for ``n`` vectors of ``dim`` dimensions.
+def disk_bytes_per_vector(factory: str, dim: int, n: int | None = None) -> float:
+    """Estimated bytes per vector on disk: the vector file, plus the exact-vector file of a refined type."""
+    first, refine = split_refine(factory)
+    disk = bytes_per_vector(first, dim, n)
+    if refine is not None:
+        disk += 8 + dim * (2 if refine == "float16" else 4)
+    return disk
 
-    - fewer than FLAT_MAX_VECTORS: "Flat" (exact, no training; the budget is not consulted, since Flat at
-      this size is at most 50k·4·dim bytes and smaller types could not be trained well);
-    - otherwise "HNSW32" (best recall and latency, ~4·dim + 310 bytes per vector) when it fits the budget;
-    - else "IVF{nlist},Flat" (exact codes, ~4·dim + 40 bytes), nlist = the power of two nearest 4·sqrt(n);
-    - else "IVF{nlist},SQ8" (one byte per dimension, nearly lossless);
-    - else "IVF{nlist},PQ{m}" with the largest m (a divisor of dim between dim/64 and dim/4) whose
-      m + 40 bytes per vector fit; if none fits, the most compact of these.
 
-    Without a budget only the first two rules apply. PQ trades recall for memory (recall@10 about 0.5 at
-    m = dim/16 on clustered data): it is only chosen when memory forces it.
+def choose_factory(n: int, dim: int, memory_budget_bytes: int | None = None,
+                   latency_budget_ms: float | None = None) -> str:
+    """The FAISS factory string index/budget.py's ``choose_index`` picks for ``n`` vectors of ``dim`` dimensions:
+    "Flat" below FLAT_MAX_VECTORS; without a budget "HNSW32"; with a memory and/or latency budget the fastest
+    candidate within them whose expected recall@10 reaches 0.95 (IVF-Flat, IVF-SQ8, HNSW32, or an IVF-PQ
+    fast-scan first stage re-ranked with float16 exact vectors on disk, "IVF{nlist},PQ{dim/8}x4fs,Refine(SQfp16)").
     """
-    if n < FLAT_MAX_VECTORS:
-        return "Flat"
-    candidates = [f"HNSW{HNSW_M}"]
-    if memory_budget_bytes is None:
-        return candidates[0]
-    nlist = ivf_nlist(n)
-    candidates += [f"IVF{nlist},Flat", f"IVF{nlist},SQ8"]
-    smallest_m = max(1, dim // 64)
-    divisors = [m for m in range(max(dim // 4, smallest_m), smallest_m - 1, -1) if dim % m == 0]
-    candidates += [f"IVF{nlist},PQ{m}" for m in divisors]
-    for factory in candidates:
-        if n * bytes_per_vector(factory, dim) <= memory_budget_bytes:
-            return factory
-    return candidates[-1]
+    from .budget import choose_index
+
+    return choose_index(n, dim, memory_budget_bytes, latency_budget_ms).factory
 
 
 def gpu_available() -> bool:
@@ -245,6 +285,11 @@ class VectorIndex:
         """Use :meth:`create` or :meth:`load`."""
         self._dim = int(dim)
         self._factory = factory
+        self._first, self._refine = split_refine(factory)  # first-stage factory, exact-vector type or None
+        self._exact: ExactStore | None = None  # the refine stage's exact vectors (index/exact.py)
+        self._k_factor = REFINE_K_FACTOR
+        self._choice: dict | None = None  # why this type was chosen (index/budget.py), saved in the header
+        self._pending_search: dict[str, int] = {}  # nprobe / efSearch to apply once trained (set_search_defaults)
         self._index = None  # the CPU index, always the source of truth
         self._layout = _STAGING
         self._train_needed = 0
@@ -272,7 +317,7 @@ class VectorIndex:
         if self._factory.strip().upper().startswith("IDMAP"):
             raise UsageError(f"index type '{self._factory}' must not include IDMap: xsearch adds the id map itself")
         try:
-            base = faiss.index_factory(self._dim, self._factory, faiss.METRIC_INNER_PRODUCT)
+            base = faiss.index_factory(self._dim, self._first, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError:
             raise UsageError(
                 f"'{self._factory}' is not a FAISS index-factory string for {self._dim} dimensions; "
@@ -286,16 +331,29 @@ class VectorIndex:
             inner.hnsw.efSearch = HNSW_EF_SEARCH
         ivf = faiss.try_extract_index_ivf(base)
         if ivf is not None:
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            fast_scan = isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan)
+            if fast_scan and self._refine is None:
+                raise UsageError(f"'{self._factory}' stores fast-scan codes, which cannot be looked up by id; add a "
+                                 f"refine stage, e.g. '{self._factory},Refine(SQfp16)'",
+                                 code="usage.bad_index_factory", factory=self._factory)
+            if self._refine is None:  # a refined type reconstructs from its exact store and removes by scanning
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
             ivf.nprobe = default_nprobe(ivf.nlist)
             return base, _NATIVE_IVF
         return faiss.IndexIDMap2(base), _IDMAP
 
-    def _install_empty(self) -> None:
+    def _install_empty(self, exact: ExactStore | None = None) -> None:
+        """A fresh empty index of this factory type; a refined type gets ``exact`` or a new exact store."""
         faiss = _faiss()
+        if self._refine is None:
+            self._exact = None
+        else:
+            self._exact = exact if exact is not None and exact.dtype == self._refine else \
+                ExactStore(self._dim, self._refine)
         target, layout = self._new_target()
         if target.is_trained:
             self._index, self._layout, self._train_needed = target, layout, 0
+            self._apply_search_defaults()
         else:
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
             self._layout = _STAGING
@@ -357,6 +415,11 @@ class VectorIndex:
             raise ValueError(f"ids already in the index (remove them first): {uniq[dup][:10].tolist()}")
         if _in_sorted(uniq, self._tombstones).any():
             self.compact()
+        if self._exact is not None:
+            self._exact.add(ids, vecs)
+        self._add_first_stage(ids, vecs, uniq)
+
+    def _add_first_stage(self, ids: np.ndarray, vecs: np.ndarray, uniq: np.ndarray) -> None:
         self._index.add_with_ids(vecs, ids)
         self._ids = _merge_sorted(self._ids, uniq)
         self._invalidate_gpu()
@@ -407,20 +470,46 @@ class VectorIndex:
         fresh index: O(n·dim) memory for the copy plus the new type's build time (training included).
         """
         ids = self._ids.copy()
-        vecs = self.reconstruct(ids) if ids.size else np.empty((0, self._dim), dtype=np.float32)
-        old = (self._factory, self._index, self._layout, self._train_needed, self._ids, self._tombstones)
+        source = self._vector_source()
+        old = (self._factory, self._first, self._refine, self._exact, self._index, self._layout, self._train_needed,
+               self._ids, self._tombstones)
         try:
             if factory is not None:
                 self._factory = factory
-            self._install_empty()
+                self._first, self._refine = split_refine(factory)
+            keep = old[3] if old[3] is not None and old[3].dtype == self._refine else None
+            self._install_empty(keep)  # the exact vectors stay as they are when the refine type does not change
+            fill = self._exact is not None and keep is None
             if ids.size and self._layout == _STAGING and ids.size >= self._train_needed:
-                self._move_into_trained(vecs, staged=(ids, vecs))
+                if fill:
+                    for start in range(0, ids.size, _CHUNK):
+                        self._exact.add(ids[start:start + _CHUNK], source(ids[start:start + _CHUNK]))
+                self._ids = ids
+                self._move_into_trained(None, source=source)
             else:
                 for start in range(0, ids.size, _CHUNK):
-                    self.add(ids[start:start + _CHUNK], vecs[start:start + _CHUNK])
+                    chunk = ids[start:start + _CHUNK]
+                    vecs = source(chunk)
+                    if fill:
+                        self._exact.add(chunk, vecs)
+                    self._add_first_stage(chunk, np.ascontiguousarray(vecs, dtype=np.float32), chunk)
         except BaseException:
-            self._factory, self._index, self._layout, self._train_needed, self._ids, self._tombstones = old
+            (self._factory, self._first, self._refine, self._exact, self._index, self._layout, self._train_needed,
+             self._ids, self._tombstones) = old
             raise
+
+    def _vector_source(self):
+        """ids → float32 vectors of this index as it is now (exact store for refined types, else FAISS)."""
+        exact, index, stored = self._exact, self._index, self._ids
+        if exact is not None:
+            return exact.vectors
+
+        def reconstruct(ids):
+            return index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64)) if len(ids) else \
+                np.empty((0, self._dim), dtype=np.float32)
+
+        del stored
+        return reconstruct
 
     def _supports_remove(self) -> bool:
         return not isinstance(_unwrap(self._index), _faiss().IndexHNSW)
@@ -428,27 +517,31 @@ class VectorIndex:
     def _train_from_staging(self) -> None:
         self._move_into_trained(None)
 
-    def _move_into_trained(self, sample, staged=None) -> None:
-        """Train the target type on ``sample`` (default: a sample of the staged vectors) and move them in."""
-        if staged is None:
-            ids = self._ids.copy()
-            vecs = self.reconstruct(ids) if ids.size else np.empty((0, self._dim), dtype=np.float32)
-        else:
-            ids, vecs = staged
+    def _move_into_trained(self, sample, source=None) -> None:
+        """Train the target type on ``sample`` (default: a sample of the stored vectors) and move every stored
+        vector in, chunk by chunk from ``source`` (ids → vectors; default: this index's own vectors)."""
+        ids = self._ids.copy()
+        source = source or self._vector_source()
         target, layout = self._new_target()
+        max_points = TRAIN_POINTS_PER_CENTROID * max(1, self._train_needed // 39)
         if sample is None:
-            sample = vecs
-        max_points = 256 * max(1, self._train_needed // 39)
-        if sample.shape[0] > max_points:
+            pick = ids
+            if ids.size > max_points:
+                pick = np.sort(np.random.default_rng(0).choice(ids, size=max_points, replace=False))
+            sample = source(pick)
+        elif sample.shape[0] > max_points:
             pick = np.random.default_rng(0).choice(sample.shape[0], size=max_points, replace=False)
             sample = sample[np.sort(pick)]
         target.train(np.ascontiguousarray(sample, dtype=np.float32))
+        del sample
         for start in range(0, ids.size, _CHUNK):
-            target.add_with_ids(np.ascontiguousarray(vecs[start:start + _CHUNK]), ids[start:start + _CHUNK])
+            chunk = ids[start:start + _CHUNK]
+            target.add_with_ids(np.ascontiguousarray(source(chunk), dtype=np.float32), chunk)
         self._index, self._layout, self._train_needed = target, layout, 0
         self._ids = _sorted_unique(ids)
         self._tombstones = np.empty(0, dtype=np.int64)
         self._invalidate_gpu()
+        self._apply_search_defaults()
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -460,6 +553,8 @@ class VectorIndex:
         missing = ~_in_sorted(ids, self._ids)
         if missing.any():
             raise KeyError(f"ids not in the index: {ids[missing][:10].tolist()}")
+        if self._exact is not None:
+            return self._exact.vectors(ids)
         return self._index.reconstruct_batch(ids)
 
     def search(self, queries, k: int, *, allowed_ids=None, params: dict | None = None):
@@ -467,17 +562,18 @@ class VectorIndex:
 
         Rows are padded with id -1 and score -inf when fewer than ``k`` vectors qualify. ``allowed_ids``
         restricts results to those ids (FAISS IDSelectorBatch; tight filters are answered exactly).
-        ``params``: {"nprobe": int} for IVF types, {"efSearch": int} for HNSW; keys that do not apply to this
-        index type are ignored, unknown keys raise ValueError.
+        ``params``: {"nprobe": int} for IVF types, {"efSearch": int} for HNSW, {"k_factor": int} for refined
+        types (candidates re-ranked per result); keys that do not apply to this index type are ignored, unknown
+        keys raise ValueError.
         """
         faiss = _faiss()
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise UsageError(f"k must be a positive integer, got {k!r}")
         k = int(k)
         params = dict(params or {})
-        unknown = set(params) - {"nprobe", "efSearch"}
+        unknown = set(params) - {"nprobe", "efSearch", "k_factor"}
         if unknown:
-            raise ValueError(f"unknown search parameters: {sorted(unknown)} (known: nprobe, efSearch)")
+            raise ValueError(f"unknown search parameters: {sorted(unknown)} (known: nprobe, efSearch, k_factor)")
         q = self._as_vectors(queries, what="queries")
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         labels = np.full((q.shape[0], k), -1, dtype=np.int64)
@@ -507,13 +603,47 @@ class VectorIndex:
             if gpu is not None:
                 return self._gpu_search(gpu, q, k, params)
 
+        refine = self._exact is not None and self._layout != _STAGING
+        kk = k
+        if refine:
+            k_factor = int(params.get("k_factor", self._k_factor))
+            if k_factor < 1:
+                raise ValueError(f"k_factor must be at least 1, got {k_factor}")
+            kk = max(k, min(k * k_factor, self.ntotal + int(self._tombstones.size)))
         search_params = self._search_params(selector, params, keep)
         with _threads_for(q.shape[0]):
             if search_params is None:
-                d, i = self._index.search(q, k)
+                d, i = self._index.search(q, kk)
             else:
-                d, i = self._index.search(q, k, params=search_params)
+                d, i = self._index.search(q, kk, params=search_params)
+        if refine:
+            return self._rerank(q, np.asarray(i, dtype=np.int64), k)
         return self._clean(d, i)
+
+    def _rerank(self, q: np.ndarray, candidates: np.ndarray, k: int):
+        """Re-score first-stage candidates with their exact vectors; the top ``k`` by exact cosine."""
+        nq = q.shape[0]
+        scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        labels = np.full((nq, k), -1, dtype=np.int64)
+        step = 64
+        for start in range(0, nq, step):
+            cand = candidates[start:start + step]
+            valid = cand >= 0
+            if not valid.any():
+                continue
+            uniq, inv = np.unique(cand[valid], return_inverse=True)
+            vecs = self._exact.vectors(uniq)
+            s = np.full(cand.shape, -np.inf, dtype=np.float32)
+            rows = np.nonzero(valid)[0]
+            s[valid] = np.einsum("ij,ij->i", q[start:start + step][rows], vecs[inv])
+            kk = min(k, cand.shape[1])
+            top = np.argsort(-s, axis=1, kind="stable")[:, :kk]
+            best = np.take_along_axis(s, top, axis=1)
+            ids = np.take_along_axis(cand, top, axis=1)
+            ids[~np.isfinite(best)] = -1
+            scores[start:start + step, :kk] = best
+            labels[start:start + step, :kk] = ids
+        return scores, labels
 
     def _search_params(self, selector, params: dict, keep: list):
         """FAISS SearchParameters for this index's structure, or None when defaults and no selector do."""
@@ -596,7 +726,7 @@ class VectorIndex:
             return self._gpu_index
         faiss = _faiss()
         inner = _unwrap(self._index)
-        if isinstance(inner, faiss.IndexHNSW):
+        if isinstance(inner, faiss.IndexHNSW) or self._exact is not None:
             self._gpu_note = f"{self._factory} has no GPU implementation; searching on CPU"
             return None
         try:
@@ -622,35 +752,81 @@ class VectorIndex:
         faiss = _faiss()
         if self._layout == _STAGING:
             return {}
+        out = {"k_factor": int(self._k_factor)} if self._exact is not None else {}
         ivf = faiss.try_extract_index_ivf(self._index)
         if ivf is not None:
-            return {"nprobe": int(ivf.nprobe)}
+            return {"nprobe": int(ivf.nprobe), **out}
         inner = _unwrap(self._index)
         if isinstance(inner, faiss.IndexHNSW):
-            return {"efSearch": int(inner.hnsw.efSearch)}
-        return {}
+            return {"efSearch": int(inner.hnsw.efSearch), **out}
+        return out
+
+    def set_search_defaults(self, params: dict) -> None:
+        """Make ``params`` ({"nprobe", "efSearch", "k_factor"}: those that apply) the defaults; saved with the
+        index. Before training, IVF / HNSW settings apply to the trained index (FAISS's own defaults until then)."""
+        unknown = set(params) - {"nprobe", "efSearch", "k_factor"}
+        if unknown:
+            raise ValueError(f"unknown search parameters: {sorted(unknown)} (known: nprobe, efSearch, k_factor)")
+        if "k_factor" in params:
+            self._k_factor = max(1, int(params["k_factor"]))
+        self._pending_search = {k: int(v) for k, v in params.items() if k in ("nprobe", "efSearch")}
+        self._apply_search_defaults()
+
+    def _apply_search_defaults(self) -> None:
+        faiss = _faiss()
+        pending = self._pending_search
+        if not pending or self._layout == _STAGING:
+            return
+        ivf = faiss.try_extract_index_ivf(self._index)
+        if ivf is not None and "nprobe" in pending:
+            ivf.nprobe = int(min(ivf.nlist, max(1, pending["nprobe"])))
+        inner = _unwrap(self._index)
+        if isinstance(inner, faiss.IndexHNSW) and "efSearch" in pending:
+            inner.hnsw.efSearch = int(pending["efSearch"])
+        self._invalidate_gpu()
+
+    @property
+    def choice(self) -> dict | None:
+        """Why this index type was chosen (index/budget.py's IndexChoice as a dict), as saved with the index."""
+        return None if self._choice is None else dict(self._choice)
+
+    def set_choice(self, choice: dict | None) -> None:
+        """Record why this type was chosen; saved in the file header."""
+        self._choice = None if choice is None else json.loads(json.dumps(choice))
 
     def memory_bytes(self) -> int:
-        """Estimated resident bytes of the CPU index (codes, graph links, ids, centroids)."""
+        """Estimated resident bytes of the CPU index (codes, graph links, ids, centroids, and rows of a refined
+        type's exact store added since it was last saved; the saved rows are memory-mapped, see disk_bytes)."""
         faiss = _faiss()
         n_stored = self._ids.size + self._tombstones.size
         total = 40 * n_stored  # ids + their hash-map entries
         ivf = faiss.try_extract_index_ivf(self._index)
         inner = _unwrap(self._index)
+        exact = self._exact.resident_bytes() if self._exact is not None else 0
         if ivf is not None:
+            if self._exact is not None:
+                total = 16 * n_stored  # inverted-list ids + our sorted ids; no direct map
             total += n_stored * int(ivf.code_size) + ivf.nlist * self._dim * 4
             pq = getattr(inner, "pq", None)
             if pq is not None:
                 total += int(pq.M) * int(pq.ksub) * int(pq.dsub) * 4
-            return int(total)
+            return int(total + exact)
         if isinstance(inner, faiss.IndexHNSW):
             hnsw = inner.hnsw
             storage = faiss.downcast_index(inner.storage)
             total += int(storage.code_size) * n_stored if hasattr(storage, "code_size") else 4 * self._dim * n_stored
             total += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
-            return int(total)
+            return int(total + exact)
         code_size = getattr(inner, "code_size", 4 * self._dim)
-        return int(total + int(code_size) * n_stored)
+        return int(total + int(code_size) * n_stored + exact)
+
+    def disk_bytes(self) -> int:
+        """Estimated bytes of the saved files: the vector file and, for a refined type, its exact-vector file."""
+        n = self.ntotal
+        total = self.memory_bytes() - (self._exact.resident_bytes() if self._exact is not None else 0)
+        if self._exact is not None:
+            total += self._exact.row_bytes() * n
+        return int(total)
 
     def describe(self) -> dict:
         """What this index is: type, size, training state, search defaults, memory, GPU use."""
@@ -662,6 +838,8 @@ class VectorIndex:
             "trained": self.is_trained,
             "search_defaults": self.search_defaults(),
             "memory_bytes": self.memory_bytes(),
+            "disk_bytes": self.disk_bytes(),
+            "refine": self._refine,
             "gpu": bool(self._use_gpu and self._gpu_index is not None),
             "gpu_note": self._gpu_note,
         }
@@ -670,6 +848,8 @@ class VectorIndex:
                                f"{self._factory} ({self.ntotal} so far)")
         if self._tombstones.size:
             info["tombstones"] = int(self._tombstones.size)
+        if self._choice is not None:
+            info["choice"] = dict(self._choice)
         return info
 
     # -- persistence -------------------------------------------------------------------------------------
@@ -678,10 +858,15 @@ class VectorIndex:
         """Write atomically: a temp file in the same folder, fsync, os.replace, fsync the folder.
 
         ``modality`` is recorded in the header (a collection checks it on load, so a file of another modality
-        copied over this one's name is caught).
+        copied over this one's name is caught). A refined type first writes its exact vectors to the sibling
+        file ``sidecar_path(path)`` (also atomically); the header records that file's size and CRC, and the index
+        maps the written file from then on.
         """
         faiss = _faiss()
         path = Path(path)
+        exact_meta = None
+        if self._exact is not None:
+            exact_meta = self._exact.write(sidecar_path(path), self._ids)
         header = {
             "format": _FILE_FORMAT,
             "factory": self._factory,
@@ -693,6 +878,13 @@ class VectorIndex:
         }
         if modality is not None:
             header["modality"] = str(modality)
+        if exact_meta is not None:
+            header["exact"] = exact_meta
+            header["k_factor"] = int(self._k_factor)
+        if self._pending_search:
+            header["search"] = dict(self._pending_search)
+        if self._choice is not None:
+            header["choice"] = self._choice
         meta = json.dumps(header).encode()
         with atomic_write(path, "wb") as f:
             f.write(_HEADER.pack(_MAGIC, len(meta), zlib.crc32(meta)))
@@ -709,6 +901,8 @@ class VectorIndex:
             faiss.write_index(self._index, writer)
             del writer  # flushes FAISS's buffer through `write`
             f.write(_TRAILER.pack(state["n"], state["crc"], _TRAILER_MAGIC))
+        if exact_meta is not None:  # from now on the saved rows are read from the file, not kept in memory
+            self._exact = ExactStore.open(sidecar_path(path), self._dim, exact_meta, index_path=path, verify=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, use_gpu: bool | None = None) -> VectorIndex:
@@ -778,7 +972,14 @@ class VectorIndex:
             self._tombstones = np.asarray(meta.get("tombstones", []), dtype=np.int64)
             modality = meta.get("modality")
             self._modality = str(modality) if modality is not None else None
-        except (KeyError, ValueError, TypeError) as exc:
+            exact_meta = meta.get("exact")
+            if (exact_meta is None) != (self._refine is None) or \
+                    (exact_meta is not None and exact_meta.get("dtype") != self._refine):
+                raise ValueError(f"exact vectors {exact_meta!r} do not match {self._factory}")
+            self._k_factor = int(meta.get("k_factor", REFINE_K_FACTOR))
+            self._pending_search = {str(k): int(v) for k, v in dict(meta.get("search") or {}).items()}
+            self._choice = dict(meta["choice"]) if meta.get("choice") is not None else None
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise _damaged(path, f"bad header ({type(exc).__name__}: {exc})") from None
         if index.d != self._dim:
             raise _damaged(path, f"index has {index.d} dimensions, header says {self._dim}")
@@ -787,6 +988,10 @@ class VectorIndex:
         self._ids = np.setdiff1d(stored, self._tombstones, assume_unique=False)
         if self._ids.size != int(meta.get("ntotal", self._ids.size)):
             raise _damaged(path, "id count does not match the header")
+        if exact_meta is not None:
+            if int(exact_meta.get("n", -1)) != self._ids.size:
+                raise _damaged(path, "its exact vectors do not match its ids")
+            self._exact = ExactStore.open(sidecar_path(path), self._dim, exact_meta, index_path=path)
         return self
 
     def _stored_ids(self) -> np.ndarray:

@@ -77,3 +77,26 @@ def test_missing_collection(tmp_path):
     with pytest.raises(CollectionError) as e:
         Engine(tmp_path / "nothing").search(Q)
     assert e.value.code == "collection.missing"
+
+
+@pytest.mark.parametrize("filters", [
+    dict(min_duration=math.nan), dict(max_duration=-1.0), dict(min_size=2**70), dict(max_size=1.5),
+    dict(since=math.inf), dict(path_glob=5), dict(tag=3),
+])
+def test_bad_filters_are_coded_usage_errors(indexed, filters):
+    from xsearch.types import Filters
+
+    with Engine(indexed) as eng:
+        with pytest.raises(UsageError):
+            eng.search(Q, filters=Filters(**filters))
+
+
+def test_dates_far_outside_the_epoch_range_compare_like_the_range_ends(indexed):
+    import datetime as dt
+
+    from xsearch.types import Filters
+
+    with Engine(indexed) as eng:
+        assert eng.search(Q, filters=Filters(since=dt.date(1000, 1, 1)))["image"]
+        assert eng.search(Q, filters=Filters(until=dt.datetime(9999, 12, 31)))["image"]
+        assert not eng.search(Q, filters=Filters(since=dt.datetime(9999, 12, 31)))["image"]

@@ -22,7 +22,8 @@ BATCH = 8
 def local_ray():
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
     yield
     if started:
         ray.shutdown()
@@ -88,8 +89,9 @@ def test_local_executor_takes_no_ray_options():
         make_executor("ray", no_such_option=1)
 
 
-def test_executors_give_the_same_vectors_and_skips(local_ray, folder):
-    """Executor level: the same files, offsets, infos, vectors (allclose) and skip reasons, batch for batch."""
+def _compare_with_local(folder: Path, **ray_options):
+    """Run both executors over the same files: the same files, offsets, infos, snippets, vectors (allclose) and
+    skip reasons; every file accounted for in some batch (the progress bar's count)."""
     from xsearch.embed import decode_options
     from xsearch.encoders.registry import load_encoder
     from xsearch.executors import LocalExecutor
@@ -100,9 +102,8 @@ def test_executors_give_the_same_vectors_and_skips(local_ray, folder):
     opts = decode_options(enc)
     files = sorted((f for f in discover(folder) if hasattr(f, "modality")), key=lambda f: str(f.path))
     local = list(LocalExecutor(0, BATCH).run(enc, files, opts))
-    ray_ex = RayExecutor(BATCH)
+    ray_ex = RayExecutor(BATCH, **ray_options)
     remote = list(ray_ex.run(enc, files, opts))
-    assert ray_ex.resources["cluster_cpus"] == 2 and ray_ex.resources["num_cpus"] <= 1
 
     def flat(batches):
         done = {str(e.file.path): e for embedded, _ in batches for e in embedded}
@@ -120,7 +121,27 @@ def test_executors_give_the_same_vectors_and_skips(local_ray, folder):
             assert theirs.tracks[track].offsets == items.offsets
             assert theirs.tracks[track].snippets == items.snippets
             np.testing.assert_allclose(theirs.tracks[track].vectors, items.vectors, atol=1e-5)
-    assert sum(len(e) + len(s) for e, s in remote) == len(files)  # the progress bar's count
+    assert sum(len(e) + len(s) for e, s in remote) == len(files)
+    return ray_ex
+
+
+def test_executors_give_the_same_vectors_and_skips(local_ray, folder):
+    ray_ex = _compare_with_local(folder)
+    assert ray_ex.resources["cluster_cpus"] == 2 and ray_ex.resources["num_cpus"] <= 1
+
+
+@pytest.mark.slow
+def test_ray_client_path_runs_the_pipeline_in_a_coordinator_actor(local_ray, folder, monkeypatch):
+    """Under Ray Client (ray://) Ray Data cannot run in the driver; the executor then runs it in an actor on the
+    cluster and pulls batches. Simulated here by telling the driver it is a client: same results."""
+    import xsearch.executors_ray as executors_ray
+
+    pulled = []
+    real_get = ray.get
+    monkeypatch.setattr(ray.util.client.ray, "is_connected", lambda: True)
+    monkeypatch.setattr(executors_ray.ray, "get", lambda ref: pulled.append(1) or real_get(ref))
+    _compare_with_local(folder)
+    assert len(pulled) >= 2  # batches came through the coordinator's next()
 
 
 @pytest.mark.slow  # a second Ray run (~15 s on 2 cores) on top of the executor-level comparison above

@@ -229,7 +229,8 @@ def test_server_lease_on_lite(uri, monkeypatch):
 
 
 def test_second_process_gets_one_coded_line(uri, tmp_path):
-    """milvus-lite serves a .db to one process: another one is refused at once (exit 3), never hangs."""
+    """milvus-lite serves a .db to one process: `xsearch search` while another process (an `xsearch index`) has
+    the .db open is refused at once with one coded line (exit 3), never hangs."""
     with open_writer(uri, create=SPEC) as w:
         add(w, "/p/a.png", unit(1))
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
@@ -239,11 +240,11 @@ def test_second_process_gets_one_coded_line(uri, tmp_path):
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        code = subprocess.run([sys.executable, "-m", "xsearch.cli.main", "info", "-c", uri, "--json"],
+        code = subprocess.run([sys.executable, "-m", "xsearch.cli.main", "search", "a red circle", "-c", uri, "--json"],
                               capture_output=True, text=True, timeout=120)
         assert code.returncode == 3, code.stderr
         assert code.stderr.count("\n") == 1 and "open in another process" in code.stderr
-        assert '"code": "collection.locked"' in code.stdout
+        assert '"code": "collection.in_use"' in code.stdout
     finally:
         holder.communicate("", timeout=60)
     with open_store(uri) as s:  # free again once that process is gone

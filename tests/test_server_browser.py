@@ -68,14 +68,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _long_collection(world: Path, records: list[dict], folder: Path) -> Path:
+    """One 8 s sound made of four groups' sounds in a row, beside those groups' pictures, indexed."""
+    import numpy as np
+    import soundfile as sf
+
+    from xsearch.engine import Engine
+
+    media = folder / "media"
+    media.mkdir(parents=True)
+    waves = [sf.read(world / r["audio"], dtype="float32") for r in records[:4]]
+    sf.write(media / "long.wav", np.concatenate([w for w, _ in waves]), waves[0][1])
+    for r in records[:4]:
+        (media / Path(r["image"]).name).write_bytes((world / r["image"]).read_bytes())
+    Engine(folder / "long", model="builtin").index_folder(media, workers=0)
+    return folder / "long"
+
+
 @pytest.fixture(scope="module")
-def server(indexed, tmp_path_factory):
-    """`xsearch serve` on the test world and on a collection that does not exist yet (1 MB upload limit)."""
+def server(indexed, world, manifest_records, tmp_path_factory):
+    """`xsearch serve` on the test world, an 8 s sound with its pictures, and a collection that does not exist
+    yet (1 MB upload limit)."""
     home = tmp_path_factory.mktemp("serve-home")
+    long = _long_collection(world, manifest_records, home / "long-media")
     port = _free_port()
     env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
-    proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(indexed), "-c",
-                             str(home / "not-yet"), "--port", str(port), "--max-upload-mb", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(indexed), "-c", str(long),
+                             "-c", str(home / "not-yet"), "--port", str(port), "--max-upload-mb", "1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -179,11 +198,29 @@ def test_image_dropped_finds_its_sound_and_audio_plays(page, shots, world, manif
     assert "upload=" in page.url and "to=audio" in page.url
     assert Path(record["audio"]).name in cards.locator(".name").all_text_contents()[:5]
     first = cards.first
-    assert "match at 0:00" in first.locator(".where").text_content()
+    assert first.locator(".where").text_content() == "match 0:00–0:02 of 0:02"
     first.locator(".timeline").click()  # plays from the matched window
     page.wait_for_function("() => { const a = document.querySelector('.card.audio audio');"
                            " return a && a.currentTime > 0.05; }", timeout=15_000)
     page.screenshot(path=shots / "image-to-audio.png")
+
+
+def test_audio_starts_at_the_matched_window(page, server, shots, manifest_records):
+    import json
+
+    name = Path(manifest_records[2]["image"]).name  # its sound is the third 2 s stretch of long.wav
+    with urllib.request.urlopen(f"{server}/api/collections/long/search?q=x&path_glob={name}") as r:
+        item = json.load(r)["results"]["image"][0]["item_id"]
+    page.goto(f"/?c=long&like={item}&to=audio")
+    card = _results(page, "audio").first
+    assert card.locator(".name").text_content() == "long.wav"
+    where = card.locator(".where").text_content()
+    assert where.startswith("match 0:0") and where.endswith("of 0:08") and not where.startswith("match 0:00")
+    start = float(card.locator(".window").evaluate("w => parseFloat(w.style.left)")) * 8 / 100
+    assert start >= 2.9
+    card.locator(".timeline").click()
+    page.wait_for_function("(s) => document.querySelector('.card.audio audio').currentTime > s", arg=start)
+    page.screenshot(path=shots / "audio-offset.png")
 
 
 def test_audio_file_picked_finds_its_picture(page, shots, world, manifest_records):
@@ -258,8 +295,8 @@ def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
     assert message.startswith("Holiday.png is not an image or a sound") and message.endswith(".")
     page.screenshot(path=shots / "bad-upload.png")
 
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     big = tmp_path / "big.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(big)

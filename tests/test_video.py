@@ -218,6 +218,36 @@ def _write_vfr(path: Path, pictures) -> list[float]:
     return times
 
 
+def _write_unknown_length(path: Path) -> None:
+    """A 5 s picture-only MKV written to a pipe-like file: its header has no duration (as a streamed recording)."""
+    import io
+
+    class Pipe(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def seekable(self):
+            return False
+
+        def write(self, b):
+            self.data += bytes(b)
+            return len(b)
+
+    pipe = Pipe()
+    with av.open(pipe, "w", format="matroska") as c:
+        v = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=2)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 2)
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    path.write_bytes(bytes(pipe.data))
+
+
 def _write_rotated(path: Path) -> None:
     """A 128x64 picture (left half white) whose display matrix turns it 90° counter-clockwise."""
     with av.open(str(path), "w", format="mp4") as c:
@@ -258,6 +288,7 @@ def hostile(tmp_path_factory) -> Path:
     (folder / "fast_cut_in_half.mp4").write_bytes(fast[:len(fast) // 2])  # index first: the start still plays
     _write_vfr(folder / "vfr.mp4", pictures)
     _write_rotated(folder / "rotated.mp4")
+    _write_unknown_length(folder / "no_duration.mkv")
     frames = [p.convert("P") for p in pictures]
     frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=500, loop=0)
     return folder
@@ -289,8 +320,8 @@ def test_bad_videos_are_reported_and_the_rest_indexed(hostile_report):
     assert "no picture; only its sound is indexed" in notes["audio_only.mp4"]
     assert "indexed what could be read" in notes["fast_cut_in_half.mp4"]
     assert "ok.mp4" not in notes and "vfr.mp4" not in skipped
-    # 7 videos (ok, silent, audio only, fast cut, vfr, rotated) + the gif as an image
-    assert report["added"] == 7 and report["vectors_added"]["image"] == 1
+    # 7 videos (ok, silent, audio only, fast cut, vfr, rotated, no duration) + the gif as an image
+    assert report["added"] == 8 and report["vectors_added"]["image"] == 1
 
 
 def test_partial_videos_keep_what_could_be_read(cli, hostile_report, hostile):
@@ -301,6 +332,7 @@ def test_partial_videos_keep_what_could_be_read(cli, hostile_report, hostile):
         by_name[Path(h["path"]).name] = h
     assert by_name["silent.mp4"]["matched"] == "picture" and by_name["audio_only.mp4"]["matched"] == "sound"
     assert "width" not in by_name["audio_only.mp4"] and by_name["audio_only.mp4"]["duration"] == pytest.approx(12, 0.1)
+    assert by_name["no_duration.mkv"]["duration"] == pytest.approx(5.0)  # how far decoding got, not 0
     from xsearch.engine import Engine
 
     with Engine(col) as engine:  # the cut copy keeps the windows of its first half (the whole file has 11)

@@ -44,7 +44,8 @@ class Engine:
     collection's own model is used and a different ``model`` is an error (use ``rebuild=True`` to switch).
     """
 
-    def __init__(self, collection: str | Path | None = None, model: str | None = None, device: str | None = None):
+    def __init__(self, collection: str | Path | None = None, model: str | None = None, device: str | None = None,
+                 reranker: str | Path | None = None):
         from xsearch.index.store import resolve_uri
 
         self.uri = resolve_uri(None if collection is None else str(collection))
@@ -55,6 +56,8 @@ class Engine:
         self._store = None
         self._encoders: dict[str, object] = {}
         self._checked: tuple[str, str] | None = None  # (store model_id, spec) already checked
+        self.reranker_path = reranker  # a re-ranker checkpoint dir for search(rerank=True); None: the shipped one
+        self._reranker = None
 
     # -- session ------------------------------------------------------------------------------------------
 
@@ -143,15 +146,24 @@ class Engine:
 
     def index_folder(self, root: str | Path, *, include: Sequence[str] = (), exclude: Sequence[str] = (),
                      hidden: bool = False, prune: bool = True, prune_all: bool = False, rebuild: bool = False,
-                     index_factory: str = "auto", workers: int = 2, files_per_batch: int = 32, wait_s: float = 0.0,
+                     index_factory: str = "auto", memory_budget: int | str | None = None,
+                     latency_budget: float | str | None = None, workers: int = 2, files_per_batch: int = 32,
+                     wait_s: float = 0.0,
                      executor: str = "local", executor_options: dict | None = None, on_plan: Callable[[int], None] | None = None,
                      on_progress: Callable[[int], None] | None = None, follow_links: bool = False) -> IndexReport:
         """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport.
         Symlinks that lead out of ``root`` are skipped (and reported) unless ``follow_links``.
 
         ``executor``: where decoding and embedding run — "local" (``workers`` decode processes) or "ray"
-        (``executor_options`` such as ``{"address": "auto"}``); this process stays the one writer either way."""
+        (``executor_options`` such as ``{"address": "auto"}``); this process stays the one writer either way.
+
+        ``memory_budget`` (bytes, or "200MB", "1.5GB", "512MiB") and ``latency_budget`` (ms, or "5ms", "0.01s")
+        choose each "auto" index type from the collection's size and dimension (xsearch.index.budget: the fastest
+        type within both whose expected recall@10 reaches 0.95, e.g. IVF-PQ fast scan re-ranked with float16
+        exact vectors kept on disk); they are stored with the collection (replacing earlier budgets) and the
+        type is re-chosen as it grows. The choice and its reason show in ``stats()``."""
         from xsearch.executors import make_executor
+        from xsearch.index.budget import parse_latency, parse_size
         from xsearch.index.store import StoreSpec, delete_store, open_writer
         from xsearch.indexer import index_folder
         from xsearch.media import discover
@@ -159,6 +171,7 @@ class Engine:
         _check_int("workers", workers, 0)
         _check_int("files_per_batch", files_per_batch, 1)
         _check_number("wait_s", wait_s, 0)
+        memory_budget_bytes, latency_budget_ms = parse_size(memory_budget), parse_latency(latency_budget)
         run_with = make_executor(executor, workers=workers, files_per_batch=files_per_batch,
                                  worker_init=_close_lock_fds_in_worker(), **dict(executor_options or {}))
         root = Path(root).expanduser()
@@ -172,6 +185,12 @@ class Engine:
             if self.model and self.model not in (stored, "auto"):
                 self.store().check_model(self.encoder(self.model).model_id)  # raises with the way out
             writer = open_writer(self.uri, wait_s=wait_s)
+            if memory_budget_bytes is not None or latency_budget_ms is not None:
+                try:
+                    writer.set_budgets(memory_budget_bytes=memory_budget_bytes, latency_budget_ms=latency_budget_ms)
+                except BaseException:
+                    writer.close()
+                    raise
             enc = _LazyEncoder(writer.modalities, lambda: self._checked_writer_encoder(writer))
         else:
             from xsearch.encoders.base import tracks
@@ -180,7 +199,9 @@ class Engine:
             enc = self.encoder(spec)
             dims = {m: enc.spaces[enc.index_space(m)] for m in tracks(enc)}
             writer = open_writer(self.uri, wait_s=wait_s,
-                                 create=StoreSpec(enc.model_id, enc.spec, dims, index_factory))
+                                 create=StoreSpec(enc.model_id, enc.spec, dims, index_factory,
+                                                  memory_budget_bytes=memory_budget_bytes,
+                                                  latency_budget_ms=latency_budget_ms))
         with writer:
             report = IndexReport(str(root.absolute()), writer.uri, writer.model_spec, writer.model_id, note)
             repaired = writer.repair_report
@@ -234,9 +255,15 @@ class Engine:
 
     def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int | None = None, *,
                weights: Sequence[float] | None = None, fusion: str = "mean", threshold: float | None = None,
-               filters: Filters | None = None, params: dict | None = None) -> dict[str, list[Hit]]:
+               filters: Filters | None = None, params: dict | None = None,
+               rerank: bool = False) -> dict[str, list[Hit]]:
         """Ranked files per target modality (``to``: a modality, a list, or "all"); ``k`` files each (default 10,
-        fewer when the collection has fewer; an explicit ``k`` beyond the collection is an error)."""
+        fewer when the collection has fewer; an explicit ``k`` beyond the collection is an error).
+
+        ``fusion``: mean, weighted, rrf, vote or hybrid (xsearch.fusion). ``rerank``: the best max(k, 50)
+        candidates per target are re-scored by the re-ranker (xsearch.encoders.reranker), k kept; a hit's
+        ``score`` is then the re-ranker's and ``retrieval_score`` the index's (``threshold`` applies to the
+        index's score)."""
         from xsearch.query import check_weights
 
         queries = list(queries or [])
@@ -249,12 +276,32 @@ class Engine:
         threshold = _check_threshold(threshold)
         weights = check_weights(weights, len(queries)) if weights is not None else None
         params = _check_params(params)
-        filters = filters or Filters()
+        filters = _check_filters(filters or Filters())
+        if not isinstance(rerank, bool):
+            raise UsageError(f"rerank must be true or false, not {rerank!r}", code="usage.bad_value", name="rerank",
+                             value=rerank)
         targets, explicit = self.targets(to)
         store, enc = self._reader()
         targets = check_targets(store, targets, explicit)
         req = SearchRequest(queries, targets, k, list(weights or []), fusion, threshold, filters, params)
+        if rerank:
+            req.reranker = self.reranker(store, targets)
         return run_search(store, enc, req)
+
+    def reranker(self, store=None, targets: Sequence[str] = ()):
+        """The re-ranker (``reranker`` given to the engine, else the shipped one), loaded once; checked against
+        the collection's model (code rerank.model_mismatch) when ``store`` is given."""
+        from xsearch.encoders.reranker import load_reranker
+
+        with self._lock:
+            if self._reranker is None:
+                self._reranker = load_reranker(self.reranker_path, self.device)
+        if store is not None:
+            for t in targets:
+                for track in TRACKS_OF.get(t, (t,)):
+                    if track in store.dims:
+                        self._reranker.check_encoder(store.model_id, store.dims[track])
+        return self._reranker
 
     def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
         """Files near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
@@ -328,10 +375,32 @@ class Engine:
     # -- info ---------------------------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        """The collection's stats (files / items / index per modality, model)."""
+        """The collection's stats (files / items / index per modality, model; ``tags``: files per tag)."""
         if not self.exists():
             raise CollectionError(f"no collection at {self.uri}", code="collection.missing", collection=self.uri)
-        return self.store().stats()
+        store = self.store()
+        return {**store.stats(), "tags": store.tag_counts()}
+
+    # -- tags ---------------------------------------------------------------------------------------------
+
+    def tag(self, labels: Sequence[str] | str, top: int = 3, min_score: float | None = None,
+            on_progress: Callable[[int, int], None] | None = None, wait_s: float = 0.0) -> dict:
+        """Zero-shot tags: score every file against the text ``labels`` (prompt ensembling per modality, see
+        xsearch.tagging) and store each file's ``top`` best labels scoring at least ``min_score`` (cosine) as its
+        tags, replacing earlier ones. ``search(filters=Filters(tag=...))`` then filters by them and ``stats()``
+        counts them. ``on_progress(done, total)`` counts vectors scored. Returns a report (files, tagged, counts)."""
+        from xsearch.index.store import open_writer
+        from xsearch.tagging import check_labels, tag_files
+
+        labels = check_labels(labels)
+        top = _check_int("top", top, 1)
+        min_score = _check_number("min_score", min_score, None)
+        _check_number("wait_s", wait_s, 0)
+        store, enc = self._reader()  # the collection's model, checked
+        with open_writer(self.uri, wait_s=wait_s) as writer:
+            report = tag_files(writer, enc, labels, top=top, min_score=min_score, on_progress=on_progress)
+        report["collection"] = store.uri
+        return report
 
     @staticmethod
     def environment() -> dict:
@@ -416,6 +485,36 @@ def _check_threshold(threshold) -> float | None:
         raise UsageError(f"threshold must be a finite number, not {threshold!r}", code="usage.bad_threshold",
                          value=threshold, range="")
     return float(threshold)
+
+
+def _check_filters(filters) -> Filters:
+    """Filters with finite, in-range numbers and dates the catalog can compare."""
+    import datetime as dt
+
+    if not isinstance(filters, Filters):
+        raise UsageError(f"filters must be a Filters value, not {type(filters).__name__}", code="usage.bad_filter",
+                         name="filters", value=str(filters))
+    for name in ("min_duration", "max_duration"):
+        value = getattr(filters, name)
+        if value is not None and (_check_number(name, value, 0) is None):
+            raise UsageError(f"{name} must be a number", code="usage.bad_filter", name=name, value=value)
+    for name in ("min_size", "max_size"):
+        value = getattr(filters, name)
+        if value is not None:
+            _check_int(name, value, 0)
+            if value > 2**63 - 1:
+                raise UsageError(f"{name} is larger than any file can be: {value}", code="usage.bad_filter",
+                                 name=name, value=value)
+    for name in ("since", "until"):
+        value = getattr(filters, name)
+        if value is not None and not isinstance(value, (dt.date, dt.datetime)):
+            _check_number(name, value, None)
+    for name in ("path_glob", "tag"):
+        value = getattr(filters, name)
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{name} must be a string, not {value!r}", code="usage.bad_filter", name=name,
+                             value=value)
+    return filters
 
 
 def _check_params(params: dict | None) -> dict:

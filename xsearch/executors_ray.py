@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import ray  # noqa: F401 - imported here so that a missing 'ray' extra is reported when the executor is made
+import ray  # at import time: a missing 'ray' extra is reported when the executor is made
 
 from xsearch.errors import ModelError
 from xsearch.executors import Batch, EmbeddedFile, TrackItems, embed_decoded
@@ -150,6 +150,61 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+# -- the pipeline (runs in the driver, or in a coordinator actor under Ray Client) ---------------------------
+
+
+def _pipeline(rows: list[tuple], opts: DecodeOptions, per_batch: int, spec: str, res: dict,
+              decode: Callable | None, max_retries: int, quiet: bool) -> Iterator[dict]:
+    """Decode tasks → encoder actor pool over ``rows`` (path, modality, size, mtime_ns); yields output batches."""
+    from ray.data import ActorPoolStrategy, DataContext
+
+    files = [MediaFile(Path(p), m, s, t) for p, m, s, t in rows]
+    blocks = [_file_table(files[i:i + per_batch]) for i in range(0, len(files), per_batch)]
+    with warnings.catch_warnings():  # Ray 2.60's DataContext() warns about its own deprecated fields
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+        ctx = DataContext.get_current()
+    saved = (ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.print_on_execution_start)
+    ctx.max_errored_blocks = -1  # a dead worker's batch is dropped (its files are retried), not the run
+    if quiet:
+        ctx.enable_progress_bars = False  # the caller has its own progress bar
+        ctx.print_on_execution_start = False
+    data_logger = logging.getLogger("ray.data")
+    level = data_logger.level
+    if quiet:
+        data_logger.setLevel(logging.ERROR)
+    try:
+        # One block per batch of files, and whole blocks as batches: a dropped block is exactly one batch.
+        with warnings.catch_warnings():
+            # max_retries / max_task_retries have no named parameter yet (Ray 2.60), and without them a crashing
+            # file is retried forever; the extra pins ray below 2.64, which drops the pass-through.
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
+            # Ray Data warns about its own deprecated settings whenever it copies its context.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+            ds = ray.data.from_arrow(blocks)
+            ds = ds.map_batches(
+                _decode_batch, fn_kwargs={"opts": opts, "decode": decode}, batch_size=None, batch_format="numpy",
+                num_cpus=res["decode_cpus"], max_retries=max_retries)
+            ds = ds.map_batches(
+                _Embedder, batch_size=None, batch_format="numpy",
+                fn_constructor_kwargs={"spec": spec, "device": res["device"], "threads": res["threads"]},
+                compute=ActorPoolStrategy(size=res["actors"]), num_cpus=res["num_cpus"],
+                num_gpus=res["num_gpus"] or None, max_restarts=-1, max_task_retries=max_retries)
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
+    finally:
+        ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.print_on_execution_start = saved
+        data_logger.setLevel(level)
+
+
+class _Coordinator:
+    """Ray actor (no CPU) that runs the pipeline inside the cluster for a Ray Client driver."""
+
+    def __init__(self, *args):
+        self._batches = _pipeline(*args)
+
+    def next(self) -> dict | None:
+        return next(self._batches, None)
+
+
 # -- the executor --------------------------------------------------------------------------------------------
 
 
@@ -193,17 +248,15 @@ class RayExecutor:
     def run(self, encoder, files: list[MediaFile], opts: DecodeOptions) -> Iterator[Batch]:
         if not files:
             return
-        import ray
-
-        started = self._connect(ray)
+        started = self._connect()
         try:
             spec = self._spec(encoder)
             expected = getattr(encoder, "model_id", None)
             seen: set[str] = set()
-            yield from self._run_pass(ray, spec, expected, files, opts, self.files_per_batch, seen)
+            yield from self._run_pass(spec, expected, files, opts, self.files_per_batch, seen)
             dropped = [f for f in files if str(f.path) not in seen]
             if dropped and len(dropped) <= MAX_RETRY_FILES:
-                yield from self._run_pass(ray, spec, expected, dropped, opts, 1, seen)
+                yield from self._run_pass(spec, expected, dropped, opts, 1, seen)
                 dropped = [f for f in dropped if str(f.path) not in seen]
             for i in range(0, len(dropped), self.files_per_batch):
                 yield [], [Skipped(f.path, CRASHED) for f in dropped[i:i + self.files_per_batch]]
@@ -211,7 +264,7 @@ class RayExecutor:
             if started:
                 ray.shutdown()
 
-    def _connect(self, ray) -> bool:
+    def _connect(self) -> bool:
         """Initialise Ray unless it already is; True when this call started it."""
         if ray.is_initialized():
             return False
@@ -222,7 +275,7 @@ class RayExecutor:
         ray.init(address=address, **kwargs)
         return True
 
-    def _plan_resources(self, ray) -> dict:
+    def _plan_resources(self) -> dict:
         total = ray.cluster_resources()
         cpus, gpus = float(total.get("CPU", 1)), float(total.get("GPU", 0))
         num_gpus = self.num_gpus if self.num_gpus is not None else (1.0 if gpus >= 1 else 0.0)
@@ -239,47 +292,24 @@ class RayExecutor:
         return {"cluster_cpus": cpus, "cluster_gpus": gpus, "actors": actors, "num_cpus": num_cpus,
                 "num_gpus": num_gpus, "decode_cpus": decode_cpus, "device": device, "threads": threads}
 
-    def _run_pass(self, ray, spec: str, expected: str | None, files: list[MediaFile], opts: DecodeOptions,
+    def _run_pass(self, spec: str, expected: str | None, files: list[MediaFile], opts: DecodeOptions,
                   per_batch: int, seen: set[str]) -> Iterator[Batch]:
-        from ray.data import ActorPoolStrategy, DataContext
-
-        res = self.resources = self._plan_resources(ray)
+        res = self.resources = self._plan_resources()
         by_path = {str(f.path): f for f in files}
-        blocks = [_file_table(files[i:i + per_batch]) for i in range(0, len(files), per_batch)]
-        with warnings.catch_warnings():  # Ray 2.60's DataContext() warns about its own deprecated fields
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
-            ctx = DataContext.get_current()
-        saved = (ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.print_on_execution_start)
-        ctx.max_errored_blocks = -1  # a dead worker's batch is dropped (its files are retried), not the run
-        if self.quiet:
-            ctx.enable_progress_bars = False  # the caller has its own progress bar
-            ctx.print_on_execution_start = False
-        data_logger = logging.getLogger("ray.data")
-        level = data_logger.level
-        if self.quiet:
-            data_logger.setLevel(logging.ERROR)
-        try:
-            # One block per batch of files, and whole blocks as batches: a dropped block is exactly one batch.
-            with warnings.catch_warnings():
-                # max_retries / max_task_retries have no named parameter yet (Ray 2.60), and without them a
-                # crashing file is retried forever; the extra pins ray below 2.64, which drops the pass-through.
-                warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=Warning)
-                # Ray Data warns about its own deprecated settings whenever it copies its context.
-                warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
-                ds = ray.data.from_arrow(blocks)
-                ds = ds.map_batches(
-                    _decode_batch, fn_kwargs={"opts": opts, "decode": self.decode}, batch_size=None,
-                    batch_format="numpy", num_cpus=res["decode_cpus"], max_retries=self.max_retries)
-                ds = ds.map_batches(
-                    _Embedder, batch_size=None, batch_format="numpy",
-                    fn_constructor_kwargs={"spec": spec, "device": res["device"], "threads": res["threads"]},
-                    compute=ActorPoolStrategy(size=res["actors"]), num_cpus=res["num_cpus"],
-                    num_gpus=res["num_gpus"] or None, max_restarts=-1, max_task_retries=self.max_retries)
-            for out in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+        rows = [(str(f.path), f.modality, int(f.size), int(f.mtime_ns)) for f in files]
+        args = (rows, opts, per_batch, spec, res, self.decode, self.max_retries, self.quiet)
+        if ray.util.client.ray.is_connected():
+            # Ray Client (ray://): Ray Data cannot run in a client driver, so a coordinator actor on the cluster
+            # runs the pipeline and this process pulls its output batch by batch (still the one writer).
+            coordinator = ray.remote(num_cpus=0)(_Coordinator).remote(*args)
+            try:
+                while (out := ray.get(coordinator.next.remote())) is not None:
+                    yield self._unpack(out, by_path, expected, seen)
+            finally:
+                ray.kill(coordinator)
+        else:
+            for out in _pipeline(*args):
                 yield self._unpack(out, by_path, expected, seen)
-        finally:
-            ctx.max_errored_blocks, ctx.enable_progress_bars, ctx.print_on_execution_start = saved
-            data_logger.setLevel(level)
 
     @staticmethod
     def _unpack(out: dict, by_path: dict[str, MediaFile], expected: str | None, seen: set[str]) -> Batch:

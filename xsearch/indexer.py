@@ -217,7 +217,8 @@ def _store(writer, pending: _Pending, done: EmbeddedFile, report: IndexReport, o
     info = done.info
     file_id = writer.upsert_file(str(f.path), modality=f.modality, size=f.size,
                                  mtime_ns=STALE_MTIME if stale else f.mtime_ns, hash=digest,
-                                 width=info.get("width"), height=info.get("height"), duration=info.get("duration"))
+                                 width=info.get("width"), height=info.get("height"), duration=info.get("duration"),
+                                 fps=info.get("fps"), has_audio=info.get("has_audio"))
     writer.replace_items(file_id, {track: (t.offsets, t.vectors, t.snippets) for track, t in done.tracks.items()})
     for track, t in done.tracks.items():
         report.vectors_added[track] = report.vectors_added.get(track, 0) + len(t.offsets)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from xsearch.errors import UsageError
-from xsearch.fusion import FUSIONS, fuse_ranked, fuse_vectors
+from xsearch.fusion import FUSIONS, HYBRID_DEPTH, RRF_K, fuse_hybrid, fuse_ranked, fuse_vectors
 from xsearch.query import embed_query
 from xsearch.types import Filters, Hit, Query
 
@@ -18,6 +18,8 @@ TRACKS_OF = {"video": ("video", "soundtrack")}
 MATCHED = {"video": "picture", "soundtrack": "sound"}
 #: Modalities whose offsets are window starts in seconds (hits get an ``end``).
 WINDOWED = ("audio", "video", "soundtrack")
+#: With re-ranking, this many candidates per target (at least k) are read from the index and re-scored.
+RERANK_DEPTH = 50
 
 
 @dataclass
@@ -31,6 +33,7 @@ class SearchRequest:
     filters: Filters = field(default_factory=Filters)
     params: dict = field(default_factory=dict)  # nprobe / efSearch
     exclude_paths: tuple[str, ...] = ()
+    reranker: object = None  # a loaded xsearch.encoders.reranker.Reranker: re-score the best candidates with it
 
 
 def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
@@ -47,6 +50,10 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
                          given=len(weights), queries=len(req.queries))
     by_space: dict[str, np.ndarray] = {}
     results = {}
+    first = req  # the first stage: with re-ranking, max(k, RERANK_DEPTH) candidates (as many as there are)
+    if req.reranker is not None:
+        most = max(store.file_count(t) for t in req.targets)
+        first = replace(req, k=min(max(req.k, RERANK_DEPTH), most) if most else req.k)
     for target in req.targets:
         found = []
         for track in TRACKS_OF.get(target, (target,)):
@@ -55,10 +62,36 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
             space = encoder.index_space(track)
             if space not in by_space:
                 by_space[space] = np.stack([embed_query(encoder, q, space) for q in req.queries])
-            found.append((track, search_vectors(store, track, by_space[space], weights, req)))
-        hits = merge_tracks(target, found, req.k) if target in TRACKS_OF else (found[0][1] if found else [])
+            found.append((track, search_vectors(store, track, by_space[space], weights, first)))
+        hits = merge_tracks(target, found, first.k) if target in TRACKS_OF else (found[0][1] if found else [])
+        if req.reranker is not None and hits:
+            hits = rerank(store, req, target, by_space[encoder.index_space(target)], weights, hits)
         results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
     return results
+
+
+def rerank(store, req: SearchRequest, target: str, query_vectors: np.ndarray, weights: Sequence[float],
+           hits: list[Hit]) -> list[Hit]:
+    """Re-score candidate files with ``req.reranker`` (the query vectors against each file's stored items) and
+    keep the best ``req.k``; ``score`` becomes the re-ranker's, ``retrieval_score`` keeps the index's. With
+    ``hybrid`` fusion the re-ranker's ranking joins the reciprocal rank fusion instead (weight 1)."""
+    rows = [store.file(h.path) for h in hits]
+    items = store.file_items([r.id for r in rows if r is not None])
+    tracks = TRACKS_OF.get(target, (target,))
+    candidates = []
+    for row in rows:
+        data = items.get(row.id, {}) if row is not None else {}
+        candidates.append([(t, data[t][1]) for t in tracks if t in data and len(data[t][1])])
+    queries = [(q.modality, v, w) for q, v, w in zip(req.queries, query_vectors, weights)]
+    scores = req.reranker.score(queries, candidates)
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+    if req.fusion == "hybrid" and len(req.queries) > 1:
+        fused = {i: hits[i].score + 1.0 / (RRF_K + rank) for rank, i in enumerate(order, 1)}
+        ranked = sorted(fused, key=lambda i: (-fused[i], i))[: req.k]
+        return [replace(hits[i], rank=rank, score=float(fused[i]), retrieval_score=hits[i].score)
+                for rank, i in enumerate(ranked, 1)]
+    return [replace(hits[i], rank=rank, score=float(scores[i]), retrieval_score=hits[i].score)
+            for rank, i in enumerate(order[: req.k], 1)]
 
 
 def merge_tracks(target: str, found: list[tuple[str, list[Hit]]], k: int) -> list[Hit]:
@@ -90,6 +123,17 @@ def search_vectors(store, target: str, vectors: np.ndarray, weights: Sequence[fl
                   params=req.params or None)
     if req.fusion == "mean" or len(vectors) == 1:
         return store.search_files(target, fuse_vectors(vectors, weights)[None, :], req.k, **kwargs)[0]
+    if req.fusion == "hybrid":  # the mean vector's list and the per-query lists, merged by rank
+        depth = max(req.k, HYBRID_DEPTH)
+        lists = store.search_files(target, np.concatenate([fuse_vectors(vectors, weights)[None, :], vectors]),
+                                   depth, **kwargs)
+        by_path: dict[str, Hit] = {}
+        for hits in lists:  # one hit per file (its best item for the mean vector, else for the first query)
+            for h in hits:
+                by_path.setdefault(h.path, h)
+        merged = fuse_hybrid([h.path for h in lists[0]], [[h.path for h in hits] for hits in lists[1:]], weights,
+                             req.k)
+        return [replace(by_path[path], rank=rank, score=float(score)) for rank, (path, score) in enumerate(merged, 1)]
     per_query = store.search_files(target, vectors, req.k, **kwargs)
     by_item = {h.item_id: h for hits in per_query for h in hits}
     merged = fuse_ranked([[(h.item_id, h.score) for h in hits] for hits in per_query], weights, req.fusion, req.k)

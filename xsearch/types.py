@@ -36,12 +36,14 @@ class Hit:
     size: int | None = None
     end: float | None = None  # where the matched window ends (s), for windowed media (audio, video)
     matched: str | None = None  # which track of a video matched: "picture" or "sound"
+    retrieval_score: float | None = None  # re-ranked: the index's score before re-ranking (score: the re-ranker's)
 
     def to_dict(self) -> dict:
         """JSON-safe: None fields dropped, a non-finite score becomes None (JSON has no NaN)."""
         out = {k: v for k, v in asdict(self).items() if v is not None}
-        if not math.isfinite(out.get("score", 0.0)):
-            out["score"] = None
+        for key in ("score", "retrieval_score"):
+            if not math.isfinite(out.get(key, 0.0)):
+                out[key] = None
         return out
 
 
@@ -53,7 +55,8 @@ class Filters:
       name (``*.jpg``); ``*``, ``?`` and ``[...]`` as in shell globs, case-sensitive;
     - ``min_duration`` / ``max_duration``: seconds, inclusive; files without a duration never pass;
     - ``min_size`` / ``max_size``: bytes, inclusive;
-    - ``since`` / ``until``: modification time, inclusive / exclusive; a datetime, date or epoch seconds.
+    - ``since`` / ``until``: modification time, inclusive / exclusive; a datetime, date or epoch seconds;
+    - ``tag``: only files tagged with it.
     """
 
     path_glob: str | None = None
@@ -63,6 +66,7 @@ class Filters:
     max_size: int | None = None
     since: object = None
     until: object = None
+    tag: str | None = None  # files carrying this zero-shot tag (`xsearch tag`)
 
     def active(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

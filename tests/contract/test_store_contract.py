@@ -13,7 +13,7 @@ from xsearch.index.store import StoreSpec, delete_store, open_store, open_writer
 from xsearch.types import Filters
 
 DIM = 16
-SPEC = StoreSpec("test-model@abc:16", "test-model", {"image": DIM, "audio": DIM, "text": DIM}, "Flat")
+SPEC = StoreSpec("test-model@abc:16", "test-model", {"image": DIM, "audio": DIM, "text": DIM, "video": DIM}, "Flat")
 DAY = 86_400 * 10**9
 
 
@@ -46,7 +46,7 @@ def test_create_then_read(filled):
     assert store_exists(filled)
     with open_store(filled) as s:
         assert s.model_id == SPEC.model_id and s.model_spec == SPEC.model_spec
-        assert s.dims == SPEC.dims and s.modalities == ["audio", "image", "text"]
+        assert s.dims == SPEC.dims and s.modalities == ["audio", "image", "text", "video"]
         assert s.counts() == {"image": {"files": 10, "items": 10}, "audio": {"files": 2, "items": 6},
                               "text": {"files": 1, "items": 2}}
         assert s.file_count("image") == 10 and s.file_count("video") == 0
@@ -129,6 +129,33 @@ def test_replace_rename_touch_remove(filled):
         assert s.file("/a/img9.png") is None and s.file_count("image") == 9 and s.file_count("audio") == 1
         assert "/a/img9.png" not in [h.path for h in s.search_files("image", unit(9), 9)[0]]
         np.testing.assert_allclose(s.file_vectors(s.file("/z/moved.png").id), unit(5), atol=1e-5)
+
+
+def test_tags_and_tag_filter(filled):
+    with open_writer(filled) as w:
+        w.set_tags(w.file("/a/img1.png").id, [("dog", 0.9), ("grass", 0.4)])
+        w.set_tags(w.file("/a/img2.png").id, [("dog", 0.7)])
+    with open_store(filled) as s:
+        assert s.tags_of(s.file("/a/img1.png").id) == [("dog", pytest.approx(0.9)), ("grass", pytest.approx(0.4))]
+        assert s.tag_counts() == {"dog": 2, "grass": 1}
+        hits = s.search_files("image", unit(5), 10, filters=Filters(tag="dog"))[0]
+        assert sorted(h.path for h in hits) == ["/a/img1.png", "/a/img2.png"]
+    with open_writer(filled) as w:
+        w.set_tags(w.file("/a/img1.png").id, [])
+        w.remove_files([w.file("/a/img2.png").id])
+    with open_store(filled) as s:
+        assert s.tag_counts() == {}
+
+
+def test_video_metadata(store_uri):
+    with open_writer(store_uri, create=SPEC) as w:
+        fid = w.upsert_file("/v/a.mp4", modality="video", size=10, mtime_ns=1, hash="h", width=64, height=48,
+                            duration=12.5, fps=25.0, has_audio=True)
+        w.replace_items(fid, {"video": ([0.0, 1.0], unit(1, 2), None), "audio": ([0.0], unit(2), None)})
+    with open_store(store_uri) as s:
+        row = s.file("/v/a.mp4")
+        assert (row.fps, bool(row.has_audio), row.duration, row.width) == (25.0, True, 12.5, 64)
+        np.testing.assert_allclose(s.file_vectors(row.id, "audio"), unit(2), atol=1e-5)
 
 
 def test_item_lookup(filled):

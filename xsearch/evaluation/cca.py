@@ -1,14 +1,17 @@
-"""Classic subspace baseline: CCA between frozen unimodal features (Rasiwasia et al. 2010 style).
+"""Classic subspace baselines between frozen unimodal features (Rasiwasia et al. 2010 style): CCA here, PLS in
+``xsearch.evaluation.pls``; both go through ``evaluate_subspace``.
 
-For each modality pair, canonical correlation analysis (scikit-learn) is fitted on the train split between
-hand-made features that no training has aligned: images → an 8×8 RGB thumbnail and a hue histogram of the
-colourful pixels; audio → per-band log-Mel mean and standard deviation plus a 20-step loudness envelope;
-text → a binary bag of words. Both sides are projected into the shared canonical space and compared by cosine,
-retrieved through the same FAISS layer and metrics as the contrastive model (``xsearch eval --aligner cca``).
+For each modality pair, a linear two-view model (scikit-learn) is fitted on the train split between hand-made
+features that no training has aligned: images → an 8×8 RGB thumbnail and a hue histogram of the colourful
+pixels; audio → per-band log-Mel mean and standard deviation plus a 20-step loudness envelope; text → a binary
+bag of words (``UnimodalFeatures``, extracted once per record and shared by every aligner of one run). Both sides
+are projected into the shared latent space and compared by cosine, retrieved through the same FAISS layer and
+metrics as the contrastive model (``xsearch eval --aligner cca`` / ``pls``).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,6 +20,7 @@ from xsearch.errors import UsageError
 from xsearch.evaluation.metrics import DEFAULT_KS
 from xsearch.evaluation.runner import (
     ALL_DIRECTIONS,
+    MODALITIES,
     DirectionResult,
     EvalReport,
     _relevance,
@@ -78,68 +82,110 @@ def _has(r: PairRecord, m: str) -> bool:
     return bool({"image": r.image, "audio": r.audio, "text": r.texts}[m])
 
 
-def evaluate_cca(manifest_path: str, *, split: str | None = None, train_split: str = "train",
-                 directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
-                 factory: str = "Flat", n_components: int = N_COMPONENTS, ks: Sequence[int] = DEFAULT_KS,
-                 log: Callable[[str], None] | None = None) -> EvalReport:
-    """Fit CCA per modality pair on ``train_split`` of a paired-data manifest (JSONL), evaluate retrieval on
-    ``split`` (default: test)."""
-    from sklearn.cross_decomposition import CCA
+def _source(r: PairRecord, m: str) -> str:
+    """What a record's features of modality ``m`` are computed from (its file, or its canonical caption)."""
+    return str({"image": r.image, "audio": r.audio, "text": r.texts[0] if r.texts else ""}[m])
+
+
+class UnimodalFeatures:
+    """The frozen features of one manifest's train and evaluation records, each record's extracted at most once per
+    modality (loading images and audio is what costs), and shared by every linear aligner of one ``xsearch eval``
+    run. The text vocabulary comes from the train split's captions."""
+
+    def __init__(self, manifest_path: str, train_split: str, train: Sequence[PairRecord]):
+        self.key = (str(manifest_path), train_split)
+        texts = [t for r in train for t in r.texts]
+        extract_text = _TextFeatures(texts) if texts else None
+        self.extract: dict[str, Callable | None] = {"image": image_features, "audio": audio_features,
+                                                    "text": extract_text}
+        self._rows: dict[tuple[str, str], np.ndarray] = {}  # (modality, file or caption) → feature row
+
+    def available(self, modality: str) -> bool:
+        return self.extract.get(modality) is not None
+
+    def __call__(self, records: Sequence[PairRecord], modality: str) -> np.ndarray:
+        """Features ``[len(records), d]`` of ``modality`` (every record must have it)."""
+        keys = [(modality, _source(r, modality)) for r in records]
+        missing = {k: r for k, r in zip(keys, records) if k not in self._rows}
+        if missing:
+            for k, row in zip(missing, self.extract[modality](list(missing.values()))):
+                self._rows[k] = row
+        return np.stack([self._rows[k] for k in keys])
+
+
+def evaluate_subspace(manifest_path: str, method: str, make_estimator: Callable[[int], object], *,
+                      split: str | None = None, train_split: str = "train",
+                      directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
+                      factory: str = "Flat", n_components: int = N_COMPONENTS, ks: Sequence[int] = DEFAULT_KS,
+                      features: UnimodalFeatures | None = None,
+                      log: Callable[[str], None] | None = None) -> EvalReport:
+    """Fit ``make_estimator(k)`` (a scikit-learn two-view model with ``fit(X, Y)`` / ``transform(X, Y)``, e.g. CCA
+    or PLSCanonical) per modality pair on ``train_split`` of a paired-data manifest (JSONL), on standardised
+    frozen features, and evaluate retrieval on ``split`` (default: test). ``method`` names the aligner
+    ('cca', 'pls'); ``features`` may be shared between calls on the same manifest."""
     from sklearn.preprocessing import StandardScaler
 
     manifest = load_manifest(manifest_path)
     test = pick_split(manifest, split)
     train = manifest.split(train_split)
     if not train:
-        raise UsageError(f"--aligner cca fits on split {train_split!r}, which manifest {manifest.path} lacks.")
+        raise UsageError(f"--aligner {method} fits on split {train_split!r}, which manifest {manifest.path} lacks.")
     relevance = _relevance(test, relevance)
     labels = np.asarray(labels_for(test, relevance))
-    text_features = _TextFeatures([t for r in train for t in r.texts]) if any(r.texts for r in train) else None
-    extract = {"image": image_features, "audio": audio_features, "text": text_features}
-    cache: dict[tuple[str, str], np.ndarray] = {}
+    if features is None or features.key != (str(manifest_path), train_split):
+        features = UnimodalFeatures(str(manifest_path), train_split, train)
 
-    def feats(which: str, records: Sequence[PairRecord], m: str) -> np.ndarray:
-        if (which, m) not in cache:
-            cache[(which, m)] = extract[m](records)
-        return cache[(which, m)]
-
-    report = EvalReport(f"cca(n_components={n_components})", str(manifest.path), split or "test",
-                        {m: sum(_has(r, m) for r in test) for m in ("image", "audio", "text")}, relevance,
-                        aligner="cca")
+    report = EvalReport(f"{method}(n_components={n_components})", str(manifest.path), split or "test",
+                        {m: sum(_has(r, m) for r in test) for m in MODALITIES}, relevance, aligner=method)
     fitted: dict[tuple[str, str], tuple] = {}
     for q, g in directions or ALL_DIRECTIONS:
         a, b = sorted((q, g))
         if (a, b) not in fitted:
             both = [r for r in train if _has(r, a) and _has(r, b)]
-            if len(both) < 3 or extract[a] is None or extract[b] is None:
+            if len(both) < 3 or not features.available(a) or not features.available(b):
                 continue
-            xa, xb = extract[a](both), extract[b](both)
+            xa, xb = features(both, a), features(both, b)
             sa, sb = StandardScaler().fit(xa), StandardScaler().fit(xb)
             k = max(1, min(n_components, xa.shape[1], xb.shape[1], len(both) - 1))
-            cca = CCA(n_components=k, max_iter=1000).fit(sa.transform(xa), sb.transform(xb))
-            fitted[(a, b)] = (cca, sa, sb)
+            with warnings.catch_warnings():  # NIPALS notes a view's residual running out (rank < k): harmless
+                warnings.filterwarnings("ignore", message=".*residual is constant")
+                fitted[(a, b)] = (make_estimator(k).fit(sa.transform(xa), sb.transform(xb)), sa, sb)
             if log:
-                log(f"cca: fitted {a}–{b} on {len(both)} train pairs ({k} components)")
-        cca, sa, sb = fitted[(a, b)]
+                log(f"{method}: fitted {a}–{b} on {len(both)} train pairs ({k} components)")
+        est, sa, sb = fitted[(a, b)]
         q_idx = [i for i, r in enumerate(test) if _has(r, q)]
         g_idx = [i for i, r in enumerate(test) if _has(r, g)]
         if not q_idx or not g_idx:
             continue
-        fq = feats("test", [test[i] for i in q_idx], q)
-        fg = feats("test", [test[i] for i in g_idx], g)
-        pq, pg = _project(cca, sa, sb, fq, fg, q == a)
+        fq = features([test[i] for i in q_idx], q)
+        fg = features([test[i] for i in g_idx], g)
+        pq, pg = _project(est, sa, sb, fq, fg, q == a)
         metrics, chance = retrieve_and_score(pq, labels[q_idx], pg, labels[g_idx], factory=factory, ks=ks)
         report.results.append(DirectionResult(q, g, metrics, chance))
     if not report.results:
-        raise UsageError("CCA could not be fitted for any direction (too few train pairs?).")
+        raise UsageError(f"{method.upper()} could not be fitted for any direction (too few train pairs?).")
     return report
 
 
-def _project(cca, sa, sb, fq: np.ndarray, fg: np.ndarray, query_is_x: bool) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_cca(manifest_path: str, *, split: str | None = None, train_split: str = "train",
+                 directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
+                 factory: str = "Flat", n_components: int = N_COMPONENTS, ks: Sequence[int] = DEFAULT_KS,
+                 features: UnimodalFeatures | None = None,
+                 log: Callable[[str], None] | None = None) -> EvalReport:
+    """Fit CCA per modality pair on ``train_split`` of a paired-data manifest (JSONL), evaluate retrieval on
+    ``split`` (default: test)."""
+    from sklearn.cross_decomposition import CCA
+
+    return evaluate_subspace(manifest_path, "cca", lambda k: CCA(n_components=k, max_iter=1000), split=split,
+                             train_split=train_split, directions=directions, relevance=relevance, factory=factory,
+                             n_components=n_components, ks=ks, features=features, log=log)
+
+
+def _project(est, sa, sb, fq: np.ndarray, fg: np.ndarray, query_is_x: bool) -> tuple[np.ndarray, np.ndarray]:
     from xsearch.encoders.base import l2_normalize
 
     if query_is_x:
-        zq, zg = cca.transform(sa.transform(fq), sb.transform(fg))
+        zq, zg = est.transform(sa.transform(fq), sb.transform(fg))
     else:
-        zg, zq = cca.transform(sa.transform(fg), sb.transform(fq))
+        zg, zq = est.transform(sa.transform(fg), sb.transform(fq))
     return l2_normalize(zq), l2_normalize(zg)

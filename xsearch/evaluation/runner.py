@@ -171,27 +171,64 @@ def evaluate(encoder, manifest_path: str, *, split: str | None = None,
     return report
 
 
+#: What ``--aligner`` accepts: the model itself, or a linear baseline on frozen unimodal features.
+ALIGNERS = ("model", "cca", "pls")
+
+
+def parse_aligners(text: str | Sequence[str] | None) -> list[str]:
+    """``"model,cca,pls"`` (or a list) → aligner names in the order given, each once; UsageError for others."""
+    parts = text.split(",") if isinstance(text, str) else list(text or ["model"])
+    out: list[str] = []
+    for part in (p.strip() for p in parts):
+        if part not in ALIGNERS:
+            raise UsageError(f"--aligner {part!r}: choose {', '.join(ALIGNERS)}, or a comma list such as "
+                             "model,cca,pls.")
+        if part not in out:
+            out.append(part)
+    if not out:
+        raise UsageError(f"--aligner is empty: choose {', '.join(ALIGNERS)}, or a comma list such as model,cca,pls.")
+    return out
+
+
 def run_evaluation(manifest: str | os.PathLike, *, model: str = "builtin", device: str | None = None,
                    aligner: str = "model", split: str | None = None,
                    directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
                    factory: str = "Flat", ks: Sequence[int] | None = None,
-                   on_item: Callable[[], None] | None = None, log: Callable[[str], None] | None = None) -> EvalReport:
+                   on_item: Callable[[], None] | None = None, log: Callable[[str], None] | None = None,
+                   features=None) -> EvalReport:
     """Retrieval metrics per direction on a paired-data manifest (JSONL) split: the model ``model`` (a registry
-    spec, loaded on ``device``; ``aligner="model"``) or the CCA baseline (``aligner="cca"``, fitted on the train
-    split; ``model`` and ``device`` are then unused). What ``xsearch eval`` and ``xsearch demo`` call."""
+    spec, loaded on ``device``; ``aligner="model"``) or a linear baseline on frozen unimodal features fitted on the
+    train split (``aligner="cca"`` or ``"pls"``; ``model`` and ``device`` are then unused, and ``features``, a
+    ``cca.UnimodalFeatures``, may carry features already extracted). What ``xsearch eval`` and ``xsearch demo``
+    call."""
     ks = tuple(ks or DEFAULT_KS)
-    if aligner == "cca":
-        from xsearch.evaluation.cca import evaluate_cca
+    (aligner,) = parse_aligners([aligner])
+    if aligner in ("cca", "pls"):
+        if aligner == "cca":
+            from xsearch.evaluation.cca import evaluate_cca as fit_and_evaluate
+        else:
+            from xsearch.evaluation.pls import evaluate_pls as fit_and_evaluate
 
-        return evaluate_cca(str(manifest), split=split, directions=directions, relevance=relevance,
-                            factory=factory, ks=ks, log=log)
-    if aligner != "model":
-        raise UsageError(f"--aligner {aligner!r}: choose model or cca.")
+        return fit_and_evaluate(str(manifest), split=split, directions=directions, relevance=relevance,
+                                factory=factory, ks=ks, features=features, log=log)
     from xsearch.encoders.registry import load_encoder
 
     encoder = load_encoder(model or "builtin", device)
     return evaluate(encoder, str(manifest), split=split, directions=directions, relevance=relevance,
                     factory=factory, ks=ks, on_item=on_item)
+
+
+def run_evaluations(manifest: str | os.PathLike, aligners: str | Sequence[str], **kwargs) -> list[EvalReport]:
+    """``run_evaluation`` for each aligner of a comma list or sequence (``"model,cca,pls"``), in that order, on the
+    same split, directions and relevance; the linear baselines share one extraction of the frozen features."""
+    names = parse_aligners(aligners)
+    features = None
+    if sum(a in ("cca", "pls") for a in names) > 1:
+        from xsearch.evaluation.cca import UnimodalFeatures
+
+        train_records = load_manifest(manifest).split("train")
+        features = UnimodalFeatures(str(manifest), "train", train_records) if train_records else None
+    return [run_evaluation(manifest, aligner=a, features=features, **kwargs) for a in names]
 
 
 def _relevance(records: Sequence[PairRecord], relevance: str) -> str:

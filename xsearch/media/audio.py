@@ -99,7 +99,8 @@ def _resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
 def split_windows(wave: np.ndarray, sample_rate: int, window_s: float,
                   hop_s: float | None = None) -> list[tuple[float, np.ndarray]]:
     """Cut ``wave`` into windows of ``window_s`` seconds starting every ``hop_s`` seconds (default: no overlap):
-    ``[(start_s, samples)]``. With ``hop_s = window_s / 2`` a sound shifted in time still lands whole in some window.
+    ``[(start_s, samples)]``. With ``hop_s = window_s / 2`` a sound of up to half a window lands whole in some
+    window wherever it starts, and longer sounds lose less to a window boundary.
 
     The last window is the first that reaches the end; a final partial window is kept when it is at least 25% of
     a window long, or when it is the only one (the encoder pads short input). An empty wave gives no windows.

@@ -28,7 +28,8 @@ def _open(path):
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, ValueError, IndexError) as e:
-        raise MediaError(f"not a readable video container ({one_line(e)})", code="media.bad_video") from None
+        reason = getattr(e, "strerror", None) or one_line(e)  # FFmpeg's own text repeats the path
+        raise MediaError(f"not a readable video container ({reason})", code="media.bad_video") from None
 
 
 def _duration(container) -> float:
@@ -147,7 +148,8 @@ def decode_video(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
                         fps=float(v.average_rate) if v.average_rate else None)
     if not videos and not audios:
         raise MediaError("the container has neither a picture nor a sound stream", code="media.bad_video")
-    limit = min(duration or opts.max_video_s, opts.max_video_s)
+    limit = min(duration, opts.max_video_s)  # 0 when the header has no duration: windows end with the frames
+    decoded_s = 0.0  # how far decoding got, for a file whose header gives no duration (a streamed WebM / MKV)
     window, hop = opts.audio_window_s, opts.audio_hop_s or opts.audio_window_s
     problems, notes = [], []
     segments: list[Segment] = []
@@ -162,6 +164,8 @@ def decode_video(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
             why = f"the picture ends at {seen['last']:.1f} s though the file says {expected:.1f} s"
         if why:
             problems.append(why)
+        if frames:
+            decoded_s = seen.get("last", 0.0) + 1.0 / (info.get("fps") or opts.video_fps)
         for start, clip in picture_windows(frames, window, hop, limit):
             segments.append(Segment(file, clip, start, info, track=PICTURE))
     else:
@@ -173,10 +177,13 @@ def decode_video(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
             why = f"the sound ends at {wave.size / opts.sample_rate:.1f} s though the file says {expected:.1f} s"
         if why:
             problems.append(why)
+        decoded_s = max(decoded_s, wave.size / opts.sample_rate)
         for start, samples in split_windows(wave, opts.sample_rate, window, hop):
             segments.append(Segment(file, samples, start, info, track=SOUND))
     else:
         notes.append("it has no sound; only its picture is indexed")
+    if not duration and decoded_s:
+        info["duration"] = round(decoded_s, 3)
     if problems:
         info["damaged"] = "; ".join(problems)
     if notes:

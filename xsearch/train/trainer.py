@@ -1,4 +1,7 @@
-"""Contrastive training of the builtin tri-modal model.
+"""Training of the builtin tri-modal model: contrastive (multi-pair InfoNCE), optionally with a cross-reconstruction
+term (``objective="autoencoder"``) or a modality adversary behind gradient reversal (``"adversarial"``); see
+``xsearch.train.loss``. Their decoders / discriminator are training-only heads: kept in trainer_state.pt for
+``--resume``, never in the encoder checkpoint (model.safetensors), which loads as ``builtin:<dir>`` either way.
 
 AdamW, linear warm-up then cosine decay, gradient clipping, fixed seeds, AMP on CUDA, resume from the last
 epoch, a progress bar with the loss, validation recall per epoch, optional TensorBoard. A checkpoint is written
@@ -22,7 +25,7 @@ from xsearch.encoders.builtin import BuiltinConfig, BuiltinModel, BuiltinPreproc
 from xsearch.errors import UsageError, XsearchError
 from xsearch.evaluation.metrics import rank_metrics, relevance_from_labels
 from xsearch.train.data import PairedTensors, rows_with
-from xsearch.train.loss import MultiPairLoss
+from xsearch.train.loss import OBJECTIVE_TERMS, OBJECTIVES, FeatureTargets, ObjectiveLoss
 from xsearch.train.manifest import load_manifest
 
 STATE_FILE = "trainer_state.pt"
@@ -97,6 +100,8 @@ class TrainArgs:
     grad_clip: float = 1.0
     seed: int = 0
     pair_weights: dict = field(default_factory=lambda: {"image-text": 1.0, "image-audio": 1.0, "audio-text": 1.0})
+    objective: str = "contrastive"  # or "autoencoder" / "adversarial" (xsearch.train.loss.OBJECTIVES)
+    objective_weights: dict = field(default_factory=dict)  # λ of the objective's extra term: {"recon": 1.0} ...
     freeze: list = field(default_factory=list)
     device: str | None = None
     resume: bool = False
@@ -123,6 +128,24 @@ class TrainArgs:
                 raise UsageError(f"the loss weight of {pair} must be {_NON_NEGATIVE[0]}, not {weight!r}",
                                  code="train.bad_value", name="lambda", value=f"{pair}={weight}",
                                  rule=_NON_NEGATIVE[0])
+        if self.objective not in OBJECTIVES:
+            rule = f"one of {', '.join(OBJECTIVES)}"
+            raise UsageError(f"objective must be {rule}, not {self.objective!r}", code="train.bad_value",
+                             name="objective", value=self.objective, rule=rule)
+        terms = OBJECTIVE_TERMS[self.objective]
+        for name, weight in dict(self.objective_weights or {}).items():
+            if name not in terms:
+                raise UsageError(f"--lambda {name}=…: the {self.objective} objective has no {name} term"
+                                 f"{' (its term: ' + ', '.join(terms) + ')' if terms else ''}",
+                                 code="train.bad_lambda", name="lambda", value=f"{name}={weight}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _NON_NEGATIVE[1](weight):
+                raise UsageError(f"the loss weight of {name} must be {_NON_NEGATIVE[0]}, not {weight!r}",
+                                 code="train.bad_value", name="lambda", value=f"{name}={weight}",
+                                 rule=_NON_NEGATIVE[0])
+        weights = {**dict(self.pair_weights or {}), **terms, **dict(self.objective_weights or {})}
+        if not any(w > 0 for w in weights.values()):
+            raise UsageError("every loss weight is 0: nothing to train; give some --lambda NAME=W above 0",
+                             code="train.bad_lambda", name="lambda", value="all 0")
 
 
 @dataclass
@@ -168,6 +191,13 @@ def directional_metrics(embeddings: dict[str, np.ndarray], data: PairedTensors, 
         scores = embeddings[q][qm] @ embeddings[g][gm].T
         res[f"{q}->{g}"] = rank_metrics(scores, relevance_from_labels(labels[qm], labels[gm]))
     return res
+
+
+def reversal_strength(step: int, total: int) -> float:
+    """The gradient reversal coefficient, 0 → 1 over training (Ganin & Lempitsky 2015: 2 / (1 + e^(-10 p)) - 1),
+    so the adversary cannot pull the encoders around before they have learnt anything."""
+    p = min(1.0, step / max(1, total))
+    return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:
@@ -231,7 +261,11 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
         for p in model.tower_parameters(m):
             p.requires_grad_(False)
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    # the objective's training-only heads (decoders, discriminator; none for contrastive), built after the model
+    targets_fn = FeatureTargets(model.cfg).to(device) if args.objective == "autoencoder" else None
+    loss_fn = ObjectiveLoss(args.objective, args.pair_weights, args.objective_weights, model.cfg.embed_dim,
+                            targets_fn.dims if targets_fn is not None else None).to(device)
+    params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -241,12 +275,15 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, total_steps, warmup))
-    loss_fn = MultiPairLoss(args.pair_weights)
     history: list[EpochLog] = []
     start_epoch = 0
     if args.resume:
         state = torch.load(state_path, map_location=device, weights_only=False)
+        if state.get("objective", "contrastive") != args.objective:
+            raise UsageError(f"--resume: the run in {out_dir} trained with --objective "
+                             f"{state.get('objective', 'contrastive')}, not {args.objective}.")
         model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state.get("heads", {}))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = [EpochLog(**h) for h in state["history"]]
@@ -276,12 +313,16 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
             order = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=gen)]
             task = bar.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{args.epochs}", loss=float("nan"))
             losses, parts_sum = [], {}
+            loss_fn.train()
             for step in range(steps_per_epoch):
                 idx = order[step * args.batch_size : (step + 1) * args.batch_size]
                 inputs, present = data_to(train.batch(idx, gen), device)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                     emb = model({m: inputs[m] for m in MODALITIES})
-                loss, parts = loss_fn({m: e.float() for m, e in emb.items()}, present, model.logit_scale.exp())
+                targets = targets_fn(inputs) if targets_fn is not None else None
+                loss, parts = loss_fn({m: e.float() for m, e in emb.items()}, present, model.logit_scale.exp(),
+                                      targets=targets,
+                                      reversal=reversal_strength(epoch * steps_per_epoch + step, total_steps))
                 if not torch.isfinite(loss):
                     last = f"epoch {epoch}" if epoch > 0 else "none"
                     raise TrainingDiverged(
@@ -315,7 +356,7 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
                     writer.add_scalar(f"val_R@1/{k}", v, entry.epoch)
             last = f"epoch {epoch}" if epoch > 0 else "none"
             check_finite(model, f"epoch {epoch + 1} (last good checkpoint: {last} in {out_dir})", torch.float16)
-            _save(model, optimizer, scheduler, history, args, out_dir, epoch + 1)
+            _save(model, optimizer, scheduler, history, args, out_dir, epoch + 1, heads=loss_fn)
     if writer:
         writer.close()
     return history
@@ -329,15 +370,19 @@ def data_to(batch, device):
 
 def _epoch_line(e: EpochLog) -> str:
     val = " ".join(f"{k}={v:.3f}" for k, v in e.val.items())
+    extra = " ".join(f"{k} {e.parts[k]:.3f}" for k in ("recon", "recon_cross", "adv", "adv_acc") if k in e.parts)
     return f"epoch {e.epoch}: loss {e.loss:.3f}  scale {e.logit_scale:.1f}  {e.seconds:.0f}s" + (
-        f"  val R@1 {val}" if val else "")
+        f"  {extra}" if extra else "") + (f"  val R@1 {val}" if val else "")
 
 
-def _save(model, optimizer, scheduler, history, args: TrainArgs, out_dir: Path, epoch: int) -> None:
+def _save(model, optimizer, scheduler, history, args: TrainArgs, out_dir: Path, epoch: int,
+          heads: torch.nn.Module | None = None) -> None:
     meta = {"training": asdict(args), "epoch": epoch, "history": [asdict(h) for h in history]}
-    save_checkpoint(model, out_dir, meta=meta)
+    save_checkpoint(model, out_dir, meta=meta)  # the encoder only: training heads stay in trainer_state.pt
     state = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "objective": args.objective,
+        "heads": {k: v.detach().cpu() for k, v in heads.state_dict().items()} if heads is not None else {},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "history": [asdict(h) for h in history],

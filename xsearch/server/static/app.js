@@ -2,7 +2,7 @@
 // The whole query lives in the URL (?q=…&upload=…&like=…&to=…), so a search can be shared or reloaded.
 "use strict";
 
-const PAGE = 24;  // results per page (per target; a third of it for "all")
+const PAGE = 24;  // results per page (per target; half of it for "all")
 const KINDS = { image: "Images", audio: "Sounds", text: "Texts", video: "Videos" };
 const FILTERS = ["path_glob", "threshold", "min_duration", "max_duration", "min_kb", "max_kb", "since", "until"];
 const $ = (id) => document.getElementById(id);
@@ -257,7 +257,7 @@ function audioCard(hit) {
     for (const other of document.querySelectorAll("audio, video")) if (other !== player) other.pause();
     if (player.currentTime < start - 0.05 && player.currentTime < 0.05) player.currentTime = start;
   });
-  const where = duration ? `match at ${clock(start)}–${clock(end)} of ${clock(duration)}` : `match at ${clock(start)}`;
+  const where = duration ? `match ${clock(start)}–${clock(end)} of ${clock(duration)}` : `match at ${clock(start)}`;
   return el("article", { class: "card audio" }, cardHead(hit), timeline, player,
     el("div", { class: "row" }, el("span", { class: "where", text: where }), likeButton(hit)));
 }
@@ -373,7 +373,7 @@ async function search({ push = true, append = false } = {}) {
 }
 
 function pageSize() {
-  return state.to === "all" ? PAGE / 3 : PAGE;
+  return state.to === "all" ? PAGE / 2 : PAGE;
 }
 
 function more() {

@@ -1,0 +1,134 @@
+"""The local store (FAISS + SQLite) against milvus-lite, on the same vectors, through the same store protocol.
+
+    python -m bench.milvus [--sizes 10000,100000] [--dim 256] [--queries 200] [--out results.json]
+
+For each size: clustered synthetic unit vectors (bench/data.py), one image item per file, written through each
+store's writer (``open_writer``: upsert_file + replace_items, a commit every 5,000 files, maybe_reindex) into a
+local collection and a ``milvus-lite:`` .db, with the index type ``auto`` gives the local store at that size
+(Flat below 50k vectors, HNSW32 above) named explicitly for both. Then, per store, ``--queries`` single-query
+``search_files(k=10)`` calls: recall@10 against exact search (numpy) and the p50 latency. Build time is until
+the collection is searchable with its index built (milvus-lite builds indexes in the background after a flush:
+the bench waits for ``pending_index_rows`` to reach 0). Prints a markdown table and milvus-lite / local ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.data import clustered_vectors
+from bench.measure import percentile_ms, ratio, recall_at_k
+
+K = 10
+COMMIT_EVERY = 5000
+
+
+def factory_for(n: int) -> str:
+    from xsearch.index.vectors import FLAT_MAX_VECTORS
+
+    return "Flat" if n < FLAT_MAX_VECTORS else "HNSW32"
+
+
+def build(uri: str, base: np.ndarray, factory: str) -> float:
+    """Write ``base`` (one image file per vector) through the store's writer; seconds until searchable."""
+    from xsearch.index.store import StoreSpec, open_writer
+
+    spec = StoreSpec("bench@0:%d" % base.shape[1], "bench", {"image": base.shape[1]}, factory)
+    t0 = time.perf_counter()
+    with open_writer(uri, create=spec) as w:
+        for start in range(0, len(base), COMMIT_EVERY):
+            for i in range(start, min(len(base), start + COMMIT_EVERY)):
+                fid = w.upsert_file(f"/b/{i:07d}.png", modality="image", size=1000, mtime_ns=1, hash=None)
+                w.replace_items(fid, {"image": ([0.0], base[i:i + 1], None)})
+            w.commit()
+        w.maybe_reindex()
+        _wait_indexed(w)
+    return time.perf_counter() - t0
+
+
+def _wait_indexed(writer, timeout_s: float = 1800.0) -> None:
+    """milvus-lite: until its background index build has covered every row (no-op for the local store)."""
+    db = getattr(writer, "_db", None)
+    if db is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    name = writer._coll("image")
+    db.c.flush(name)
+    while time.monotonic() < deadline:
+        desc = db.c.describe_index(name, "vector")
+        if int(desc.get("pending_index_rows", 0) or 0) == 0:
+            return
+        time.sleep(0.5)
+
+
+def measure(uri: str, queries: np.ndarray, truth: np.ndarray) -> dict:
+    from xsearch.index.store import open_store
+
+    with open_store(uri) as store:
+        store.search_files("image", queries[:1], K)  # warm up (loads the index)
+        found, seconds = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            hits = store.search_files("image", q[None, :], K)[0]
+            seconds.append(time.perf_counter() - t0)
+            found.append([int(h.path[3:10]) for h in hits] + [-1] * (K - len(hits)))
+        index = store.stats()["modalities"]["image"]["index"]
+    return {"recall@10": recall_at_k(np.asarray(found), truth), "p50_ms": percentile_ms(seconds, 50),
+            "p99_ms": percentile_ms(seconds, 99), "index": index}
+
+
+def run(sizes: list[int], dim: int, n_queries: int, log=print) -> dict:
+    rows = []
+    for n in sizes:
+        base = clustered_vectors(n, dim, seed=0, stream=1)
+        queries = clustered_vectors(n_queries, dim, seed=0, stream=2)
+        truth = np.argsort(-(queries @ base.T), axis=1)[:, :K]
+        factory = factory_for(n)
+        with tempfile.TemporaryDirectory(prefix="xsearch-bench-milvus-") as tmp:
+            for store, uri in (("local", str(Path(tmp) / "local")), ("milvus-lite", f"milvus-lite:{tmp}/m.db")):
+                log(f"{store}: building {n} x {dim} ({factory}) ...")
+                build_s = build(uri, base, factory)
+                row = {"store": store, "n": n, "dim": dim, "factory": factory, "build_s": build_s,
+                       **measure(uri, queries, truth)}
+                log(f"  {row}")
+                rows.append(row)
+    ratios = {}
+    for n in sizes:
+        loc = next(r for r in rows if r["n"] == n and r["store"] == "local")
+        lite = next(r for r in rows if r["n"] == n and r["store"] == "milvus-lite")
+        ratios[n] = {key: ratio(lite[key], loc[key]) for key in ("build_s", "p50_ms", "recall@10")}
+    return {"rows": rows, "ratios (milvus-lite / local)": ratios, "queries": n_queries}
+
+
+def to_markdown(result: dict) -> str:
+    lines = ["| store | vectors | index | build (s) | recall@10 | p50 (ms) | p99 (ms) |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['store']} | {r['n']:,} x {r['dim']} | {r['index']} | {r['build_s']:.1f} | "
+                     f"{r['recall@10']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    lines += ["", "| vectors | build milvus-lite / local | p50 milvus-lite / local | recall milvus-lite / local |",
+              "|---|---|---|---|"]
+    for n, q in result["ratios (milvus-lite / local)"].items():
+        lines.append(f"| {n:,} | {q['build_s']:.2f}x | {q['p50_ms']:.2f}x | {q['recall@10']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10000,100000", help="comma-separated vector counts")
+    p.add_argument("--dim", type=int, default=256, help="vector dimension (the builtin model's is 256)")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    args = p.parse_args(argv)
+    result = run([int(s) for s in args.sizes.split(",")], args.dim, args.queries)
+    print(to_markdown(result))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
