@@ -6,10 +6,19 @@ factory strings, our default search parameters), and through hnswlib and usearch
 (M=32, same efConstruction). Each peer's search breadth (ef) is tuned until its recall@k is matched to our
 HNSW32's (the smallest ef reaching at least ours - MATCH_TOLERANCE). Recall is against exact search
 (faiss.knn on the same vectors).
+
+Compressed kinds (COMPRESSED_KINDS): an IVF-PQ fast-scan first stage re-ranked with float16 exact vectors kept
+in a memory-mapped file ("IVF-PQfs+refine", dim/8 4-bit codes; the same with an HNSW coarse quantiser, a faster
+build), and "budget": whatever index/budget.py chooses under ``budget_bytes_per_vector`` × n bytes. For these
+the resident memory is measured, not estimated: a fresh process loads the saved index and reports its
+anonymous RSS growth (the exact vectors are file pages the kernel can drop, reported apart), then times
+single queries with the exact-vector file evicted from the page cache (cold: every candidate is a disk read).
+autofaiss (bench/peers.py, its own interpreter) builds its choice under the same memory budget.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -27,6 +36,8 @@ from bench.peers import make_peer, peer_version
 from bench.report import fmt, table
 
 KINDS = ("Flat", "HNSW32", "IVF-Flat", "IVF-PQ")
+COMPRESSED_KINDS = ("IVF-PQfs+refine", "IVF-HNSW-PQfs+refine", "budget")
+ALL_KINDS = KINDS + COMPRESSED_KINDS
 #: ef values swept for every HNSW implementation (ours via efSearch, peers via ef / expansion_search).
 EF_GRID = (10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512)
 #: A peer's recall is "matched" when it is at least ours minus this.
@@ -49,9 +60,12 @@ class IndexBenchConfig:
     world_groups: int = 700  # real embeddings of a generated world of this many groups; 0 skips them
     hnsw_max_build_s: float = 900.0  # an HNSW build estimated to take longer is skipped (with the reason)
     seed: int = 0
+    budget_bytes_per_vector: float = 256.0  # memory budget of the "budget" kind and autofaiss: this × n bytes
+    autofaiss: bool = False  # also build autofaiss's choice under the same budget (its own interpreter)
+    measure_loaded: bool = False  # resident memory and cold-cache latency of compressed kinds in a fresh process
 
 
-def factory_for(kind: str, n: int, dim: int) -> str:
+def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 256.0) -> str:
     """The FAISS factory string of one index kind at ``n`` vectors (IVF lists as choose_factory sizes them)."""
     from xsearch.index.vectors import HNSW_M, ivf_nlist
 
@@ -63,15 +77,30 @@ def factory_for(kind: str, n: int, dim: int) -> str:
         return f"IVF{ivf_nlist(n)},Flat"
     if kind == "IVF-PQ":
         return f"IVF{ivf_nlist(n)},PQ{max(1, dim // 8)}"
-    raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(KINDS)}")
+    if kind == "IVF-PQfs+refine":
+        return f"IVF{ivf_nlist(n)},PQ{max(1, dim // 8)}x4fs,Refine(SQfp16)"
+    if kind == "IVF-HNSW-PQfs+refine":
+        return f"IVF{ivf_nlist(n)}_HNSW32,PQ{max(1, dim // 8)}x4fs,Refine(SQfp16)"
+    if kind == "budget":
+        return budget_choice(n, dim, budget_bytes_per_vector).factory
+    raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(ALL_KINDS)}")
+
+
+def budget_choice(n: int, dim: int, budget_bytes_per_vector: float):
+    """index/budget.py's choice for ``n`` vectors under ``budget_bytes_per_vector`` × n bytes."""
+    from xsearch.index.budget import choose_index
+
+    return choose_index(n, dim, int(budget_bytes_per_vector * n))
 
 
 def min_training_vectors(factory: str) -> int:
-    """Fewest vectors that can train ``factory``: one per IVF list, 256 for a PQ's 8-bit codebooks."""
+    """Fewest vectors that can train ``factory``: one per IVF list, 2**bits for a PQ's codebooks (256 at 8 bits)."""
     head = factory.split(",")
-    need = int(head[0][3:]) if head[0].startswith("IVF") else 0
-    if any(part.startswith("PQ") for part in head):
-        need = max(need, 256)
+    need = int(head[0][3:].split("_")[0]) if head[0].startswith("IVF") else 0
+    for part in head:
+        if part.startswith("PQ"):
+            bits = part[2:].rstrip("fsr").partition("x")[2]
+            need = max(need, 2 ** int(bits or 8))
     return need
 
 
@@ -132,14 +161,81 @@ def _hnsw_build_estimate(prev: dict | None, n: int) -> float | None:
     return prev["build_s"] * (n / n0) * (math.log(n) / math.log(n0))
 
 
+_LOADED_SCRIPT = """
+import json, os, sys, time
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+from xsearch.index import VectorIndex
+from xsearch.index.exact import sidecar_path
+
+def rss():
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields
+
+path, queries_path, k, n_single = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+queries = np.load(queries_path)
+import faiss
+faiss.omp_set_num_threads(1)
+VectorIndex.create(queries.shape[1], "Flat", use_gpu=False).search(queries[:2], 1)  # warm the libraries
+before = rss()
+index = VectorIndex.load(path, use_gpu=False)
+loaded = rss()
+out = {"rss_anon_bytes": loaded["RssAnon"] - before["RssAnon"]}
+vecs = sidecar_path(path)
+if vecs.is_file():
+    fd = os.open(vecs, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages leave the page cache: cold reads
+    os.close(fd)
+    times = []
+    for i in range(min(n_single, len(queries))):
+        t0 = time.perf_counter()
+        index.search(queries[i:i + 1], k)
+        times.append(time.perf_counter() - t0)
+    out["cold_p50_ms"] = float(np.percentile(times, 50) * 1000)
+    out["cold_p99_ms"] = float(np.percentile(times, 99) * 1000)
+    after = rss()
+    out["rss_file_after_queries_bytes"] = after["RssFile"] - before["RssFile"]
+    out["rss_anon_after_queries_bytes"] = after["RssAnon"] - before["RssAnon"]
+print(json.dumps(out))
+"""
+
+
+def measure_loaded(path: Path, queries: np.ndarray, k: int, n_single: int, scratch: Path) -> dict:
+    """Resident memory of a saved index loaded by a fresh process (RssAnon growth), and for a refined index the
+    single-query latency with its exact-vector file evicted from the page cache."""
+    import subprocess
+    import sys
+
+    qpath = scratch / "queries.npy"
+    np.save(qpath, np.ascontiguousarray(queries, dtype=np.float32))
+    proc = subprocess.run([sys.executable, "-c", _LOADED_SCRIPT, str(path), str(qpath), str(k), str(n_single)],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        return {"loaded_error": (proc.stderr.strip().splitlines() or ["?"])[-1][:200]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
-                 scratch: Path, use_gpu: bool, sweep: bool) -> dict:
-    """Build one VectorIndex and measure it (default search params; an efSearch sweep for HNSW if ``sweep``)."""
+                 scratch: Path, use_gpu: bool, sweep: bool, search_defaults: dict | None = None,
+                 loaded: bool = False) -> dict:
+    """Build one VectorIndex and measure it (default search params; an efSearch sweep for HNSW if ``sweep``).
+
+    ``search_defaults`` (a budget choice's) are applied before building; ``loaded`` adds measure_loaded's
+    resident memory and cold-cache latency."""
     from xsearch.index import VectorIndex
+    from xsearch.index.exact import sidecar_path
 
     n, dim = base.shape
     ids = np.arange(n, dtype=np.int64)
     index = VectorIndex.create(dim, factory, use_gpu=use_gpu)
+    if search_defaults:
+        index.set_search_defaults(search_defaults)
     t0 = time.perf_counter()
     for start in range(0, n, ADD_CHUNK):
         index.add(ids[start:start + ADD_CHUNK], base[start:start + ADD_CHUNK])
@@ -150,29 +246,58 @@ def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.
     elif factory.startswith("IVF"):
         training = "automatic, on the staged vectors"
     build_s = time.perf_counter() - t0
+    path = scratch / "ours.faiss"
+    refined = bool(index.describe().get("refine"))
+    save_s = None
+    if refined:  # searched as a collection reader has it: loaded, exact vectors memory-mapped (page cache warm)
+        t_save = time.perf_counter()
+        index.save(path)
+        save_s = time.perf_counter() - t_save
+        index = VectorIndex.load(path, use_gpu=use_gpu)
 
     k = cfg.k
     found, batch_s = _time_batch(lambda q: index.search(q, k)[1], queries)
     single = _time_single(lambda q: index.search(q, k), queries, cfg.n_single)
     with _faiss_threads(1):  # what single queries cost without waking OpenMP threads (peers run them on one)
         single_1t = _time_single(lambda q: index.search(q, k), queries, cfg.n_single)
-    path = scratch / "ours.faiss"
-    index.save(path)
-    saved = path.stat().st_size
-    path.unlink()
+    if not refined:
+        t_save = time.perf_counter()
+        index.save(path)
+        save_s = time.perf_counter() - t_save
+    vecs = sidecar_path(path)
+    saved = path.stat().st_size + (vecs.stat().st_size if vecs.is_file() else 0)
+    loaded_row = measure_loaded(path, queries, cfg.k, cfg.n_single, scratch) if loaded else {}
     row = {
         "library": "xsearch", "kind": None, "factory": factory, "n": n, "dim": dim,
         "params": index.search_defaults(), "training": training,
         "build_s": build_s, "recall": recall_at_k(found, truth),
         "batch_ms_per_query": batch_s * 1000, "p50_ms": percentile_ms(single, 50), "p99_ms": percentile_ms(single, 99),
         "p50_ms_1thread": percentile_ms(single_1t, 50), "p99_ms_1thread": percentile_ms(single_1t, 99),
-        "bytes_per_vector": saved / n, "ram_bytes_per_vector": index.memory_bytes() / n,
+        "bytes_per_vector": saved / n, "ram_bytes_per_vector": index.memory_bytes() / n, "save_s": save_s,
     }
+    if "rss_anon_bytes" in loaded_row:
+        row["rss_bytes_per_vector"] = loaded_row["rss_anon_bytes"] / n
+        for key in ("cold_p50_ms", "cold_p99_ms"):
+            if key in loaded_row:
+                row[key] = loaded_row[key]
+        if "rss_file_after_queries_bytes" in loaded_row:
+            row["rss_file_after_queries_bytes_per_vector"] = loaded_row["rss_file_after_queries_bytes"] / n
+    elif loaded_row:
+        row["loaded_error"] = loaded_row.get("loaded_error")
+    if index.describe().get("refine"):
+        row["refine_sweep"] = []
+        for kf in (5, 10, 20, 40):
+            found, per_q = _time_batch(lambda q, kf=kf: index.search(q, k, params={"k_factor": kf})[1], queries)
+            row["refine_sweep"].append({"k_factor": kf, "recall": recall_at_k(found, truth),
+                                        "batch_ms_per_query": per_q * 1000})
     if sweep:
         row["sweep"] = []
         for ef in EF_GRID:
             found, per_q = _time_batch(lambda q, ef=ef: index.search(q, k, params={"efSearch": ef})[1], queries)
             row["sweep"].append({"ef": ef, "recall": recall_at_k(found, truth), "batch_ms_per_query": per_q * 1000})
+    index = None
+    for leftover in (path, vecs):
+        leftover.unlink(missing_ok=True)
     return row
 
 
@@ -227,7 +352,8 @@ def _bench_dataset(label: str, base: np.ndarray, queries: np.ndarray, cfg: Index
     result = {"label": label, "n": n, "dim": dim, "n_queries": len(queries), "exact_s": time.perf_counter() - t0,
               "rows": []}
     for kind in cfg.kinds:
-        factory = factory_for(kind, n, dim)
+        factory = factory_for(kind, n, dim, cfg.budget_bytes_per_vector)
+        choice = budget_choice(n, dim, cfg.budget_bytes_per_vector) if kind == "budget" else None
         need = min_training_vectors(factory)
         if n < need:
             result["rows"].append({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
@@ -240,8 +366,12 @@ def _bench_dataset(label: str, base: np.ndarray, queries: np.ndarray, cfg: Index
                                        "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
                 continue
         log(f"  {label}: xsearch {factory}")
-        row = measure_ours(factory, base, queries, truth, cfg, scratch, use_gpu, sweep=kind == "HNSW32")
+        row = measure_ours(factory, base, queries, truth, cfg, scratch, use_gpu, sweep=kind == "HNSW32",
+                           search_defaults=choice.search if choice else None,
+                           loaded=cfg.measure_loaded and (kind in COMPRESSED_KINDS or kind in ("Flat", "HNSW32")))
         row["kind"] = kind
+        if choice is not None:
+            row["choice"] = choice.to_dict()
         result["rows"].append(row)
         if kind == "HNSW32":
             previous["xsearch"] = row
@@ -257,8 +387,33 @@ def _bench_dataset(label: str, base: np.ndarray, queries: np.ndarray, cfg: Index
         result["rows"].append(row)
         if "skipped" not in row:
             previous[name] = row
+    if cfg.autofaiss:
+        log(f"  {label}: autofaiss under {cfg.budget_bytes_per_vector:g} B/vector")
+        result["rows"].append(measure_autofaiss(base, queries, truth, cfg, scratch))
     result["ratios"] = _ratios(result["rows"])
     return result
+
+
+def measure_autofaiss(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
+                      scratch: Path) -> dict:
+    """autofaiss's own choice and search parameters under the budget kind's memory budget."""
+    from bench.peers import run_autofaiss
+
+    n, dim = base.shape
+    budget = int(cfg.budget_bytes_per_vector * n)
+    row = {"library": "autofaiss", "kind": "auto", "n": n, "dim": dim, "memory_budget_bytes": budget}
+    got = run_autofaiss(base, queries, cfg.k, budget, cfg.n_single, scratch)
+    if "skipped" in got:
+        return {**row, "skipped": got["skipped"]}
+    infos = got.get("infos", {})
+    row.update({
+        "version": got.get("version"), "factory": infos.get("index_key", "?"),
+        "params": {"autofaiss": infos.get("index_param", "?")}, "build_s": got["build_s"],
+        "recall": recall_at_k(got["found"], truth), "batch_ms_per_query": got["batch_s_per_query"] * 1000,
+        "p50_ms": percentile_ms(got["single_s"], 50), "p99_ms": percentile_ms(got["single_s"], 99),
+        "bytes_per_vector": got["bytes"] / n, "ram_bytes_per_vector": got["bytes"] / n, "infos": infos,
+    })
+    return row
 
 
 def _ratios(rows: list[dict]) -> dict:
@@ -276,7 +431,7 @@ def _ratios(rows: list[dict]) -> dict:
                 "build_ratio": ratio(r["build_s"], flat["build_s"]),
                 "memory_ratio": ratio(r["bytes_per_vector"], flat["bytes_per_vector"]),
             })
-        if r["library"] != "xsearch" and hnsw is not None:
+        if r["library"] not in ("xsearch", "autofaiss") and hnsw is not None:
             out["vs_peers"].append({
                 "peer": r["library"], "ours_recall": hnsw["recall"], "peer_recall": r["recall"],
                 "peer_ef": r["params"]["ef"], "ours_efSearch": hnsw["params"].get("efSearch"),
@@ -288,6 +443,25 @@ def _ratios(rows: list[dict]) -> dict:
                 "matched_at_peer_recall": _ours_at_recall(hnsw, r["recall"], r["batch_ms_per_query"]),
                 "matched": r["matched"],
             })
+    auto = next((r for r in live if r["library"] == "autofaiss"), None)
+    out["compressed"] = []
+    for r in live:
+        if r["library"] != "xsearch" or r["kind"] not in COMPRESSED_KINDS:
+            continue
+        resident = r.get("rss_bytes_per_vector", r["ram_bytes_per_vector"])
+        entry = {"kind": r["kind"], "factory": r["factory"], "recall": r["recall"], "p50_ms": r["p50_ms"],
+                 "resident_bytes_per_vector": resident,
+                 "resident_over_flat": ratio(resident, flat.get("rss_bytes_per_vector", flat["ram_bytes_per_vector"]))
+                 if flat else None,
+                 "build_over_hnsw": ratio(r["build_s"], hnsw["build_s"]) if hnsw else None,
+                 "recall_minus_hnsw": (r["recall"] - hnsw["recall"]) if hnsw else None}
+        if auto is not None:
+            entry.update({"autofaiss_factory": auto["factory"], "autofaiss_recall": auto["recall"],
+                          "recall_over_autofaiss": ratio(r["recall"], auto["recall"]),
+                          "build_over_autofaiss": ratio(r["build_s"], auto["build_s"]),
+                          "p50_over_autofaiss": ratio(r["p50_ms"], auto["p50_ms"]),
+                          "bytes_over_autofaiss": ratio(resident, auto["ram_bytes_per_vector"])})
+        out["compressed"].append(entry)
     return out
 
 
@@ -346,16 +520,19 @@ def to_markdown(result: dict) -> str:
         for r in ds["rows"]:
             name = r["library"] + (f" {r['version']}" if r.get("version") else "")
             if "skipped" in r:
-                rows.append([name, r.get("factory", r["kind"]), "skipped: " + r["skipped"]] + [""] * 8)
+                rows.append([name, r.get("factory", r["kind"]), "skipped: " + r["skipped"]] + [""] * 10)
                 continue
             params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
             one = (f"{fmt(r['p50_ms_1thread'])} / {fmt(r['p99_ms_1thread'])}" if "p50_ms_1thread" in r
                    else "(one thread)")
+            cold = f"{fmt(r['cold_p50_ms'])} / {fmt(r['cold_p99_ms'])}" if "cold_p50_ms" in r else "-"
             rows.append([name, r["factory"], params, r["build_s"], r["recall"], r["p50_ms"], r["p99_ms"], one,
-                         r["batch_ms_per_query"], r["bytes_per_vector"], r.get("ram_bytes_per_vector")])
+                         r["batch_ms_per_query"], r["bytes_per_vector"], r.get("ram_bytes_per_vector"),
+                         r.get("rss_bytes_per_vector"), cold])
         parts.append(table(["library", "index", "search params", "build s", "recall", "p50 ms", "p99 ms",
-                            "p50 / p99 ms, 1 FAISS thread", "batch ms/query", "bytes/vec (saved)",
-                            "bytes/vec (RAM est.)"], rows))
+                            "p50 / p99 ms, 1 FAISS thread", "batch ms/query", "bytes/vec (saved, all files)",
+                            "bytes/vec (RAM est.)", "bytes/vec resident (measured)",
+                            "cold-cache p50 / p99 ms"], rows))
         vs_exact = ds["ratios"]["vs_exact"]
         if vs_exact:
             parts.append("Ours vs exact search (Flat): speedup = Flat time / this index's time; "
@@ -363,6 +540,25 @@ def to_markdown(result: dict) -> str:
             parts.append(table(["index", "recall", "batch speedup", "p50 speedup", "build / Flat", "memory / Flat"],
                                [[v["factory"], v["recall"], v["batch_speedup"], v["p50_speedup"], v["build_ratio"],
                                  v["memory_ratio"]] for v in vs_exact]))
+        compressed = ds["ratios"].get("compressed") or []
+        if compressed:
+            parts.append("Compressed search with exact re-ranking: resident = anonymous memory a fresh process "
+                         "gains by loading the index (exact vectors are a memory-mapped file, read only for "
+                         "candidates); ratios are ours / other (build < 1: ours faster; recall > 1: ours better).")
+            parts.append(table(
+                ["kind", "index", "recall", "p50 ms", "resident B/vec", "resident / Flat", "build / our HNSW32",
+                 "recall − our HNSW32", "autofaiss index", "autofaiss recall", "recall / autofaiss",
+                 "build / autofaiss", "p50 / autofaiss"],
+                [[c["kind"], c["factory"], c["recall"], c["p50_ms"], c["resident_bytes_per_vector"],
+                  c["resident_over_flat"], c["build_over_hnsw"], c["recall_minus_hnsw"],
+                  c.get("autofaiss_factory", "-"), c.get("autofaiss_recall"), c.get("recall_over_autofaiss"),
+                  c.get("build_over_autofaiss"), c.get("p50_over_autofaiss")] for c in compressed]))
+            sweeps = [r for r in ds["rows"] if r.get("refine_sweep")]
+            if sweeps:
+                parts.append("Re-ranked candidates per result (k_factor): recall / batch ms per query:")
+                parts.append(table(["index"] + [f"k_factor={s['k_factor']}" for s in sweeps[0]["refine_sweep"]],
+                                   [[r["factory"]] + [f"{fmt(s['recall'])} / {fmt(s['batch_ms_per_query'])}"
+                                                      for s in r["refine_sweep"]] for r in sweeps]))
         vs_peers = ds["ratios"]["vs_peers"]
         if vs_peers:
             parts.append("Ours (HNSW32, default efSearch) vs peer at matched recall: ours / peer "

@@ -135,7 +135,7 @@ def estimate(photo: dict | None, measured: dict, gpu_tflops: float, cores_per_wo
              workers=(1, 8, 32, 64)) -> dict:
     """Paper estimate (not measured) for ITEMS_ESTIMATE items: per worker (one GPU + ``cores_per_worker`` decode
     cores) the rate is the slower of the GPU (FLOPs / assumed effective TFLOP/s) and decoding (cores / core-s
-    per item); N workers scale linearly (the one writer takes ~10 µs of CPU per vector, never the limit here)."""
+    per item); N workers scale linearly (the one writer is assumed not to be the limit)."""
     rows = []
     if photo:
         gpu_rate = gpu_tflops * 1e12 / photo["vitb32_flops"]

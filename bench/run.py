@@ -19,6 +19,7 @@ from bench import encoding, incremental, index, machine, scaling
 from bench.encoding import EncodingBenchConfig
 from bench.incremental import IncrementalBenchConfig
 from bench.index import IndexBenchConfig
+from bench.peers import PEERS
 
 BENCHMARKS = ("encoding", "index", "scaling", "incremental")
 
@@ -33,19 +34,28 @@ class Preset:
     incremental: IncrementalBenchConfig = field(default_factory=IncrementalBenchConfig)
 
 
+#: The index kinds and peers of the presets (IndexBenchConfig's own defaults stay the four plain kinds).
+PRESET_KINDS = index.ALL_KINDS
+PRESET_PEERS = ("hnswlib", "usearch", "usearch-f16", "usearch-i8")
+
+
 def preset(name: str) -> Preset:
     """'quick', 'default' or 'full'."""
     if name == "quick":
         return Preset(
             name,
             encoding=EncodingBenchConfig(world_groups=200, rounds=2),
-            index=IndexBenchConfig(sizes=(10_000, 30_000), n_queries=300, n_single=100, world_groups=200),
+            index=IndexBenchConfig(sizes=(10_000, 30_000), n_queries=300, n_single=100, world_groups=200,
+                                   kinds=PRESET_KINDS, peers=PRESET_PEERS, autofaiss=True,
+                                   measure_loaded=True),
             incremental=IncrementalBenchConfig(world_groups=200),
         )
     if name == "default":
-        return Preset(name)
+        return Preset(name, index=IndexBenchConfig(kinds=PRESET_KINDS, peers=PRESET_PEERS, autofaiss=True,
+                                                   measure_loaded=True))
     if name == "full":
-        return Preset(name, index=IndexBenchConfig(sizes=(10_000, 100_000, 1_000_000)))
+        return Preset(name, index=IndexBenchConfig(sizes=(10_000, 100_000, 1_000_000), kinds=PRESET_KINDS,
+                                                   peers=PRESET_PEERS, autofaiss=True, measure_loaded=True))
     raise ValueError(f"unknown preset {name!r}")
 
 
@@ -98,9 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="also write the markdown report here")
     ap.add_argument("--workdir", type=Path, help="keep generated data here (default: a temp dir, deleted after)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (model and FAISS GPU)")
-    ap.add_argument("--peers", default="hnswlib,usearch",
-                    help="comma-separated peer libraries for the index benchmark ('' for none: ours only)")
+    ap.add_argument("--peers", default=",".join(PRESET_PEERS),
+                    help="comma-separated peer libraries for the index benchmark ('' for none: ours only); "
+                         f"known: {','.join(PEERS)}")
     ap.add_argument("--sizes", default=None, help="override the index sizes, e.g. 100000,1000000")
+    ap.add_argument("--kinds", default=None,
+                    help=f"override our index kinds (comma-separated; known: {','.join(index.ALL_KINDS)})")
+    ap.add_argument("--no-autofaiss", action="store_true", help="do not build autofaiss's choice")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="memory budget of the 'budget' kind and autofaiss, bytes per vector (default 256)")
+    ap.add_argument("--max-build-s", type=float, default=None,
+                    help="skip an HNSW build estimated (from a smaller size) to take longer (default 900)")
+    ap.add_argument("--world-groups", type=int, default=None, help="groups of the world whose embeddings are "
+                    "indexed too (0: none)")
     args = ap.parse_args(argv)
 
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
@@ -112,6 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     p.index.peers = tuple(x.strip() for x in args.peers.split(",") if x.strip())
     if args.sizes:
         p.index.sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+    if args.kinds:
+        p.index.kinds = tuple(x.strip() for x in args.kinds.split(",") if x.strip())
+        bad = [k for k in p.index.kinds if k not in index.ALL_KINDS]
+        if bad:
+            ap.error(f"--kinds: unknown kind(s) {', '.join(bad)}; choose from {', '.join(index.ALL_KINDS)}")
+    if args.no_autofaiss:
+        p.index.autofaiss = False
+    if args.budget is not None:
+        p.index.budget_bytes_per_vector = args.budget
+    if args.max_build_s is not None:
+        p.index.hnsw_max_build_s = args.max_build_s
+    if args.world_groups is not None:
+        p.index.world_groups = args.world_groups
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

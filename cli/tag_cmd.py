@@ -65,6 +65,8 @@ def read_labels(value: str) -> list[str]:
     from xsearch.errors import UsageError
     from xsearch.tagging import check_labels
 
+    if not value.strip():
+        return check_labels([])
     path = Path(value).expanduser()
     if path.is_file():
         try:

@@ -10,7 +10,11 @@ Every candidate is a FAISS factory string (index/vectors.py), with estimates of 
 The rule (``choose_index``): without any budget, today's default (Flat below FLAT_MAX_VECTORS, HNSW32 above).
 With a budget: the candidates whose resident memory fits the memory budget and whose expected p50 fits the
 latency budget (DEFAULT_LATENCY_MS when only a memory budget is given); among them the fastest one whose
-expected recall reaches RECALL_TARGET, else the one with the best recall; when nothing fits, the smallest.
+expected recall reaches RECALL_TARGET (within 10% of the fastest, the best recall), else the one with the best
+recall; when nothing fits, the smallest.
+"Fastest" counts a type that reads exact vectors from disk at DISK_LATENCY_FACTOR × its warm-cache estimate:
+when the page cache does not hold them, every candidate is a disk read, so a type held wholly in memory wins
+when it fits and is about as fast (HNSW32 vs IVF-PQ + re-ranking at 1M: ~1 ms each).
 The choice records why, and the collection size up to which it holds (``max_n``: past it the memory budget no
 longer fits, or an IVF should be retrained for more lists), so a collection re-chooses as it grows
 (Collection.maybe_reindex).
@@ -30,19 +34,20 @@ from . import vectors as _vectors
 RECALL_TARGET = 0.95
 #: Single-query p50 budget assumed when only a memory budget is given (exact search at 1M × 512-d takes ~85 ms).
 DEFAULT_LATENCY_MS = 10.0
+#: Ranking weight of a disk-backed type's warm-cache p50 (see the module docstring).
+DISK_LATENCY_FACTOR = 2.0
 #: First-stage candidates per result re-ranked by refined types (k=10 → 200 candidates).
 REFINE_K_FACTOR = _vectors.REFINE_K_FACTOR
-#: Lists probed by refined IVF types: nlist / this (their recall is bounded by the PQ codes, not the lists).
-REFINE_NPROBE_DIVISOR = 32
 
 # Latency model, ms for one query on one thread (2-core AMD EPYC, bench/results/cpu-2core-1m.md):
 #: exact scan per vector·dimension (Flat 1M × 512: 83 ms)
 _MS_FLAT = 1.6e-7
 #: IVF-Flat / SQ8 scan per scanned vector·dimension (IVF4096,Flat nprobe 256 at 1M: 9.6 ms; cache misses)
 _MS_IVF = 2.9e-7
-#: fast-scan PQ per scanned code byte, and re-ranking per candidate row of 512 dims (page cache warm)
+#: fast-scan PQ per scanned code byte, and re-ranking per candidate row of 512 dims (page cache warm; at 200k
+#: × 512-d, IVF2048,PQ64x4fs re-ranking 200 candidates: p50 0.8–1.3 ms, recall@10 0.97–0.98)
 _MS_FASTSCAN_BYTE = 3e-8
-_MS_RERANK_ROW = 2.5e-3
+_MS_RERANK_ROW = 3e-3
 #: HNSW32 at efSearch 128: 0.84–1.34 ms for 100k–1M × 512
 _MS_HNSW = 1.3
 
@@ -148,6 +153,8 @@ def candidates(n: int, dim: int) -> list[Candidate]:
     out.append(Candidate(hnsw, "graph", 0.999 if n <= 10_000 else _hnsw_recall(n), _MS_HNSW * max(scale, 0.25),
                          bpv(hnsw, dim), disk(hnsw, dim), {"efSearch": _vectors.HNSW_EF_SEARCH}))
     nlist = _vectors.ivf_nlist(n)
+    while nlist > 16 and 39 * nlist > n:  # lists that n vectors can train now (FAISS: 39 points per list)
+        nlist //= 2
     nprobe = _vectors.default_nprobe(nlist)
     scanned = n * nprobe / nlist
     ivf_ms = _MS_IVF * dim * (nlist + scanned)
@@ -157,8 +164,10 @@ def candidates(n: int, dim: int) -> list[Candidate]:
         out.append(Candidate(fac, name, recall, ms, bpv(fac, dim, n), disk(fac, dim, n), {"nprobe": nprobe}))
     # Compressed first stage + exact re-ranking: PQ fast-scan codes of dim/8 (4-bit, dim/16 bytes) or dim/4
     # (dim/8 bytes) sub-quantizers; float16 exact vectors on disk.
-    r_nprobe = max(1, min(nlist, max(8, nlist // REFINE_NPROBE_DIVISOR)))
-    r_scanned = n * r_nprobe / nlist
+    # nprobe as for IVF-Flat: on the clustered benchmark nlist/64 lists were enough (the PQ codes bound recall),
+    # on less cleanly clustered data (the tests' 16-d blobs) nlist/4 were needed; nlist/8 costs ~0.5 ms at 1M.
+    r_nprobe = nprobe
+    r_scanned = scanned
     for m, recall in ((max(1, dim // 8), 0.96), (max(1, dim // 4), 0.975)):
         if dim % m:
             continue
@@ -239,7 +248,11 @@ def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None,
                        f"resident, {format_bytes(n * c.resident)} in all){why_not}")
     good = [c for c in fits if c.recall >= RECALL_TARGET]
     if good:
-        c = min(good, key=lambda c: (c.p50_ms, c.resident))
+        def cost(c: Candidate) -> float:
+            return c.p50_ms * (DISK_LATENCY_FACTOR if "Refine" in c.factory else 1)
+
+        fastest = min(cost(c) for c in good)
+        c = max((c for c in good if cost(c) <= 1.1 * fastest), key=lambda c: (c.recall, -c.resident))
         how = f"the fastest within budget at recall@10 ≥ {RECALL_TARGET}"
     else:
         c = max(fits, key=lambda c: (c.recall, -c.p50_ms))

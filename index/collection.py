@@ -707,6 +707,7 @@ class Collection:
                 index.rebuild(choice.factory)
                 index.set_search_defaults(choice.search)
                 index.set_choice(choice.to_dict())
+                self._pending_choices[modality] = choice.to_dict()
                 self._dirty.add(modality)
                 switched[modality] = (old, choice.factory)
             elif index.choice is None or _choice_key(index.choice) != _choice_key(choice.to_dict()):

@@ -10,8 +10,8 @@ Two ways to name one (the ``-c`` argument):
 Layout: one xsearch collection NAME (``xsearch`` in a .db) is a few Milvus collections:
 
 ``NAME__meta``     key → JSON: ``spec`` (model, dims, index per track, creation id), ``state`` (commit generation,
-                   next ids, counts, a commit in flight), ``lease`` (a server's writer lease), ``journal:<file id>``
-                   (the files of the commit in flight);
+                   next ids, counts, a commit in flight), ``lease`` (a server's writer lease), ``journal:<n>``
+                   (the file ids of the commit in flight, 4,000 a row);
 ``NAME__files``    one row per indexed file (what the local catalog's ``files`` table holds);
 ``NAME__<track>``  one row per item (an image, an audio window, a text passage) of a track: the vector, its file
                    id, offset, snippet, the generation that wrote it, and its file's metadata (path, file name,
@@ -28,7 +28,7 @@ Writer: one per collection — milvus-lite: an flock on ``PATH.db.lock`` beside 
 (owner, expiry; renewed in the background, taken over once expired). Milvus has no multi-statement
 transactions, so a writer buffers its changes in memory and applies them in :meth:`MilvusWriter.commit`:
 
-1. ``state.pending = G+1`` and one ``journal:<id>`` row per file the commit touches;
+1. ``state.pending = G+1`` and ``journal:<n>`` rows naming every file the commit touches;
 2. upsert the file rows, insert the new item rows with ``gen = G+1`` (new item ids; a renamed or touched file's
    items are re-written with its new metadata);
 3. publish: ``state.gen = G+1`` (one row). Readers ignore items above the published generation (a search
@@ -1588,7 +1588,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
         state = {**self._raw_state, "pending": new_gen, "next_file_id": self._next_file_id, "next_item_id": next_item}
         # 1. journal
         db.meta_put("state", state)
-        db.meta_put_many({f"journal:{fid}": {"removed": fid in removed} for fid in dirty})
+        db.meta_put_many(_journal_rows(dirty, removed))
         # 2. file rows, new item rows (invisible: gen > published)
         file_rows = [_file_dict(self._files[fid], self._tracks.get(fid, {}), self._tags.get(fid, ()))
                      for fid in dirty if fid in self._files]
@@ -1603,7 +1603,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
         db.meta_put("state", state)
         self._raw_state = state
         # 4. old items of replaced / re-written / removed files, removed file rows, journal
-        self._finish(dirty, removed, new_gen)
+        self._finish([fid for fid in dirty if self._undo[fid][0] is not None], removed, new_gen)
         self._next_item_id = next_item
         self._begin()
 
@@ -1632,7 +1632,10 @@ class MilvusWriter(_MilvusReads, StoreWriter):
         report = MilvusRepair()
         state = self._raw_state
         gen, pending = int(state["gen"]), int(state["pending"])
-        journal = {int(k.split(":", 1)[1]): v for k, v in db.meta_scan("journal:").items()}
+        journal: dict[int, dict] = {}
+        for chunk in db.meta_scan("journal:").values():
+            removed_ids = set(chunk.get("removed", []))
+            journal.update((int(fid), {"removed": fid in removed_ids}) for fid in chunk.get("ids", []))
         if gen < pending:  # not published: the batch's files go entirely; the next index run embeds them again
             ids = sorted(journal)
             for start in range(0, len(ids), ID_CHUNK):
@@ -1794,6 +1797,16 @@ class MilvusBackend(Backend):
                     lock.release()
         finally:
             conn.release()
+
+
+def _journal_rows(dirty: Sequence[int], removed: Sequence[int], per_row: int = 4000) -> dict[str, dict]:
+    """The files of a commit in flight as meta rows ``journal:<n>`` of up to ``per_row`` ids each."""
+    gone = set(removed)
+    rows = {}
+    for n, start in enumerate(range(0, len(dirty), per_row)):
+        ids = [int(i) for i in dirty[start:start + per_row]]
+        rows[f"journal:{n:06d}"] = {"ids": ids, "removed": [i for i in ids if i in gone]}
+    return rows
 
 
 def _choices(spec: StoreSpec, target: Target) -> dict[str, IndexChoice]:

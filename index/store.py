@@ -366,7 +366,7 @@ def resolve_uri(uri: str | None) -> str:
 
 
 def copy_store(source: str | None, destination: str | None, *, replace: bool = False, factory="auto",
-               wait_s: float = 0.0, files_per_batch: int = 256, on_plan=None, on_progress=None) -> dict:
+               wait_s: float = 0.0, files_per_batch: int = 1024, on_plan=None, on_progress=None) -> dict:
     """Copy a collection to another store (local ↔ Milvus, either way), vectors included (nothing is embedded):
     every file row with its items, read through the source's :meth:`StoreReader.file_items` and written through
     the destination's writer, committed every ``files_per_batch`` files. The model (id, spec, dims) carries over;

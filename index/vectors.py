@@ -64,7 +64,7 @@ IVF_NPROBE_MAX = 256
 REFINE_K_FACTOR = 20
 #: IVF / PQ training uses at most this many points per centroid (FAISS's own cap is 256; k-means time is linear
 #: in it, and recall after re-ranking did not move between 64 and 256 on the clustered benchmark).
-TRAIN_POINTS_PER_CENTROID = 256
+TRAIN_POINTS_PER_CENTROID = 64
 #: HNSW: tombstoned share of stored vectors that triggers a rebuild.
 TOMBSTONE_COMPACT_FRACTION = 0.10
 #: Filtered searches over at most max(EXACT_FILTER_MIN, ntotal * EXACT_FILTER_FRACTION) allowed ids are

@@ -100,3 +100,11 @@ def test_dates_far_outside_the_epoch_range_compare_like_the_range_ends(indexed):
         assert eng.search(Q, filters=Filters(since=dt.date(1000, 1, 1)))["image"]
         assert eng.search(Q, filters=Filters(until=dt.datetime(9999, 12, 31)))["image"]
         assert not eng.search(Q, filters=Filters(since=dt.datetime(9999, 12, 31)))["image"]
+
+
+def test_similar_to_all_skips_empty_modalities_and_huge_ids_are_usage_errors(indexed, world, manifest_records):
+    with Engine(indexed) as eng:
+        out = eng.similar(world / manifest_records[0]["image"], to="all", k=3)
+        assert set(out) == {"image", "audio", "text"} and all(len(h) == 3 for h in out.values())
+        with pytest.raises(UsageError):
+            eng.item(2**70)

@@ -89,6 +89,19 @@ def test_local_executor_takes_no_ray_options():
         make_executor("ray", no_such_option=1)
 
 
+def test_missing_ray_is_a_usage_error(monkeypatch):
+    import sys
+
+    from xsearch.errors import UsageError
+    from xsearch.executors import make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError, as without the extra
+    monkeypatch.delitem(sys.modules, "xsearch.executors_ray", raising=False)
+    with pytest.raises(UsageError) as e:
+        make_executor("ray")
+    assert e.value.code == "executor.unavailable" and "'ray' extra" in str(e.value)
+
+
 def _compare_with_local(folder: Path, **ray_options):
     """Run both executors over the same files: the same files, offsets, infos, snippets, vectors (allclose) and
     skip reasons; every file accounted for in some batch (the progress bar's count)."""

@@ -330,7 +330,7 @@ def test_maybe_reindex_to_ivf_under_a_memory_budget(tmp_path, monkeypatch):
     with make(root, dims={"image": DIM}, memory_budget_bytes=budget) as coll:
         _, ids = add_file(coll, "/big.bin", vecs)
         switched = coll.maybe_reindex()
-        assert switched == {"image": ("Flat", "IVF512,Flat")}
+        assert switched["image"][0] == "Flat" and switched["image"][1].startswith("IVF512,")  # IVF-Flat or SQ8
         index = coll.index("image")
         assert index.is_trained and np.array_equal(index.ids(), ids)
         sample = np.arange(0, n, 25)

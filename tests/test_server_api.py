@@ -480,18 +480,32 @@ def test_searches_while_an_index_run_commits(world, manifest_records, tmp_path):
         _error(c.get("/api/collections/live/search", params={"like": item["item_id"]}), 404, "item.missing")
 
 
-def test_content_type_follows_content_not_name(world, tmp_path):
+def test_content_type_and_audio_windows_of_a_long_file(world, manifest_records, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
     from xsearch.engine import Engine
 
     folder, col = tmp_path / "media", tmp_path / "col"
     folder.mkdir()
-    shutil.copy(next((world / "image").iterdir()), folder / "really-a-png.jpg")
-    shutil.copy(next((world / "audio").iterdir()), folder / "sound.wav")
+    shutil.copy(world / manifest_records[0]["image"], folder / "really-a-png.jpg")
+    waves = [sf.read(world / r["audio"], dtype="float32") for r in manifest_records[:4]]
+    sf.write(folder / "long.wav", np.concatenate([w for w, _ in waves]), waves[0][1])  # 4 sounds, 8 s
+    shutil.copy(world / manifest_records[2]["image"], folder / "third.png")
     Engine(col, model="builtin").index_folder(folder, workers=0)
     with _app_client({"c": str(col)}) as c:
-        hit = c.get("/api/collections/c/search", params={"q": "x", "limit": 1}).json()["results"]["image"][0]
+        hit = c.get("/api/collections/c/search", params={"q": "x", "path_glob": "*.jpg"}).json()["results"]["image"][0]
         assert hit["name"] == "really-a-png.jpg"
         assert c.get(hit["media_url"]).headers["content-type"] == "image/png"
+        third = c.get("/api/collections/c/search", params={"q": "x", "path_glob": "third.png"}).json()
+        body = c.get("/api/collections/c/search", params={"like": third["results"]["image"][0]["item_id"],
+                                                          "to": "audio"}).json()
+        [sound] = body["results"]["audio"]  # the best window of the one sound: where the third group's sound is
+        assert sound["name"] == "long.wav" and sound["duration"] == pytest.approx(8.0, abs=0.01)
+        assert 3.0 <= sound["offset"] <= 5.0 and sound["end"] > sound["offset"]
+        size = (folder / "long.wav").stat().st_size
+        r = c.get(sound["media_url"], headers={"Range": f"bytes={size // 2}-"})
+        assert r.status_code == 206 and len(r.content) == size - size // 2
 
 
 # -- the command --------------------------------------------------------------------------------------------------

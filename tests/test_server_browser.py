@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("XSEARCH_CHROMIUM", "/usr/bin/chromium")
 ENABLE = "apt-get install -y chromium, and pip install -e '.[dev]' for playwright"
 
 
@@ -36,6 +36,9 @@ def _missing() -> str:
 MISSING = _missing()
 
 
+needs_browser = pytest.mark.skipif(bool(MISSING), reason=MISSING)  # skipped before any fixture is built
+
+
 class _Notice:
     """Prints why the browser tests were skipped, once, at the end of the run (even without -rs)."""
 
@@ -46,8 +49,8 @@ class _Notice:
         terminalreporter.write_line(self.line)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _needs_browser(request):
+def test_browser_is_there(request):
+    """Says, in one line at the end of the run, how to enable the browser tests when they cannot run."""
     if MISSING:
         manager = request.config.pluginmanager
         if not manager.has_plugin("xsearch-browser-notice"):
@@ -171,6 +174,7 @@ def _target(page, label: str) -> None:
     page.locator("#to label", has_text=label).click()
 
 
+@needs_browser
 def test_text_query_shows_decoded_thumbnails(page, shots, manifest_records):
     record = next(r for r in manifest_records if r["split"] == "test")
     page.goto("/")
@@ -187,6 +191,7 @@ def test_text_query_shows_decoded_thumbnails(page, shots, manifest_records):
     page.screenshot(path=shots / "text-to-image.png")
 
 
+@needs_browser
 def test_image_dropped_finds_its_sound_and_audio_plays(page, shots, world, manifest_records):
     record = next(r for r in manifest_records if r["split"] == "test")
     page.goto("/")
@@ -205,6 +210,7 @@ def test_image_dropped_finds_its_sound_and_audio_plays(page, shots, world, manif
     page.screenshot(path=shots / "image-to-audio.png")
 
 
+@needs_browser
 def test_audio_starts_at_the_matched_window(page, server, shots, manifest_records):
     import json
 
@@ -223,6 +229,7 @@ def test_audio_starts_at_the_matched_window(page, server, shots, manifest_record
     page.screenshot(path=shots / "audio-offset.png")
 
 
+@needs_browser
 def test_audio_file_picked_finds_its_picture(page, shots, world, manifest_records):
     record = [r for r in manifest_records if r["split"] == "test"][1]
     page.goto("/?to=image")
@@ -235,6 +242,32 @@ def test_audio_file_picked_finds_its_picture(page, shots, world, manifest_record
     page.screenshot(path=shots / "audio-to-image.png")
 
 
+@needs_browser
+def test_several_queries_with_weights(page, shots, world, manifest_records):
+    page.goto("/?to=image")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    page.fill("#q", "red circles")
+    page.click("#add-text")
+    page.fill("#q", "on a striped background")
+    _drop_file(page, world / manifest_records[5]["image"], "image/png")
+    _results(page, "image", 5)
+    page.wait_for_selector("#fusion-wrap:not([hidden])")
+    page.fill("#q-weight", "0.5")
+    page.locator(".chip input[type=number]").first.fill("2")
+    page.select_option("#fusion", "rrf")
+    page.wait_for_url("**fusion=rrf*")
+    query = page.url.split("?", 1)[1]
+    assert query.count("q=") == 2 and "upload=" in query and "w=0.5%2C2%2C1" in query, query
+    _results(page, "image", 5)
+    page.screenshot(path=shots / "several-queries.png")
+    page.reload()  # the whole query comes back from the URL
+    page.wait_for_selector(".chip .kind:has-text('image')")
+    assert page.input_value("#q") == "on a striped background" and page.input_value("#fusion") == "rrf"
+    assert page.locator(".chip").count() == 2
+    _results(page, "image", 5)
+
+
+@needs_browser
 def test_more_like_this_and_back(page, shots):
     page.goto("/?q=three+small+green+squares&to=image")
     cards = _results(page, "image", 5)
@@ -251,6 +284,7 @@ def test_more_like_this_and_back(page, shots):
     _results(page, "image", 5)
 
 
+@needs_browser
 def test_keyboard_only(page):
     page.goto("/")
     page.wait_for_selector("#stats:has-text('90 images')")
@@ -266,6 +300,7 @@ def test_keyboard_only(page):
     _results(page, "image", 3)
 
 
+@needs_browser
 def test_all_targets_texts_and_pagination(page, shots):
     page.goto("/?q=one+large+blue+star&to=all")
     _results(page, "image", 8)
@@ -284,6 +319,7 @@ def test_all_targets_texts_and_pagination(page, shots):
     page.screenshot(path=shots / "all-targets.png", full_page=True)
 
 
+@needs_browser
 def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
     page.goto("/")
     page.wait_for_selector("#stats:has-text('90 images')")
@@ -316,6 +352,7 @@ def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
     page.screenshot(path=shots / "no-collection.png")
 
 
+@needs_browser
 def test_narrow_screen(browser, server, shots):
     context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server, is_mobile=True)
     page = context.new_page()
@@ -333,6 +370,7 @@ def test_narrow_screen(browser, server, shots):
         context.close()
 
 
+@needs_browser
 def test_screenshot_files_are_pngs(shots):
     pngs = sorted(shots.glob("*.png"))
     assert len(pngs) >= 6

@@ -323,10 +323,10 @@ class Engine:
             modality = _modality_of(p)
             check_query_file(p, modality)
         target = modality if to is None else to
-        targets, _ = self.targets(target)
-        targets = check_targets(store, targets, True)
+        targets, explicit = self.targets(target)
+        targets = check_targets(store, targets, explicit)
         req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
-        single_track = modality not in TRACKS_OF and target not in TRACKS_OF
+        single_track = target != "all" and modality not in TRACKS_OF and target not in TRACKS_OF
         if row is not None and single_track and enc.index_space(modality) == enc.index_space(target):
             req.k = check_k(store, targets, k)
             vec = mean_vector(store.file_vectors(row.id))
@@ -445,7 +445,7 @@ def _modality_of(path: Path) -> str:
 
 
 def _check_int(name: str, value, minimum: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or abs(int(value)) > 2**63 - 1:
         raise UsageError(f"{name} must be a whole number, not {value!r}", code="usage.bad_value", name=name,
                          value=value)
     if minimum is not None and value < minimum:

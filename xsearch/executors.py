@@ -139,7 +139,8 @@ def make_executor(name: str = "local", *, workers: int = 2, files_per_batch: int
     """The executor called ``name`` ("local" or "ray"; ``options`` go to it, e.g. ``address`` for Ray)."""
     if name == "local":
         if options:
-            raise UsageError(f"{', '.join(sorted(options))} only apply to the ray executor",
+            raise UsageError(f"the ray executor's options ({', '.join(sorted(options))}) do not apply to the local "
+                             "executor",
                              code="executor.bad_option", executor=name, options=", ".join(sorted(options)))
         return LocalExecutor(workers, files_per_batch, worker_init)
     if name == "ray":

@@ -2,7 +2,7 @@
 
 Pipeline (Ray Data, streaming)::
 
-    files (driver) ─ from_items, one block per batch of files
+    files (driver) ─ from_arrow, one block per batch of files
       → map_batches(_decode_batch)          Ray tasks, CPU: decode, segments as plain numpy / str / bytes
       → map_batches(_Embedder)              actor pool: each actor builds its encoder from the model *spec*
                                             (``load_encoder(spec, device)``), on a GPU when the cluster has them
@@ -12,6 +12,13 @@ What crosses a process boundary is plain data: a file's decoded segments as ``(t
 images as uint8 arrays (PIL is rebuilt in the actor, bit for bit), and an embedded file as ``{track: (offsets,
 vectors, snippets)}`` plus its info. The driver builds ``EmbeddedFile`` / ``Skipped`` from that, so the indexer,
 its report and its progress bar are the same as with the local executor, and so are the vectors.
+
+Under Ray Client (``ray://``) Ray Data cannot run in the driver (ray-project/ray#42739), so the same pipeline runs
+in a coordinator actor on the cluster and the driver pulls its output batches one by one.
+
+The model spec: the actors need the writer's concrete spec; it is read from the encoder (``encoder.spec``) only
+when there is work, when the indexer has loaded the model on the driver anyway (its decode options and model
+check), or given as ``spec=``. Every returned batch carries the actors' model id, checked against the driver's.
 
 Failures: a file that fails to decode or embed is skipped with its reason, as locally. A worker process that
 dies (a decoder crash, an out-of-memory kill) is retried ``max_retries`` times, then its batch is dropped
@@ -240,8 +247,7 @@ class RayExecutor:
         self.quiet = quiet
         self.resources: dict = {}  # what the last run used (for reports and benchmarks)
 
-    # The spec is read from the encoder only here, when there is work: on the driver the model is loaded anyway
-    # by then (the indexer's decode_options and model check), so this costs nothing more.
+    # Read from the encoder only here, when there is work (see the module docstring).
     def _spec(self, encoder) -> str:
         return self.spec or encoder.spec
 

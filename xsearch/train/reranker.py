@@ -167,7 +167,11 @@ def embed_world(encoder, records: list[PairRecord], *, partial_per_group: int = 
 
 
 def _embed_texts(encoder, texts: list[str], batch: int = 512) -> np.ndarray:
-    return np.concatenate([encoder.embed("text", texts[i:i + batch]) for i in range(0, len(texts), batch)])
+    """Each distinct text embedded once (the world's captions and partial captions repeat a lot)."""
+    unique = sorted(set(texts))
+    vecs = np.concatenate([encoder.embed("text", unique[i:i + batch]) for i in range(0, len(unique), batch)])
+    where = {t: i for i, t in enumerate(unique)}
+    return vecs[[where[t] for t in texts]]
 
 
 # -- query sets --------------------------------------------------------------------------------------------------
@@ -459,7 +463,7 @@ def train_reranker(args: RerankArgs, encoder, *, log: Callable[[str], None] = pr
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - te, 1)}
         if val_batch is not None:
             entry["val"] = evaluate_lists(model, world, val_batch, device)

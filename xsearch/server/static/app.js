@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   collections: [], collection: null, texts: [], chips: [], to: "image", fusion: "mean",
-  offset: 0, loading: false, hasMore: false, request: 0,
+  offset: 0, loading: false, hasMore: false, request: 0, scoreLabel: "",
 };
 
 // -- small helpers ---------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ function queryCount() {
 
 function ordered() {
   // the API's weight order: texts, then uploads, then liked items
-  const texts = state.texts.filter((t) => t.value.trim());
+  const texts = [...state.texts, ...state.chips.filter((c) => c.kind === "text")].filter((t) => t.value.trim());
   return [...texts, ...state.chips.filter((c) => c.kind === "upload"), ...state.chips.filter((c) => c.kind === "like")];
 }
 
@@ -229,18 +229,19 @@ function cardHead(hit) {
   return el("div", { class: "row" },
     el("span", { class: "name", title: hit.path, text: hit.name }),
     el("span", { class: "rank", text: `#${hit.rank}` }),
-    el("span", { class: "score", title: "cosine similarity to the query", text: hit.score === null ? "–" : hit.score.toFixed(3) }));
+    el("span", { class: "score", title: state.scoreLabel, text: hit.score === null ? "–" : hit.score.toFixed(3) }));
 }
 
 function likeButton(hit) {
   return el("button", { type: "button", class: "ghost like", "aria-label": `More like ${hit.name}`, onclick: () => moreLikeThis(hit) }, "More like this");
 }
 
-function audioCard(hit) {
+function timedPlayer(hit, tag) {
+  // An <audio> or <video> that starts at the matched window, with a timeline marking the window.
   const start = hit.offset || 0;
   const duration = hit.duration || 0;
   const end = hit.end ?? Math.min(duration || start, start + 2);
-  const player = el("audio", { controls: true, preload: "none", src: `${hit.media_url}#t=${start}`, "aria-label": `Play ${hit.name} from ${clock(start)}` });
+  const player = el(tag, { controls: true, preload: tag === "video" ? "metadata" : "none", src: `${hit.media_url}#t=${start}`, "aria-label": `Play ${hit.name} from ${clock(start)}` });
   const mark = el("div", { class: "window" });
   const head = el("div", { class: "playhead" });
   const timeline = el("div", { class: "timeline", title: "Where the match is; click to play from there" }, mark, head);
@@ -257,7 +258,13 @@ function audioCard(hit) {
     for (const other of document.querySelectorAll("audio, video")) if (other !== player) other.pause();
     if (player.currentTime < start - 0.05 && player.currentTime < 0.05) player.currentTime = start;
   });
-  const where = duration ? `match ${clock(start)}–${clock(end)} of ${clock(duration)}` : `match at ${clock(start)}`;
+  const by = hit.matched ? ` (${hit.matched})` : "";
+  const where = duration ? `match ${clock(start)}–${clock(end)} of ${clock(duration)}${by}` : `match at ${clock(start)}${by}`;
+  return { player, timeline, where };
+}
+
+function audioCard(hit) {
+  const { player, timeline, where } = timedPlayer(hit, "audio");
   return el("article", { class: "card audio" }, cardHead(hit), timeline, player,
     el("div", { class: "row" }, el("span", { class: "where", text: where }), likeButton(hit)));
 }
@@ -290,8 +297,9 @@ function imageCard(hit) {
 }
 
 function videoCard(hit) {
-  const player = el("video", { controls: true, preload: "metadata", src: `${hit.media_url}#t=${hit.offset || 0}` });
-  return el("article", { class: "card video" }, player, cardHead(hit), el("div", { class: "where", text: `match at ${clock(hit.offset)}` }), likeButton(hit));
+  const { player, timeline, where } = timedPlayer(hit, "video");
+  return el("article", { class: "card video" }, player, timeline, cardHead(hit),
+    el("div", { class: "row" }, el("span", { class: "where", text: where }), likeButton(hit)));
 }
 
 function card(hit) {
@@ -302,6 +310,8 @@ function card(hit) {
 }
 
 function render(body, append) {
+  state.scoreLabel = body.queries.length > 1 && body.fusion !== "mean" ? `${body.fusion} score of the fused queries`
+    : "cosine similarity to the query";
   const results = $("results");
   if (!append) results.replaceChildren();
   let shown = 0;
