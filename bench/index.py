@@ -37,7 +37,9 @@ from bench.report import fmt, table
 
 KINDS = ("Flat", "HNSW32", "IVF-Flat", "IVF-PQ")
 COMPRESSED_KINDS = ("IVF-PQfs+refine", "IVF-HNSW-PQfs+refine", "budget")
-ALL_KINDS = KINDS + COMPRESSED_KINDS
+#: Build-speed variants: our HNSW32 with half the construction breadth (efConstruction 40 instead of 80).
+BUILD_KINDS = ("HNSW32-efC40",)
+ALL_KINDS = KINDS + COMPRESSED_KINDS + BUILD_KINDS
 #: ef values swept for every HNSW implementation (ours via efSearch, peers via ef / expansion_search).
 EF_GRID = (10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512)
 #: A peer's recall is "matched" when it is at least ours minus this.
@@ -71,7 +73,7 @@ def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 25
 
     if kind == "Flat":
         return "Flat"
-    if kind == "HNSW32":
+    if kind in ("HNSW32", "HNSW32-efC40"):
         return f"HNSW{HNSW_M}"
     if kind == "IVF-Flat":
         return f"IVF{ivf_nlist(n)},Flat"
@@ -151,6 +153,20 @@ def _faiss_threads(n: int):
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+@contextmanager
+def _ef_construction(value: int | None):
+    """Our HNSW's efConstruction set to ``value`` inside the block (None: unchanged)."""
+    from xsearch.index import vectors
+
+    before = vectors.HNSW_EF_CONSTRUCTION
+    if value is not None:
+        vectors.HNSW_EF_CONSTRUCTION = value
+    try:
+        yield
+    finally:
+        vectors.HNSW_EF_CONSTRUCTION = before
 
 
 def _hnsw_build_estimate(prev: dict | None, n: int) -> float | None:
@@ -365,10 +381,14 @@ def _bench_dataset(label: str, base: np.ndarray, queries: np.ndarray, cfg: Index
                 result["rows"].append({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
                                        "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
                 continue
-        log(f"  {label}: xsearch {factory}")
-        row = measure_ours(factory, base, queries, truth, cfg, scratch, use_gpu, sweep=kind == "HNSW32",
-                           search_defaults=choice.search if choice else None,
-                           loaded=cfg.measure_loaded and (kind in COMPRESSED_KINDS or kind in ("Flat", "HNSW32")))
+        log(f"  {label}: xsearch {factory} ({kind})")
+        with _ef_construction(40 if kind == "HNSW32-efC40" else None):
+            row = measure_ours(factory, base, queries, truth, cfg, scratch, use_gpu,
+                               sweep=kind in ("HNSW32", "HNSW32-efC40"),
+                               search_defaults=choice.search if choice else None,
+                               loaded=cfg.measure_loaded and (kind in COMPRESSED_KINDS or kind in ("Flat", "HNSW32")))
+        if kind == "HNSW32-efC40":
+            row["params"] = {**row["params"], "efConstruction": 40}
         row["kind"] = kind
         if choice is not None:
             row["choice"] = choice.to_dict()
@@ -446,7 +466,7 @@ def _ratios(rows: list[dict]) -> dict:
     auto = next((r for r in live if r["library"] == "autofaiss"), None)
     out["compressed"] = []
     for r in live:
-        if r["library"] != "xsearch" or r["kind"] not in COMPRESSED_KINDS:
+        if r["library"] != "xsearch" or r["kind"] not in COMPRESSED_KINDS + BUILD_KINDS:
             continue
         resident = r.get("rss_bytes_per_vector", r["ram_bytes_per_vector"])
         entry = {"kind": r["kind"], "factory": r["factory"], "recall": r["recall"], "p50_ms": r["p50_ms"],
@@ -596,7 +616,8 @@ def to_markdown(result: dict) -> str:
             rows = []
             for r in sweeps:
                 by_ef = {s["ef"]: s for s in r["sweep"]}
-                rows.append([r["library"]] + [f"{fmt(by_ef[e]['recall'])} / {fmt(by_ef[e]['batch_ms_per_query'])}"
+                label = r["library"] + ("" if r["kind"] == "HNSW32" else f" {r['kind']}")
+                rows.append([label] + [f"{fmt(by_ef[e]['recall'])} / {fmt(by_ef[e]['batch_ms_per_query'])}"
                                               if e in by_ef else "-" for e in shown])
             parts.append(table(["library"] + [f"ef={e}" for e in shown], rows))
     return "\n\n".join(parts)

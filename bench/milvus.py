@@ -106,7 +106,8 @@ def run(sizes: list[int], dim: int, n_queries: int, log=print) -> dict:
 
 
 def to_markdown(result: dict) -> str:
-    lines = ["| store | vectors | index | build (s) | recall@10 | p50 (ms) | p99 (ms) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| store | vectors | index | build (s) | recall@10 | p50 (ms) | p99 (ms) |",
+             "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['store']} | {r['n']:,} x {r['dim']} | {r['index']} | {r['build_s']:.1f} | "
                      f"{r['recall@10']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")

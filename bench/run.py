@@ -50,12 +50,14 @@ def preset(name: str) -> Preset:
                                    measure_loaded=True),
             incremental=IncrementalBenchConfig(world_groups=200),
         )
+    real = EncodingBenchConfig(jpeg_photos=16, real_models=("openclip", "clap"))
     if name == "default":
-        return Preset(name, index=IndexBenchConfig(kinds=PRESET_KINDS, peers=PRESET_PEERS, autofaiss=True,
-                                                   measure_loaded=True))
+        return Preset(name, encoding=real, index=IndexBenchConfig(kinds=PRESET_KINDS, peers=PRESET_PEERS,
+                                                                  autofaiss=True, measure_loaded=True))
     if name == "full":
-        return Preset(name, index=IndexBenchConfig(sizes=(10_000, 100_000, 1_000_000), kinds=PRESET_KINDS,
-                                                   peers=PRESET_PEERS, autofaiss=True, measure_loaded=True))
+        return Preset(name, encoding=real, index=IndexBenchConfig(sizes=(10_000, 100_000, 1_000_000),
+                                                                  kinds=PRESET_KINDS, peers=PRESET_PEERS,
+                                                                  autofaiss=True, measure_loaded=True))
     raise ValueError(f"unknown preset {name!r}")
 
 
@@ -121,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip an HNSW build estimated (from a smaller size) to take longer (default 900)")
     ap.add_argument("--world-groups", type=int, default=None, help="groups of the world whose embeddings are "
                     "indexed too (0: none)")
+    ap.add_argument("--real-models", default=None, help="encoding: real-size models at random weights, "
+                    "comma-separated: openclip (ViT-B-32), clap (HTSAT); '' for none (default: both, not --quick)")
+    ap.add_argument("--photos", type=int, default=None, help="encoding: 4000x3000 JPEGs generated for the JPEG "
+                    "draft and real-size image measurements (default 16, 0 skips both)")
     args = ap.parse_args(argv)
 
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
@@ -145,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         p.index.hnsw_max_build_s = args.max_build_s
     if args.world_groups is not None:
         p.index.world_groups = args.world_groups
+    if args.real_models is not None:
+        p.encoding.real_models = tuple(x.strip() for x in args.real_models.split(",") if x.strip())
+    if args.photos is not None:
+        p.encoding.jpeg_photos = args.photos
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

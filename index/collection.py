@@ -29,7 +29,8 @@ whenever a writer opens) still checks that catalog and vectors agree, for damage
 missing are deleted from the catalog so that the next ``xsearch index`` re-embeds them.
 
 Hostile environments: collection files are opened without following symbolic links and must be regular files
-(``collection.unsafe_file``); vector file names come only from ``<modality>.<6 digits>.faiss`` catalog rows; a
+(``collection.unsafe_file``); vector file names come only from ``<modality>.<6 digits>.faiss`` catalog rows (an
+exact-vector file's name is derived from its .faiss name, never read from anywhere); a
 loaded vector index must name its modality (when its file records one) and hold exactly the catalog's item ids of
 that modality; a collection whose folder cannot be written opens for reading (``collection.read_only`` for
 writers); OSErrors and SQLite errors surface as one-line CollectionErrors with a stable code. Processes forked
@@ -802,8 +803,9 @@ class Collection:
         return self.index(modality).reconstruct(ids)
 
     def _choice_of(self, modality: str, info: dict) -> dict | None:
-        """Why ``modality``'s index is what it is: the choice saved with it, else the manifest's record of it
-        (when it names the same type), else the explicit factory."""
+        """Why ``modality``'s index is what it is: the explicit factory; else a writer's newest choice; else the
+        manifest's record (when it names the index's type: a budget change that kept the type is recorded only
+        there); else the choice saved with the index."""
         policy = self._policy(modality)
         if policy != AUTO:
             return {"factory": policy, "reason": f"index type {policy} set explicitly when the collection was created"}

@@ -18,14 +18,22 @@ index with the same ids, searchable and saved like any other). When the staging 
 minimum), the index trains on a random sample of at most 256 points per centroid of the staged vectors, moves
 every staged vector in, and adds directly from then on. ``train(sample)`` trains explicitly instead.
 
+Refined types ("IVF4096,PQ64x4fs,Refine(SQfp16)", "...,RFlat"; FAISS's spelling of a refine stage): the first
+stage (any factory string; fast-scan PQ, RaBitQ, SQ4, ...) returns k · k_factor candidates, re-scored with exact
+float32 / float16 vectors kept in a sibling file ``<name>.vecs`` that is memory-mapped (index/exact.py), so
+resident memory is the codes and ids only. FAISS's IndexRefine is not used: it addresses vectors by position and
+cannot remove. A refined IVF keeps no direct map (reconstruct reads the exact store, removal scans the lists).
+Fast-scan codes cannot be looked up by id, so a fast-scan type needs a refine stage.
+
 Removal: types with ``remove_ids`` (Flat, IVF, PQ, SQ) remove in place. HNSW has no ``remove_ids``: removed ids
 become tombstones that searches skip (an IDSelector), and once tombstones exceed ``TOMBSTONE_COMPACT_FRACTION``
 of the stored vectors the index is rebuilt from its own stored vectors (cost of a fresh build, O(n log n)
 distance computations; re-adding a tombstoned id also compacts first).
 
 Files written by ``save`` are one self-checking container: a header with a JSON description (factory, dim,
-tombstones, and the modality when the caller names it), the FAISS index as ``faiss.write_index`` writes it,
-and a CRC32 trailer. ``load`` checks the CRC before FAISS parses anything, so a damaged file is a clear
+tombstones, the modality when the caller names it, search defaults, why the type was chosen, and a refined
+type's exact-vector file length and CRC), the FAISS index as ``faiss.write_index`` writes it, and a CRC32
+trailer. ``load`` checks the CRC before FAISS parses anything, so a damaged file is a clear
 ``CollectionError``, never a crash. ``load`` never follows a symbolic link and reads only regular files.
 """
 

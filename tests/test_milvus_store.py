@@ -74,6 +74,7 @@ def test_globs_compile_to_like_exactly_or_with_a_post_filter():
     assert c.expr == ('gen <= 4 and path like "%/holiday/%" and (duration >= 0.0 and duration <= 3.0) and '
                       'size >= 5 and mtime_ns >= 1000000000 and path not in ["/a/\\"q\\".png"]')
     assert c.glob_regex is None
+    assert compile_filters(Filters(tag='say "hi"')).expr == 'array_contains(tags, "say \\"hi\\"")'
 
 
 def test_bad_uris_are_coded():

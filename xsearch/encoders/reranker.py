@@ -1,12 +1,12 @@
 """The re-ranker: a small cross-attention model that re-scores the index's best candidates for a query set.
 
 Intermediate fusion: instead of one cosine between a (fused) query vector and a file's best vector, the model
-reads *all* the query vectors (each with a learned embedding of its modality and its weight; they attend to each
-other, so two queries can be combined in a learned way) and *all* of one candidate's stored item vectors (its
-image, its audio windows, its text passages, a video's pictures and sound, each with a learned track embedding),
-lets every query attend over the candidate's items, and turns what each query found into a score.
+reads *all* the query vectors (each with a learned embedding of its modality and its weight) and *all* of one
+candidate's stored item vectors (its image, its audio windows, its text passages, a video's pictures and sound,
+each with a learned track embedding) as one token sequence; a small transformer lets queries attend to each
+other and to the items (cross-attention in both directions), and a summary token becomes the score.
 
-    score = s0 · cos(fused query, best item)  +  Σ_q softmax(gate)_q · mlp_q([q, attended, q ⊙ attended, cos stats])
+    score = s0 · cos(weighted-mean query, best item)  +  mlp(transformer([summary, queries…, items…])[summary])
 
 The MLP's last layer starts at zero, so an untrained model ranks exactly like ``--fusion mean``; training
 (``xsearch train --reranker``, code in ``xsearch/train/reranker.py``) teaches it what cosine misses.
@@ -45,6 +45,7 @@ class RerankerConfig:
     dim: int = 256  # the encoder's embedding dimension
     width: int = 128
     heads: int = 4
+    layers: int = 2
     max_queries: int = 8  # queries beyond this are merged away (the first ones kept) — see Reranker.score
     max_items: int = 32  # a candidate's items beyond this: the ones nearest the queries are kept
     init_scale: float = 10.0  # s0 at initialisation: the cosine term's temperature
@@ -63,49 +64,54 @@ class RerankerModel(nn.Module):
       ``q_mask`` [B, Q] (True = a real query);
     - ``c`` [B, N, dim] the candidate's unit item vectors, ``c_type`` [B, N] (index into ITEM_TYPES),
       ``c_mask`` [B, N] (True = a real item; every candidate has at least one).
+
+    One sequence per candidate: a summary token, the query tokens (vector, modality, weight, and how well the
+    query matches the candidate's best and average item) and the candidate's item tokens (vector, track, how
+    well the item matches the queries), through ``layers`` transformer layers: queries attend to each other and
+    to the items, so two queries can be combined in a learned way and a file's evidence is read item by item.
     """
 
     def __init__(self, cfg: RerankerConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or RerankerConfig()
         w = cfg.width
+        self.cls = nn.Parameter(torch.zeros(1, 1, w))
         self.q_in = nn.Linear(cfg.dim, w)
         self.q_type = nn.Embedding(len(QUERY_TYPES), w)
-        self.q_weight = nn.Linear(1, w)
-        self.q_mix = nn.TransformerEncoderLayer(w, cfg.heads, dim_feedforward=2 * w, dropout=0.0, batch_first=True,
-                                                norm_first=True)
+        self.q_stats = nn.Linear(3, w)  # weight, cos with the best item, mean cos over the items
         self.c_in = nn.Linear(cfg.dim, w)
         self.c_type = nn.Embedding(len(ITEM_TYPES), w)
-        self.c_norm = nn.LayerNorm(w)
-        self.q_norm = nn.LayerNorm(w)
-        self.cross = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.Linear(3 * w + 3, w), nn.GELU(), nn.Linear(w, 2))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        self.c_stats = nn.Linear(2, w)  # cos with the weighted-mean query, best cos with any query
+        layer = nn.TransformerEncoderLayer(w, cfg.heads, dim_feedforward=2 * w, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(w)
+        self.head = nn.Sequential(nn.Linear(w + 1, w), nn.GELU(), nn.Linear(w, 1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
         self.scale = nn.Parameter(torch.tensor(float(cfg.init_scale)))
         for emb in (self.q_type, self.c_type):
             nn.init.normal_(emb.weight, std=0.02)
+        nn.init.normal_(self.cls, std=0.02)
 
     def forward(self, q: torch.Tensor, q_type: torch.Tensor, q_weight: torch.Tensor, q_mask: torch.Tensor,
                 c: torch.Tensor, c_type: torch.Tensor, c_mask: torch.Tensor) -> torch.Tensor:
         qm, cm = q_mask.to(q.dtype), c_mask.to(q.dtype)
-        # cosine evidence: every query against every item, and the weighted-mean query against the best item
+        neg = torch.finfo(q.dtype).min
+        # cosine evidence: every query against every item, and the weighted-mean query against every item
         cos = torch.einsum("bqd,bnd->bqn", q, c)
-        neg = torch.finfo(cos.dtype).min
         cos_max = cos.masked_fill(~c_mask[:, None, :], neg).amax(-1)  # [B, Q]
         cos_mean = (cos * cm[:, None, :]).sum(-1) / cm.sum(-1, keepdim=True).clamp_min(1.0)
         fused = nn.functional.normalize((q * (q_weight * qm)[..., None]).sum(1), dim=-1)  # [B, dim]
-        fused_cos = torch.einsum("bd,bnd->bn", fused, c).masked_fill(~c_mask, neg).amax(-1)  # [B]
-        # the queries, typed and weighted, see each other; then each attends over the candidate's items
-        qh = self.q_in(q) + self.q_type(q_type) + self.q_weight(q_weight[..., None])
-        qh = self.q_norm(self.q_mix(qh, src_key_padding_mask=~q_mask))
-        ch = self.c_norm(self.c_in(c) + self.c_type(c_type))
-        att, _ = self.cross(qh, ch, ch, key_padding_mask=~c_mask, need_weights=False)
-        feats = torch.cat([qh, att, qh * att, cos_max[..., None], cos_mean[..., None],
-                           fused_cos[:, None, None].expand(-1, q.shape[1], 1)], dim=-1)
-        score, gate = self.mlp(feats).unbind(-1)  # [B, Q] each
-        gate = gate.masked_fill(~q_mask, neg).softmax(-1)
-        return self.scale * fused_cos + (gate * score).sum(-1)
+        item_fused = torch.einsum("bd,bnd->bn", fused, c)  # [B, N]
+        fused_cos = item_fused.masked_fill(~c_mask, neg).amax(-1)  # [B]
+        item_best = cos.masked_fill(~q_mask[:, :, None], neg).amax(1)  # [B, N]
+        qt = self.q_in(q) + self.q_type(q_type) + self.q_stats(torch.stack([q_weight, cos_max, cos_mean], -1))
+        ct = self.c_in(c) + self.c_type(c_type) + self.c_stats(torch.stack([item_fused, item_best], -1))
+        seq = torch.cat([self.cls.expand(q.shape[0], -1, -1), qt, ct], dim=1)
+        mask = torch.cat([torch.ones_like(q_mask[:, :1]), q_mask, c_mask], dim=1)
+        h = self.norm(self.encoder(seq, src_key_padding_mask=~mask)[:, 0])
+        return self.scale * fused_cos + self.head(torch.cat([h, fused_cos[:, None]], -1))[:, 0]
 
 
 def type_index(name: str, table: Sequence[str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -15,13 +16,29 @@ from xsearch.media.types import DecodeOptions, MediaFile, Segment
 _WHITE = (255, 255, 255)
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = 64_000_000) -> Image.Image:
+def load_image(path: str | os.PathLike, max_pixels: int = 64_000_000, *, min_short_side: int = 0,
+               full_size: dict | None = None) -> Image.Image:
     """Load the first frame of an image as RGB, upright per its EXIF orientation.
 
     Transparency is composited on white; 16-bit, float, CMYK, palette and 1-bit images are converted.
     An image whose header claims more than ``max_pixels`` pixels is refused before any decoding.
     Every failure is a MediaError with a one-line reason.
+
+    ``min_short_side`` > 0: the caller only needs the shorter side this large, so a JPEG is decoded at a
+    reduced scale (1/2, 1/4 or 1/8, PIL's ``draft``: the IDCT skips the high frequencies) that keeps the shorter
+    side at least that large; a 4000×3000 photo for a 224-pixel model decodes at 500×375, several times faster.
+    ``full_size`` (a dict) receives the image's upright "width" and "height" as stored, before any such scaling.
     """
+    image, (width, height) = _load(path, max_pixels, min_short_side)
+    if full_size is not None:
+        full_size.update(width=width, height=height)
+    return image
+
+
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def _load(path, max_pixels: int, min_short_side: int) -> tuple[Image.Image, tuple[int, int]]:
     with open_binary(path) as handle:
         try:
             with warnings.catch_warnings():
@@ -42,8 +59,14 @@ def load_image(path: str | os.PathLike, max_pixels: int = 64_000_000) -> Image.I
                     f"{max_pixels:,} (possible decompression bomb)"
                 )
             try:
+                full = (width, height)
+                with contextlib.suppress(Exception):  # a header without EXIF, or a broken one: as stored
+                    if image.getexif().get(0x0112) in _TRANSPOSED:
+                        full = (height, width)
+                if min_short_side > 0 and image.format == "JPEG" and min(width, height) >= 2 * min_short_side:
+                    image.draft("RGB", (min_short_side, min_short_side))  # both sides stay >= min_short_side
                 image.load()  # the first frame of an animation is the current frame after open
-                return _to_rgb(_upright(image))
+                return _to_rgb(_upright(image)), full
             except MediaError:
                 raise
             except Exception as exc:
@@ -137,8 +160,9 @@ def shrink_to_short_side(image, short_side: int):
 
 
 def decode_image(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
-    """The image modality's decoder: one Segment, an RGB PIL image (shrunk early when ``opts`` asks), info
-    {width, height} of the file's image."""
-    image = load_image(file.path, opts.max_image_pixels)
-    info = {"width": image.width, "height": image.height}
+    """The image modality's decoder: one Segment, an RGB PIL image (shrunk early when ``opts`` asks: a large
+    JPEG is then decoded at reduced scale), info {width, height} of the file's image."""
+    info: dict = {}
+    image = load_image(file.path, opts.max_image_pixels, min_short_side=opts.image_short_side, full_size=info)
+    info = {"width": info.get("width", image.width), "height": info.get("height", image.height)}
     return [Segment(file=file, data=shrink_to_short_side(image, opts.image_short_side), offset=0.0, info=info)]
