@@ -192,7 +192,7 @@ def measure_real_model(kind: str, encoder, files, cfg: EncodingBenchConfig, opts
 
     modality = "image" if kind == "openclip" else "audio"
     out = {"model": kind, "spec": encoder.spec, "modality": modality, "files": len(files), "pipelines": []}
-    sample = [s for f in files[:8] for s in decode(f, opts_list[-1])]
+    sample = [s for f in files[:8] for s in decode(f, opts_list[-1][1])]
     embed_segments(encoder, modality, sample[:2])  # warm-up
     for label, opts in opts_list:
         p = measure_pipeline(encoder, modality, files, opts, cfg)

@@ -72,16 +72,18 @@ def info(
 
 def _say_index_choice(s: dict) -> None:
     """Bytes per vector resident and on disk, expected recall and why this index type (index/budget.py)."""
-    n = max(int(s.get("vectors") or 0), 1)
+    if not s.get("vectors"):
+        return
+    n = int(s["vectors"])
     choice = s.get("choice") or {}
-    if s.get("vectors"):
-        line = (f"         {s['memory_bytes'] / n:,.0f} B/vector resident, "
-                f"{s.get('disk_bytes', s['memory_bytes']) / n:,.0f} B/vector on disk")
-        if choice.get("expected_recall") is not None:
-            line += f", expected recall@10 ~{choice['expected_recall']:.2f}"
-        if choice.get("expected_p50_ms") is not None:
-            line += f", p50 ~{choice['expected_p50_ms']:.1f} ms"
-        say(line)
+    line = (f"         {s['memory_bytes'] / n:,.0f} B/vector resident, "
+            f"{s.get('disk_bytes', s['memory_bytes']) / n:,.0f} B/vector on disk")
+    if choice.get("expected_recall") is not None:
+        line += f", expected recall@10 ~{choice['expected_recall']:.2f}"
+    if choice.get("expected_p50_ms") is not None:
+        p50 = float(choice["expected_p50_ms"])
+        line += f", p50 ~{p50:.2g} ms" if p50 >= 0.01 else ", p50 < 0.01 ms"
+    say(line)
     if choice.get("reason"):
         say(f"         why: {choice['reason']}")
     if choice.get("max_n"):

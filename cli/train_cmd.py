@@ -41,7 +41,8 @@ def train(
         "--lambda",
         help="Loss weight per modality pair, e.g. --lambda image-audio=0.5 "
         "(pairs: image-text, image-audio, audio-text; default 1), and of the objective's extra term: "
-        "recon=W (autoencoder), adv=W (adversarial), default 1. All pairs at 0 with autoencoder: reconstruction alone.",
+        "recon=W (autoencoder, default 1), adv=W (adversarial, default 0.1). All pairs at 0 with autoencoder: "
+        "reconstruction alone.",
     ),
     freeze: List[str] = typer.Option([], help="Freeze a tower: image, audio or text (repeatable)."),
     init_from: Optional[Path] = typer.Option(

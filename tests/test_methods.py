@@ -151,7 +151,7 @@ def test_objective_loss_terms_and_weights():
 def test_parse_loss_weights():
     pairs, terms = parse_loss_weights(["recon=0.5", "audio-image=2"], "autoencoder")
     assert terms == {"recon": 0.5} and pairs["image-audio"] == 2.0 and pairs["image-text"] == 1.0
-    assert parse_loss_weights([], "adversarial")[1] == {"adv": 1.0}
+    assert parse_loss_weights([], "adversarial")[1] == {"adv": 0.1}
     assert parse_loss_weights([], "contrastive")[1] == {}
     for items, objective, needle in ((["recon=-1"], "autoencoder", ">= 0"), (["adv=nan"], "adversarial", "finite"),
                                      (["adv=inf"], "adversarial", "finite"), (["recon=x"], "autoencoder", "number"),

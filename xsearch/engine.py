@@ -149,7 +149,8 @@ class Engine:
                      index_factory: str = "auto", memory_budget: int | str | None = None,
                      latency_budget: float | str | None = None, workers: int = 2, files_per_batch: int = 32,
                      wait_s: float = 0.0,
-                     executor: str = "local", executor_options: dict | None = None, on_plan: Callable[[int], None] | None = None,
+                     executor: str = "local", executor_options: dict | None = None,
+                     on_plan: Callable[[int], None] | None = None,
                      on_progress: Callable[[int], None] | None = None, follow_links: bool = False) -> IndexReport:
         """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport.
         Symlinks that lead out of ``root`` are skipped (and reported) unless ``follow_links``.

@@ -56,7 +56,6 @@ def check_weights(weights: Sequence[float], n: int, text: str | None = None) -> 
 def embed_query(encoder, query: Query, space: str) -> np.ndarray:
     """A unit vector for ``query`` in ``space``: a text, or a file's segments averaged (xsearch.embed)."""
     from xsearch.embed import embed_file
-
     from xsearch.encoders.base import tracks
 
     if query.modality not in tracks(encoder):

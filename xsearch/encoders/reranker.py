@@ -46,6 +46,7 @@ class RerankerConfig:
     width: int = 128
     heads: int = 4
     layers: int = 2
+    dropout: float = 0.0  # inside the transformer layers, in training only
     max_queries: int = 8  # queries beyond this are merged away (the first ones kept) — see Reranker.score
     max_items: int = 32  # a candidate's items beyond this: the ones nearest the queries are kept
     init_scale: float = 10.0  # s0 at initialisation: the cosine term's temperature
@@ -82,8 +83,8 @@ class RerankerModel(nn.Module):
         self.c_in = nn.Linear(cfg.dim, w)
         self.c_type = nn.Embedding(len(ITEM_TYPES), w)
         self.c_stats = nn.Linear(2, w)  # cos with the weighted-mean query, best cos with any query
-        layer = nn.TransformerEncoderLayer(w, cfg.heads, dim_feedforward=2 * w, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(w, cfg.heads, dim_feedforward=2 * w, dropout=cfg.dropout,
+                                           batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(w)
         self.head = nn.Sequential(nn.Linear(w + 1, w), nn.GELU(), nn.Linear(w, 1))

@@ -65,7 +65,22 @@ def build_collection(workdir: Path, split: str, model: str, log=print) -> tuple[
     return collection, truth
 
 
-def evaluate_tags(workdir: Path, *, split: str = "test", model: str = "builtin", log=print) -> dict:
+def evaluate_tags(workdir: Path, *, split: str = "test", model: str = "builtin", ensemble: bool = True,
+                  log=print) -> dict:
+    """Tag accuracy per attribute and modality. ``ensemble=False``: the ablation without prompt ensembling
+    (every label embedded as it is, one prompt "{}")."""
+    from xsearch import tagging
+
+    saved = dict(tagging.TEMPLATES)
+    if not ensemble:
+        tagging.TEMPLATES.update({track: ("{}",) for track in tagging.TEMPLATES})
+    try:
+        return _evaluate(workdir, split, model, log) | {"ensemble": ensemble}
+    finally:
+        tagging.TEMPLATES.update(saved)
+
+
+def _evaluate(workdir: Path, split: str, model: str, log) -> dict:
     from xsearch.engine import Engine
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -100,14 +115,21 @@ def evaluate_tags(workdir: Path, *, split: str = "test", model: str = "builtin",
 
 
 def to_markdown(result: dict) -> str:
+    single = {(r["attribute"], r["modality"]): r for r in result.get("single_prompt_rows", [])}
     lines = [f"# Zero-shot tag accuracy (world seed {result['world']['seed']}, split {result['split']}, "
              f"model {result['model']})", "",
+             "top-1 tag = the file's value; prompt ensembling (one prompt, the bare label, in brackets)", "",
              "| attribute | labels | image | audio | text | chance | majority class |", "|---|---|---|---|---|---|---|"]
     by = {(r["attribute"], r["modality"]): r for r in result["rows"]}
     for attribute, labels in result["labels"].items():
-        acc = [by[(attribute, m)]["accuracy"] for m in ("image", "audio", "text")]
+        cells = []
+        for m in ("image", "audio", "text"):
+            cell = f"{by[(attribute, m)]['accuracy']:.3f}"
+            if (attribute, m) in single:
+                cell += f" ({single[(attribute, m)]['accuracy']:.3f})"
+            cells.append(cell)
         majority = max(by[(attribute, m)]["majority"] for m in ("image", "audio", "text"))
-        lines.append(f"| {attribute} | {', '.join(labels)} | " + " | ".join(f"{a:.3f}" for a in acc)
+        lines.append(f"| {attribute} | {', '.join(labels)} | " + " | ".join(cells)
                      + f" | {1 / len(labels):.3f} | {majority:.3f} |")
     return "\n".join(lines) + "\n"
 
@@ -120,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the table (and .json beside it) here")
     args = parser.parse_args(argv)
     result = evaluate_tags(args.workdir, split=args.split, model=args.model)
+    single = evaluate_tags(args.workdir, split=args.split, model=args.model, ensemble=False)
+    result["single_prompt_rows"] = single["rows"]
     md = to_markdown(result)
     print(md)
     if args.out:

@@ -12,12 +12,21 @@ training example is a *query set* and the candidate list the index gives it (neg
   own items; the re-ranker has to learn that what the text names overrides the example (a multi-query
   combination that cosine cannot express).
 
-Relevant = same six attributes (as ``xsearch eval``). Loss: listwise softmax cross-entropy over the candidates
-(the positive is put in when the index missed it). Window-level evidence: a share of the candidates get 1–2
-distractor items (other files' vectors) next to their own, as a long recording's windows or a text's passages
-would, so the model learns to find the matching item among a file's items. The best epoch on the world's
-``val`` split (cosine order vs re-ranked precision@1) is kept. Everything is seeded: the same command gives the
-same weights on the same machine.
+Relevant = same six attributes (as ``xsearch eval``). Loss: listwise softmax cross-entropy over the candidates.
+What keeps it honest on files it never saw:
+
+- each list comes from a random part of the gallery (150 files up to all of it), so lists look like those of
+  small collections (easy negatives in the tail) as well as large ones;
+- lists in which the index found no relevant file are left out: forcing the positive in teaches the model that
+  files the index ranked low are the answer, and it then promotes the low-ranked negatives of real lists;
+- every training vector gets a little Gaussian noise (``noise``; cosine ≈ 0.95 to the clean one) and the
+  transformer has dropout, so the training files' vectors cannot be learnt by heart;
+- window-level evidence: a share of the candidates get 1–2 distractor items (other files' vectors) next to their
+  own, as a long recording's windows or a text's passages would, so the model finds the matching item among a
+  file's items.
+
+The best epoch on the world's ``val`` split (the index's order vs re-ranked precision@1, on the full lists) is
+kept. Everything is seeded: the same command gives the same weights on the same machine.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ MODALITIES = ("image", "audio", "text")
 KINDS = ("single", "pair", "combo")
 ATTRS = tuple(ATTRIBUTES)
 #: The world the shipped re-ranker is trained on (not the builtin model's world, not the evaluation world).
-WORLD = {"n": 3000, "seed": 2}
+WORLD = {"n": 8000, "seed": 2}
 
 
 @dataclass
@@ -52,7 +61,7 @@ class RerankArgs:
     out_dir: str
     manifest: str = ""  # a world's manifest.jsonl (records with attributes); empty: generate WORLD first
     encoder: str = "builtin"
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 32  # query sets per step (each with its candidates)
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -60,6 +69,10 @@ class RerankArgs:
     sets_per_epoch: int = 6000
     val_sets: int = 1200
     distractor_p: float = 0.25  # share of candidates given extra distractor items
+    train_candidates: int = 32  # list length in training (each from a random part of the gallery, see below)
+    min_gallery: int = 150  # the smallest part of the gallery a training list is drawn from
+    noise: float = 0.02  # Gaussian noise per dimension on every training vector (cos to the clean one ≈ 0.95)
+    dropout: float = 0.1
     partial_per_group: int = 4  # partial captions embedded per group (for combo queries)
     width: int = 128
     seed: int = 0
@@ -71,10 +84,11 @@ class RerankArgs:
     def __post_init__(self) -> None:
         from xsearch.train.trainer import _NON_NEGATIVE, _POSITIVE, SEED_MAX, _whole, check_values
 
+        share = ("a number from 0 to 1", lambda v: 0 <= v <= 1)
         check_values(self, {"epochs": _whole(1), "batch_size": _whole(1), "lr": _POSITIVE,
-                            "weight_decay": _NON_NEGATIVE, "candidates": _whole(2), "sets_per_epoch": _whole(1),
-                            "val_sets": _whole(0), "distractor_p": ("a number from 0 to 1",
-                                                                    lambda v: 0 <= v <= 1),
+                            "weight_decay": _NON_NEGATIVE, "candidates": _whole(2), "train_candidates": _whole(2),
+                            "min_gallery": _whole(0), "noise": _NON_NEGATIVE, "dropout": share,
+                            "sets_per_epoch": _whole(1), "val_sets": _whole(0), "distractor_p": share,
                             "partial_per_group": _whole(1), "width": _whole(8), "seed": _whole(0, SEED_MAX),
                             "threads?": _whole(1)})
 
@@ -260,9 +274,13 @@ class Batch:
 
 def candidate_lists(world: EmbeddedWorld, rows: np.ndarray, sets: list[QuerySet], depth: int, *,
                     force_positive: bool, rng: np.random.Generator, distractor_p: float = 0.0,
-                    max_extra: int = 2) -> Batch:
+                    max_extra: int = 2, min_gallery: int = 0) -> Batch:
     """The first stage for each query set: the ``depth`` gallery rows (of ``rows``) nearest the weighted-mean
-    query (the exact top-k a Flat index returns), their relevance, and distractor items for some candidates."""
+    query (the exact top-k a Flat index returns), their relevance, and distractor items for some candidates.
+
+    ``min_gallery`` > 0: each query set searches a random part of the gallery, of a log-uniform size between
+    ``min_gallery`` and all of it (its relevant rows always in), so that lists look like those of small
+    collections (easy negatives in the tail) as well as large ones (hard negatives only)."""
     rows = np.asarray(rows)
     depth = min(depth, len(rows))
     cands = np.full((len(sets), depth), -1, np.int64)
@@ -275,6 +293,12 @@ def candidate_lists(world: EmbeddedWorld, rows: np.ndarray, sets: list[QuerySet]
             continue
         queries = np.stack([fused(sets[i].vectors, sets[i].weights) for i in idx])
         scores = queries @ world.items[target][rows].T
+        if min_gallery and min_gallery < len(rows):
+            low, high = math.log(min_gallery), math.log(len(rows))
+            share = np.exp(rng.uniform(low, high, len(idx))) / len(rows)
+            drop = rng.random(scores.shape) >= share[:, None]
+            drop &= gallery_labels[None, :] != np.asarray([sets[i].intended for i in idx])[:, None]
+            scores = np.where(drop, -np.inf, scores)
         top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
         for j, i in enumerate(idx):
             order = top[j]
@@ -293,8 +317,11 @@ def candidate_lists(world: EmbeddedWorld, rows: np.ndarray, sets: list[QuerySet]
     return Batch(sets, cands, labels, extra)
 
 
-def batch_tensors(world: EmbeddedWorld, batch: Batch, sel: np.ndarray, device: str) -> tuple:
-    """The model's inputs for query sets ``sel`` of ``batch``: every (set, candidate) pair is one row."""
+def batch_tensors(world: EmbeddedWorld, batch: Batch, sel: np.ndarray, device: str, noise: float = 0.0,
+                  rng: np.random.Generator | None = None) -> tuple:
+    """The model's inputs for query sets ``sel`` of ``batch``: every (set, candidate) pair is one row.
+    ``noise`` > 0 (training): every query and item vector gets Gaussian noise of that size per dimension and is
+    renormalised, so the model cannot learn the training files' vectors by heart."""
     sets = [batch.sets[i] for i in sel]
     n_sets, depth = len(sets), batch.cands.shape[1]
     nq = max(len(s.modalities) for s in sets)
@@ -322,6 +349,9 @@ def batch_tensors(world: EmbeddedWorld, batch: Batch, sel: np.ndarray, device: s
             has = ex >= 0
             c[i, has, 1 + x], c_mask[i, has, 1 + x] = gallery[ex[has]], True
         c_type[i] = ITEM_TYPES.index(s.target)
+    if noise > 0 and rng is not None:
+        q = _jitter(q, noise, rng) * q_mask[..., None]
+        c = _jitter(c, noise, rng) * c_mask[..., None]
     c_mask[:, :, 0] |= ~c_mask.any(-1)  # padding candidates keep one (zero) item so attention has a key
     rows = n_sets * depth
 
@@ -334,6 +364,11 @@ def batch_tensors(world: EmbeddedWorld, batch: Batch, sel: np.ndarray, device: s
     inputs = (t(rep(q)), t(rep(q_type)), t(rep(q_w)), t(rep(q_mask)), t(c.reshape(rows, n_items, dim)),
               t(c_type.reshape(rows, n_items)), t(c_mask.reshape(rows, n_items)))
     return inputs, t(batch.labels[sel]), t(batch.cands[sel] >= 0)
+
+
+def _jitter(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    x = x + rng.normal(0.0, sigma, x.shape).astype(np.float32)
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)).astype(np.float32)
 
 
 def listwise_loss(scores: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -430,7 +465,7 @@ def train_reranker(args: RerankArgs, encoder, *, log: Callable[[str], None] = pr
     val_batch = candidate_lists(world, val_rows, val_sets, args.candidates, force_positive=False, rng=val_rng) \
         if val_sets else None
 
-    cfg = RerankerConfig(dim=dim, width=args.width, heads=4 if args.width % 4 == 0 else 1)
+    cfg = RerankerConfig(dim=dim, width=args.width, heads=4 if args.width % 4 == 0 else 1, dropout=args.dropout)
     model = RerankerModel(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(args.sets_per_epoch / args.batch_size)
@@ -446,14 +481,14 @@ def train_reranker(args: RerankArgs, encoder, *, log: Callable[[str], None] = pr
     for epoch in range(1, args.epochs + 1):
         te = time.time()
         sets = draw_sets(train_sampler, args.sets_per_epoch, rng, random_weights=True)
-        batch = candidate_lists(world, train_rows, sets, args.candidates, force_positive=True, rng=rng,
-                                distractor_p=args.distractor_p)
+        batch = candidate_lists(world, train_rows, sets, args.train_candidates, force_positive=False, rng=rng,
+                                distractor_p=args.distractor_p, min_gallery=args.min_gallery)
         model.train()
         losses = []
         perm = rng.permutation(len(sets))
         for start in range(0, len(sets), args.batch_size):
             sel = perm[start:start + args.batch_size]
-            inputs, labels, valid = batch_tensors(world, batch, sel, device)
+            inputs, labels, valid = batch_tensors(world, batch, sel, device, noise=args.noise, rng=rng)
             scores = model(*inputs).reshape(len(sel), -1)
             loss = listwise_loss(scores, labels, valid)
             if not torch.isfinite(loss):

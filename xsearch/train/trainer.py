@@ -29,6 +29,10 @@ from xsearch.train.loss import OBJECTIVE_TERMS, OBJECTIVES, FeatureTargets, Obje
 from xsearch.train.manifest import load_manifest
 
 STATE_FILE = "trainer_state.pt"
+#: The modality discriminator (adversarial objective) learns this many times faster than the encoders: at the
+#: encoders' pace it lags behind them, and the reversed gradient then only teaches them to fool a stale
+#: discriminator (its accuracy falls far below chance: modalities still apart, just labelled wrongly).
+ADVERSARY_LR_SCALE = 10.0
 MAX_LOGIT_SCALE = math.log(100.0)
 MODALITIES = ("image", "audio", "text")
 
@@ -265,12 +269,16 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
     targets_fn = FeatureTargets(model.cfg).to(device) if args.objective == "autoencoder" else None
     loss_fn = ObjectiveLoss(args.objective, args.pair_weights, args.objective_weights, model.cfg.embed_dim,
                             targets_fn.dims if targets_fn is not None else None).to(device)
-    params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
+    adversary = list(loss_fn.adversary.parameters()) if loss_fn.adversary is not None else []
+    params = [p for p in model.parameters() if p.requires_grad] + [
+        p for p in loss_fn.parameters() if all(p is not q for q in adversary)]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
-    )
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if adversary:  # the discriminator must keep up with the encoders it is trained against
+        groups.append({"params": adversary, "weight_decay": 0.0, "lr": args.lr * ADVERSARY_LR_SCALE})
+        params = params + adversary
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
     steps_per_epoch = max(1, len(train_rows) // args.batch_size)
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
