@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -89,15 +90,40 @@ def _long_collection(world: Path, records: list[dict], folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(indexed, world, manifest_records, tmp_path_factory):
-    """`xsearch serve` on the test world, an 8 s sound with its pictures, and a collection that does not exist
-    yet (1 MB upload limit)."""
+def video_world(tmp_path_factory) -> dict:
+    """A 16-group world with 3 generated videos (3-5 scenes of 4 s), indexed whole as the collection "videos", and
+    a 4 s query clip of one scene (its picture and sound) made the way tests/test_video.py makes it."""
+    import json
+
+    from xsearch.engine import Engine
+    from xsearch.world import make_world, render_image, sample_groups
+    from xsearch.world.video import scene_sound, write_video
+
+    folder = tmp_path_factory.mktemp("video-world")
+    root = make_world(folder / "w", 16, 3, videos=3, workers=1).parent
+    records = [json.loads(line) for line in (root / "videos.jsonl").read_text(encoding="utf-8").splitlines()]
+    Engine(folder / "videos", model="builtin").index_folder(root, workers=0)
+    record = records[1]
+    scene = record["scenes"][1]
+    group = next(g for g in sample_groups(16, 3) if g.id == scene["group"])
+    clip = folder / "clip" / "beach day.mp4"
+    clip.parent.mkdir()
+    write_video(clip, [render_image(group)], [scene_sound(group)])
+    return {"collection": folder / "videos", "root": root, "records": records, "clip": clip, "record": record,
+            "scene": scene}
+
+
+@pytest.fixture(scope="module")
+def server(indexed, world, manifest_records, video_world, tmp_path_factory):
+    """`xsearch serve` on the test world, an 8 s sound with its pictures, a collection that does not exist yet,
+    and a world with videos (1 MB upload limit)."""
     home = tmp_path_factory.mktemp("serve-home")
     long = _long_collection(world, manifest_records, home / "long-media")
     port = _free_port()
     env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
     proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(indexed), "-c", str(long),
-                             "-c", str(home / "not-yet"), "--port", str(port), "--max-upload-mb", "1"],
+                             "-c", str(home / "not-yet"), "-c", str(video_world["collection"]), "--port", str(port),
+                             "--max-upload-mb", "1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -219,6 +245,7 @@ def test_audio_starts_at_the_matched_window(page, server, shots, manifest_record
         item = json.load(r)["results"]["image"][0]["item_id"]
     page.goto(f"/?c=long&like={item}&to=audio")
     card = _results(page, "audio").first
+    assert page.text_content("#stats").startswith("long · 1 sound · 4 images")  # "1 sound", not "1 sounds"
     assert card.locator(".name").text_content() == "long.wav"
     where = card.locator(".where").text_content()
     assert where.startswith("match 0:0") and where.endswith("of 0:08") and not where.startswith("match 0:00")
@@ -312,8 +339,10 @@ def test_all_targets_texts_and_pagination(page, shots):
     page.wait_for_function("() => document.querySelector('.card.text button[aria-expanded=\"true\"]')")
     page.goto("/?q=one+large+blue+star&to=image")
     _results(page, "image", 24)
+    assert page.text_content("#message").startswith("24+ results")
     page.click("#more")
     _results(page, "image", 48)
+    page.wait_for_selector("#message:has-text('48+ results')")  # the count follows the pages shown
     ranks = page.locator(".card.image .rank").all_text_contents()
     assert ranks[:3] == ["#1", "#2", "#3"] and len(set(ranks)) == len(ranks)
     page.screenshot(path=shots / "all-targets.png", full_page=True)
@@ -328,7 +357,7 @@ def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
     page.set_input_files("#file", str(fake))
     page.wait_for_selector("#message.error")
     message = page.text_content("#message")
-    assert message.startswith("Holiday.png is not an image or a sound") and message.endswith(".")
+    assert message.startswith("holiday.png is not an image, a sound or a video clip") and message.endswith(".")
     page.screenshot(path=shots / "bad-upload.png")
 
     import numpy as np
@@ -350,6 +379,112 @@ def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
     page.wait_for_selector("#message.error:has-text('no collection')")
     assert page.locator(".card").count() == 0
     page.screenshot(path=shots / "no-collection.png")
+
+
+def _api_search(server: str, **params) -> dict:
+    import json
+    from urllib.parse import urlencode
+
+    with urllib.request.urlopen(f"{server}/api/collections/videos/search?{urlencode(params)}") as r:
+        return json.load(r)
+
+
+@needs_browser
+def test_a_video_result_plays_from_its_moment(page, server, shots, video_world):
+    """A video card starts at the matched moment (its currentTime is the hit's offset), the timeline marks the
+    span, and playing it from the timeline plays from there."""
+    record = video_world["records"][0]
+    scene = record["scenes"][-1]
+    caption = scene["text"][0]
+    hit = _api_search(server, q=caption, to="video", limit=1)["results"]["video"][0]
+    assert hit["name"] == Path(record["video"]).name and hit["offset"] >= scene["start"] - 1.0 > 0
+    start, end, duration = hit["offset"], hit["end"], hit["duration"]
+    page.goto("/?c=videos&to=video&q=" + urllib.parse.quote(caption))
+    card = _results(page, "video").first
+    assert card.locator(".name").text_content() == hit["name"]
+    assert card.locator(".where").text_content().startswith(f"match 0:{int(start):02d}–0:{int(end):02d} of 0:")
+    mark = card.locator(".window").evaluate("w => [parseFloat(w.style.left), parseFloat(w.style.width)]")
+    assert mark[0] * duration / 100 == pytest.approx(start, abs=0.01)  # the span, on the file's timeline
+    assert mark[1] * duration / 100 == pytest.approx(end - start, abs=0.01)
+    video = card.locator("video")
+    video.evaluate("v => v.readyState >= 1 || new Promise(ok => v.addEventListener('loadedmetadata', ok))")
+    assert video.evaluate("v => v.currentTime") == pytest.approx(start, abs=0.05)  # loaded at the moment
+    card.locator(".timeline").click()
+    page.wait_for_function("(s) => { const v = document.querySelector('.card.video video');"
+                           " return !v.paused && v.currentTime > s + 0.05; }", arg=start)
+    now, width = video.evaluate("v => [v.currentTime, v.videoWidth]")
+    assert start < now < start + 1.5 and width == 128  # playing, from the moment, with its picture decoded
+    video.evaluate("v => v.pause()")
+    page.wait_for_function("(d) => parseFloat(document.querySelector('.card.video .playhead').style.left) > d",
+                           arg=100 * start / duration)  # the playhead follows the player
+    page.screenshot(path=shots / "video-result.png")
+
+
+@needs_browser
+def test_a_video_clip_dropped_as_the_query(page, shots, video_world):
+    """A dropped mp4 becomes a video chip; it finds the scene's picture, then (target Videos) the video at that
+    moment; a text with weights joins it; the whole query comes back from the URL."""
+    clip, record, scene = video_world["clip"], video_world["record"], video_world["scene"]
+    page.goto("/?c=videos&to=image")
+    page.wait_for_selector("#stats:has-text('3 videos')")
+    _drop_file(page, clip, "video/mp4")
+    cards = _results(page, "image", 3)
+    assert cards.first.locator(".name").text_content() == Path(scene["image"]).name
+    assert "upload=" in page.url and "to=image" in page.url
+    assert page.text_content(".chip .kind") == "video" and page.text_content(".chip .label") == clip.name
+    page.wait_for_function("() => document.querySelector('.chip video')?.videoWidth === 128")  # its preview loads
+    _target(page, "Videos")
+    page.wait_for_url("**to=video*")
+    top = _results(page, "video").first
+    assert top.locator(".name").text_content() == Path(record["video"]).name
+    where = top.locator(".where").text_content()
+    begin = int(where.split("–")[0].rsplit(":", 1)[1])
+    assert scene["start"] - 2 < begin < scene["end"], where  # the moment overlaps the clip's scene
+    other = record["scenes"][0]["text"][0]  # a caption of another scene of the same video, weighted down
+    page.fill("#q", other)
+    page.wait_for_selector("#q-weight-wrap:not([hidden])")
+    page.fill("#q-weight", "0.2")
+    page.press("#q", "Enter")
+    page.wait_for_url("**w=0.2%2C1*")
+    _results(page, "video")
+    page.screenshot(path=shots / "video-query.png")
+    page.reload()  # the query in the URL: the upload's id, the text, the weights
+    page.wait_for_selector(".chip .kind:has-text('video')")
+    page.wait_for_function("(name) => document.querySelector('.chip .label')?.textContent === name", arg=clip.name)
+    assert page.input_value("#q") == other and page.input_value("#q-weight") == "0.2"
+    assert page.locator(".chip video").count() == 1
+    again = _results(page, "video").first
+    assert again.locator(".name").text_content() == Path(record["video"]).name
+    assert again.locator(".where").text_content() == where
+
+
+@needs_browser
+def test_a_video_clip_picked_with_the_keyboard_on_a_narrow_screen(browser, server, shots, video_world):
+    clip, scene = video_world["clip"], video_world["scene"]
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto("/?c=videos&to=audio")
+        page.wait_for_selector("#stats:has-text('3 videos')")
+        page.focus("#drop")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files(str(clip))
+        cards = _results(page, "audio", 3)
+        assert cards.first.locator(".name").text_content() == Path(scene["audio"]).name
+        preview = page.locator(".chip video")
+        preview.focus()  # the chip's preview plays while focused (silently), and stops when focus leaves
+        page.wait_for_function("() => !document.querySelector('.chip video').paused")
+        page.keyboard.press("Tab")
+        page.wait_for_function("() => document.querySelector('.chip video').paused")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=shots / "narrow-video-query.png")
+        _target(page, "Videos")
+        _results(page, "video")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=shots / "narrow-video.png")
+    finally:
+        context.close()
 
 
 @needs_browser

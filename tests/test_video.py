@@ -128,7 +128,7 @@ def test_a_caption_finds_the_right_video_at_the_right_second(cli, collection, re
         assert top["end"] - top["offset"] == pytest.approx(2.0)
         assert top["matched"] in ("picture", "sound")
     r = cli("search", records[0]["scenes"][0]["text"][0], "--to", "video", "-c", collection)
-    assert r.code == 0 and "(picture)" in r.out or "(sound)" in r.out
+    assert r.code == 0 and ("(picture)" in r.out or "(sound)" in r.out)
 
 
 def test_an_image_and_a_sound_find_their_scene(cli, collection, records, vworld):
@@ -164,6 +164,171 @@ def test_to_all_includes_video(cli, collection, records):
     assert set(results) == {"image", "audio", "text", "video"}
     assert Path(results["image"][0]["path"]).stem == scene["group"]
     assert Path(results["video"][0]["path"]).name == Path(records[0]["video"]).name
+
+
+def test_the_api_returns_the_moment_and_serves_the_video(collection, records):
+    """What the page plays: the moment (offset, end, picture or sound) and the file as video/mp4 with Range."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("multipart")
+    from fastapi.testclient import TestClient
+
+    from xsearch.server import create_app
+
+    record = records[0]
+    scene = record["scenes"][-1]
+    with TestClient(create_app({"v": str(collection)}, warm=False), base_url="http://127.0.0.1") as client:
+        r = client.get("/api/collections/v/search", params={"q": scene["text"][0], "to": "video", "limit": 3})
+        assert r.status_code == 200, r.text
+        top = r.json()["results"]["video"][0]
+        assert top["modality"] == "video" and top["name"] == Path(record["video"]).name
+        assert _in_scene(top, scene) and top["end"] - top["offset"] == pytest.approx(2.0)
+        assert top["matched"] in ("picture", "sound") and top["duration"] == pytest.approx(record["duration"], 0.01)
+        whole = Path(top["path"]).read_bytes()
+        part = client.get(top["media_url"], headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206 and part.content == whole[:100]
+        assert part.headers["content-type"] == "video/mp4"  # a picture window's item and a sound window's alike
+        for h in r.json()["results"]["video"]:
+            assert client.get(h["media_url"], headers={"Range": "bytes=0-9"}).headers["content-type"] == "video/mp4"
+        like = client.get("/api/collections/v/search", params={"like": top["item_id"], "to": "video"})
+        assert like.status_code == 200 and top["path"] not in {h["path"] for h in like.json()["results"]["video"]}
+
+
+def _api(collection: Path, **kwargs):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("multipart")
+    from fastapi.testclient import TestClient
+
+    from xsearch.server import create_app
+
+    app = create_app({"v": str(collection)}, warm=False, **kwargs)
+    return app, TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+
+
+def _api_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return body["error"]
+
+
+def test_a_video_clip_uploaded_as_the_query(collection, clip):
+    """POST /api/uploads takes an mp4 by its content (not its name): a query of modality video whose picture and
+    sound, fused, find the scene's image, its sound and the video at that moment; POST search takes one too."""
+    path, record, scene = clip
+    data = path.read_bytes()
+    app, client = _api(collection)
+    with client:
+        up = client.post("/api/uploads", files={"file": ("holiday.png", data, "image/png")})  # the name lies
+        assert up.status_code == 200, up.text
+        body = up.json()
+        assert (body["modality"], body["content_type"], body["name"]) == ("video", "video/mp4", "holiday.png")
+        assert body["duration"] == pytest.approx(4.0, abs=0.2) and body["size"] == len(data)
+        assert app.state.xs.uploads.get(body["id"]).path.name == f"{body['id']}.mp4"  # stored under its real kind
+        kept = client.get(body["url"], headers={"Range": "bytes=0-11"})  # the page's chip plays it
+        assert kept.status_code == 206 and kept.content == data[:12] and kept.headers["content-type"] == "video/mp4"
+        tops = {}
+        for to in ("image", "audio", "video"):
+            r = client.get("/api/collections/v/search", params={"upload": body["id"], "to": to, "limit": 3})
+            assert r.status_code == 200, r.text
+            res = r.json()
+            assert res["queries"] == [{"kind": "upload", "modality": "video", "upload": body["id"],
+                                       "value": "holiday.png", "item_id": None, "weight": 1.0}]
+            tops[to] = res["results"][to][0]
+        assert Path(tops["image"]["path"]).name == Path(scene["image"]).name
+        assert Path(tops["audio"]["path"]).name == Path(scene["audio"]).name
+        assert Path(tops["video"]["path"]).name == Path(record["video"]).name and _in_scene(tops["video"], scene)
+
+        # posted with the search itself, beside a caption of another scene and weights that favour the clip
+        other = record["scenes"][0]
+        r = client.post("/api/collections/v/search", params={"q": other["text"][0], "to": "video", "weights": "0.2,1"},
+                        files={"file": ("q.mp4", data, "video/mp4")})
+        assert r.status_code == 200, r.text
+        res = r.json()
+        assert [(q["kind"], q["modality"], q["weight"]) for q in res["queries"]] == [("text", "text", 0.2),
+                                                                                     ("upload", "video", 1.0)]
+        top = res["results"]["video"][0]
+        assert Path(top["path"]).name == Path(record["video"]).name and _in_scene(top, scene)
+
+
+def test_bad_video_uploads_are_clean_errors(collection, clip):
+    from xsearch.server import Limits
+
+    data = clip[0].read_bytes()
+    assert data.index(b"moov") > len(data) // 2  # the muxer writes the index last: half a file has none
+    app, client = _api(collection, limits=Limits(upload_seconds=3.0))
+    with client:
+        err = _api_error(client.post("/api/uploads", files={"file": ("q.mp4", data)}), 413, "upload.too_long")
+        assert err["message"] == "q.mp4 lasts 4 s; uploads may last at most 3 s"
+        _api_error(client.post("/api/collections/v/search", files={"file": ("q.mp4", data)}), 413, "upload.too_long")
+        for name, broken in (("half.mp4", data[: len(data) // 2]), ("noise.mp4", data[:32] + bytes(range(256)) * 40),
+                             ("empty.mkv", b"\x1a\x45\xdf\xa3" + b"\0" * 60)):
+            err = _api_error(client.post("/api/uploads", files={"file": (name, broken)}), 422, "query.bad_file")
+            assert err["message"].startswith(f"{name} is not a video clip xsearch can read: "), err
+            _api_error(client.post("/api/collections/v/search", files={"file": (name, broken)}), 422,
+                       "query.bad_file")
+        err = _api_error(client.post("/api/uploads", files={"file": ("notes.mp4", b"%PDF-1.4\n")}), 415,
+                         "upload.unsupported")
+        assert err["message"] == "notes.mp4 is not an image, a sound or a video clip xsearch can read " \
+                                 "(it looks like a PDF document)"
+        assert not list(app.state.xs.uploads.dir.iterdir())  # nothing refused is kept
+
+
+def test_video_containers_are_recognised_by_content(collection, clip, tmp_path):
+    """MOV, WebM, MKV and AVI uploads get their own extension and content type whatever they are called; a
+    streamed MKV whose header has no duration is measured from its packets, so the length limit still holds."""
+    from xsearch.server import Limits
+
+    def remux(fmt: str) -> bytes:
+        out = tmp_path / f"clip.{fmt}"
+        with av.open(str(clip[0])) as inp, av.open(str(out), "w", format=fmt) as dst:
+            streams = {s.index: dst.add_stream_from_template(s) for s in inp.streams}
+            for packet in inp.demux():
+                if packet.dts is not None:
+                    packet.stream = streams[packet.stream.index]
+                    dst.mux(packet)
+        return out.read_bytes()
+
+    def encoded(fmt: str, codec: str) -> bytes:
+        """3 s of pictures only, encoded anew (an AVI cannot take MP4's H.264 as it is)."""
+        out = tmp_path / f"enc.{fmt}"
+        with av.open(str(out), "w", format=fmt) as c:
+            v = c.add_stream(codec, rate=2)
+            v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+            for i in range(6):
+                frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40 * i, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, 2)
+                c.mux(v.encode(frame))
+            c.mux(v.encode(None))
+        return out.read_bytes()
+
+    streamed = tmp_path / "streamed.mkv"
+    _write_unknown_length(streamed)
+    with av.open(str(streamed)) as c:
+        assert not c.duration  # nothing in the header says how long it is
+    cases = [("mov", remux("mov"), ".mov", "video/quicktime", 4.0),
+             ("mkv", remux("matroska"), ".mkv", "video/x-matroska", 4.0),
+             ("avi", encoded("avi", "mpeg4"), ".avi", "video/x-msvideo", 3.0),
+             ("webm", encoded("webm", "libvpx"), ".webm", "video/webm", 3.0),
+             ("streamed", streamed.read_bytes(), ".mkv", "video/x-matroska", 5.0)]
+    app, client = _api(collection, limits=Limits(upload_seconds=4.5))
+    with client:
+        for what, data, ext, mime, seconds in cases:
+            r = client.post("/api/uploads", files={"file": ("clip.bin", data, "application/octet-stream")})
+            if seconds > 4.5:
+                err = _api_error(r, 413, "upload.too_long")
+                assert err["params"]["seconds"] == pytest.approx(seconds, abs=0.6), what
+                continue
+            assert r.status_code == 200, (what, r.text)
+            body = r.json()
+            assert (body["modality"], body["content_type"]) == ("video", mime), what
+            assert body["duration"] == pytest.approx(seconds, abs=0.3), what
+            assert app.state.xs.uploads.get(body["id"]).path.suffix == ext, what
+        mov = client.post("/api/uploads", files={"file": ("q.mov", cases[0][1])}).json()
+        r = client.get("/api/collections/v/search", params={"upload": mov["id"], "to": "video", "limit": 1})
+        assert r.status_code == 200, r.text
+        top = r.json()["results"]["video"][0]
+        assert Path(top["path"]).name == Path(clip[1]["video"]).name and _in_scene(top, clip[2])
 
 
 def test_duration_filter_and_catalog_metadata(cli, collection, records):
@@ -319,6 +484,7 @@ def test_bad_videos_are_reported_and_the_rest_indexed(hostile_report):
     assert "no sound; only its picture is indexed" in notes["silent.mp4"]
     assert "no picture; only its sound is indexed" in notes["audio_only.mp4"]
     assert "indexed what could be read" in notes["fast_cut_in_half.mp4"]
+    assert "animated image (an image sequence); only its first frame is indexed" in notes["animated.gif"]
     assert "ok.mp4" not in notes and "vfr.mp4" not in skipped
     # 7 videos (ok, silent, audio only, fast cut, vfr, rotated, no duration) + the gif as an image
     assert report["added"] == 8 and report["vectors_added"]["image"] == 1

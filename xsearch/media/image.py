@@ -27,18 +27,21 @@ def load_image(path: str | os.PathLike, max_pixels: int = 64_000_000, *, min_sho
     ``min_short_side`` > 0: the caller only needs the shorter side this large, so a JPEG is decoded at a
     reduced scale (1/2, 1/4 or 1/8, PIL's ``draft``: the IDCT skips the high frequencies) that keeps the shorter
     side at least that large; a 4000×3000 photo for a 224-pixel model decodes at 500×375, several times faster.
-    ``full_size`` (a dict) receives the image's upright "width" and "height" as stored, before any such scaling.
+    ``full_size`` (a dict) receives the image's upright "width" and "height" as stored, before any such scaling,
+    and "animated": True when the file is an image sequence (an animated GIF, APNG or WebP; a multi-page TIFF).
     """
-    image, (width, height) = _load(path, max_pixels, min_short_side)
+    image, (width, height), animated = _load(path, max_pixels, min_short_side)
     if full_size is not None:
         full_size.update(width=width, height=height)
+        if animated:
+            full_size["animated"] = True
     return image
 
 
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
-def _load(path, max_pixels: int, min_short_side: int) -> tuple[Image.Image, tuple[int, int]]:
+def _load(path, max_pixels: int, min_short_side: int) -> tuple[Image.Image, tuple[int, int], bool]:
     with open_binary(path) as handle:
         try:
             with warnings.catch_warnings():
@@ -66,7 +69,11 @@ def _load(path, max_pixels: int, min_short_side: int) -> tuple[Image.Image, tupl
                 if min_short_side > 0 and image.format == "JPEG" and min(width, height) >= 2 * min_short_side:
                     image.draft("RGB", (min_short_side, min_short_side))  # both sides stay >= min_short_side
                 image.load()  # the first frame of an animation is the current frame after open
-                return _to_rgb(_upright(image)), full
+                rgb = _to_rgb(_upright(image))
+                animated = False
+                with contextlib.suppress(Exception):  # is_animated looks for a second frame, no further
+                    animated = bool(getattr(image, "is_animated", False))
+                return rgb, full, animated
             except MediaError:
                 raise
             except Exception as exc:
@@ -164,5 +171,8 @@ def decode_image(file: MediaFile, opts: DecodeOptions) -> list[Segment]:
     JPEG is then decoded at reduced scale), info {width, height} of the file's image."""
     info: dict = {}
     image = load_image(file.path, opts.max_image_pixels, min_short_side=opts.image_short_side, full_size=info)
+    animated = info.get("animated", False)
     info = {"width": info.get("width", image.width), "height": info.get("height", image.height)}
+    if animated:  # said in the index report, as a video's missing sound track is
+        info["note"] = "an animated image (an image sequence); only its first frame is indexed"
     return [Segment(file=file, data=shrink_to_short_side(image, opts.image_short_side), offset=0.0, info=info)]

@@ -46,6 +46,32 @@ def _stream_s(stream) -> float:
     return float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
 
 
+def probe(path, stop_after_s: float | None = None) -> dict:
+    """What a video container holds, without decoding a frame: ``{duration, has_picture, has_audio}``.
+
+    The duration is the header's; a header without one (a streamed WebM / MKV) is measured from packet
+    timestamps (demuxing only), stopping once past ``stop_after_s`` when given (0.0 when nothing says).
+    MediaError ``media.bad_video`` when the file is not a readable container or has neither picture nor sound."""
+    import av
+
+    with _open(path) as container:
+        videos, audios = list(container.streams.video), list(container.streams.audio)
+        if not videos and not audios:
+            raise MediaError("the container has neither a picture nor a sound stream", code="media.bad_video")
+        duration = _duration(container)
+        if not duration:
+            try:
+                for packet in container.demux(*(videos[:1] + audios[:1])):
+                    if packet.pts is None or not packet.time_base:
+                        continue
+                    duration = max(duration, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                    if stop_after_s is not None and duration > stop_after_s:
+                        break
+            except (av.FFmpegError, ValueError):
+                pass  # a stream that breaks off: what was read so far
+    return {"duration": duration, "has_picture": bool(videos), "has_audio": bool(audios)}
+
+
 def _frames(path, opts: DecodeOptions, limit_s: float,
             seen: dict | None = None) -> tuple[list[tuple[float, object]], str | None]:
     """(timestamp, RGB image) sampled every 1/video_fps seconds, and why decoding stopped early (or None).

@@ -30,10 +30,10 @@ PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' bl
             "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1"]
 
-DESCRIPTION = """Search images, sounds and texts by meaning. Every error answers
+DESCRIPTION = """Search images, sounds, texts and videos by meaning. Every error answers
 `{"error": {"code", "message", "params"}}` with a status from its code (400 bad arguments, 401 token, 404 missing
-collection / item / upload, 413 upload too large or too long, 415 not an image or a sound, 422 unreadable query
-file or invalid parameter, 503 busy)."""
+collection / item / upload, 413 upload too large or too long, 415 not an image, a sound or a video clip, 422
+unreadable query file or invalid parameter, 503 busy)."""
 
 
 @dataclass

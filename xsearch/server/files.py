@@ -35,12 +35,22 @@ def content_type(path: Path, modality: str) -> str:
             return "text/plain; charset=utf-8"
         except UnicodeDecodeError as e:
             return "text/plain; charset=utf-8" if e.start > len(head) - 4 else "text/plain"
+    if modality in ("video", "soundtrack"):  # a video's item: one of its picture windows or sound windows
+        return video_type(head)
     found = media_format(head)
     if found is not None:
         return found[2]
-    if modality == "video":
-        return {b"ftyp": "video/mp4"}.get(head[4:8], "video/webm" if head.startswith(b"\x1aE\xdf\xa3") else
-                                          "application/octet-stream")
+    return "application/octet-stream"
+
+
+def video_type(head: bytes) -> str:
+    """A video item's content type by its first bytes, as browsers play it (an upload keeps media_format's)."""
+    if head[4:8] == b"ftyp":  # MP4, M4V, MOV (QuickTime's H.264 plays as video/mp4 in browsers)
+        return "video/mp4"
+    if head.startswith(b"\x1aE\xdf\xa3"):  # EBML: WebM, Matroska
+        return "video/webm"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
     return "application/octet-stream"
 
 

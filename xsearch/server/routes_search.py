@@ -44,13 +44,14 @@ def search_args(
     weights: str | None = Query(None, description="Comma-separated weight per query, in the order: q, upload "
                                                   "(then files posted with the request), like.", examples=["0.7,0.3"]),
     fusion: str = Query("mean", description="How several queries combine: mean, weighted, rrf or vote."),
-    to: str = Query("image", description="Target modality: image, audio, text, or all (one list per modality)."),
+    to: str = Query("image", description="Target modality: image, audio, text, video, or all (one list per "
+                                          "modality)."),
     limit: int = Query(20, ge=1, description="Results per target in this page."),
     offset: int = Query(0, ge=0, description="Results to skip (pagination)."),
     threshold: float | None = Query(None, description="Drop results with a cosine score below this."),
     path_glob: str | None = Query(None, description="Only files matching this glob ('*.wav', '*/holiday/*')."),
-    min_duration: float | None = Query(None, ge=0, description="Only audio at least this long (s)."),
-    max_duration: float | None = Query(None, ge=0, description="Only audio at most this long (s)."),
+    min_duration: float | None = Query(None, ge=0, description="Only audio or video at least this long (s)."),
+    max_duration: float | None = Query(None, ge=0, description="Only audio or video at most this long (s)."),
     min_size: int | None = Query(None, ge=0, le=2**63 - 1, description="Only files of at least this many bytes."),
     max_size: int | None = Query(None, ge=0, le=2**63 - 1, description="Only files of at most this many bytes."),
     since: str | None = Query(None, description="Only files modified on or after this date (2024-01-31)."),
@@ -71,9 +72,10 @@ def search_get(name: str, request: Request, args: SearchArgs = Depends(search_ar
 
 
 @router.post("/api/collections/{name}/search", response_model=SearchOut, responses=ERRORS,
-             summary="Search with image or audio files posted as multipart 'file' parts (plus any GET parameter)")
+             summary="Search with image, audio or video files posted as multipart 'file' parts (plus any GET "
+                     "parameter)")
 def search_post(name: str, request: Request, args: SearchArgs = Depends(search_args),
-                file: list[UploadFile] | None = File(None, description="Image or audio query files.")) -> dict:
+                file: list[UploadFile] | None = File(None, description="Image, audio or video query files.")) -> dict:
     state = request.app.state.xs
     state.collections.get(name)
     posted = [state.uploads.save(f.file, f.filename) for f in file or []]
@@ -81,8 +83,8 @@ def search_post(name: str, request: Request, args: SearchArgs = Depends(search_a
 
 
 @router.post("/api/uploads", response_model=UploadOut, responses=ERRORS,
-             summary="Keep an image or audio file as a query; use its id as ?upload=ID")
-def upload(request: Request, file: UploadFile = File(..., description="An image or a sound.")) -> dict:
+             summary="Keep an image, a sound or a video clip as a query; use its id as ?upload=ID")
+def upload(request: Request, file: UploadFile = File(..., description="An image, a sound or a video clip.")) -> dict:
     return request.app.state.xs.uploads.save(file.file, file.filename).to_dict()
 
 

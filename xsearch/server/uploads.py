@@ -1,8 +1,10 @@
 """Query files sent by clients: kept in one private temp folder, named by a random id, recognised by content.
 
 A client's file name and declared content type are never trusted: the first bytes decide whether an upload is an
-image or a sound (``xsearch.media.sniff``) and which extension it is stored under. Nothing is written outside
-the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept``, and the folder goes at shutdown.
+image, a sound or a video clip (``xsearch.media.sniff``) and which extension and content type it is stored under;
+a sound's or a video's length is read from its header (a video's container is opened with PyAV, nothing decoded)
+and checked against ``Limits.upload_seconds``. Nothing is written outside the folder; the oldest uploads are
+dropped beyond ``Limits.uploads_kept``, and the folder goes at shutdown.
 """
 
 from __future__ import annotations
@@ -23,22 +25,31 @@ from xsearch.media.signatures import HEAD_BYTES, describe_content
 from xsearch.media.sniff import sniff_media
 from xsearch.server.sessions import Limits
 
-QUERY_MODALITIES = ("image", "audio")
+QUERY_MODALITIES = ("image", "audio", "video")
+ACCEPTED = "an image, a sound or a video clip"
 _ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
 _CHUNK = 1 << 20
 
-#: (first bytes, extension, content type); checked in order, after sniff_media said image or audio.
+#: (modality, first bytes, extension, content type); checked in order, after sniff_media named the modality.
 _FORMATS = (
-    (lambda h: h.startswith(b"\x89PNG"), ".png", "image/png"),
-    (lambda h: h.startswith(b"\xff\xd8\xff"), ".jpg", "image/jpeg"),
-    (lambda h: h.startswith(b"GIF8"), ".gif", "image/gif"),
-    (lambda h: h.startswith((b"II", b"MM")), ".tif", "image/tiff"),
-    (lambda h: h.startswith(b"BM"), ".bmp", "image/bmp"),
-    (lambda h: h[8:12] == b"WEBP", ".webp", "image/webp"),
-    (lambda h: h[8:12] == b"WAVE", ".wav", "audio/wav"),
-    (lambda h: h.startswith(b"FORM"), ".aiff", "audio/aiff"),
-    (lambda h: h.startswith(b"fLaC"), ".flac", "audio/flac"),
-    (lambda h: h.startswith(b"OggS"), ".ogg", "audio/ogg"),
+    ("image", lambda h: h.startswith(b"\x89PNG"), ".png", "image/png"),
+    ("image", lambda h: h.startswith(b"\xff\xd8\xff"), ".jpg", "image/jpeg"),
+    ("image", lambda h: h.startswith(b"GIF8"), ".gif", "image/gif"),
+    ("image", lambda h: h.startswith((b"II", b"MM")), ".tif", "image/tiff"),
+    ("image", lambda h: h.startswith(b"BM"), ".bmp", "image/bmp"),
+    ("image", lambda h: h[8:12] == b"WEBP", ".webp", "image/webp"),
+    ("audio", lambda h: h[8:12] == b"WAVE", ".wav", "audio/wav"),
+    ("audio", lambda h: h.startswith(b"FORM"), ".aiff", "audio/aiff"),
+    ("audio", lambda h: h.startswith(b"fLaC"), ".flac", "audio/flac"),
+    ("audio", lambda h: h.startswith(b"OggS"), ".ogg", "audio/ogg"),
+    # ISO base media: the major brand says QuickTime, an MPEG-4 sound (a video container with sound only) or MP4
+    ("video", lambda h: h[4:8] == b"ftyp" and h[8:12] == b"qt  ", ".mov", "video/quicktime"),
+    ("video", lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"M4A ", b"M4B "), ".m4a", "audio/mp4"),
+    ("video", lambda h: h[4:8] == b"ftyp", ".mp4", "video/mp4"),
+    ("video", lambda h: h[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"), ".mov", "video/quicktime"),
+    ("video", lambda h: h.startswith(b"\x1aE\xdf\xa3") and b"webm" in h[:64], ".webm", "video/webm"),
+    ("video", lambda h: h.startswith(b"\x1aE\xdf\xa3"), ".mkv", "video/x-matroska"),
+    ("video", lambda h: h.startswith(b"RIFF") and h[8:12] == b"AVI ", ".avi", "video/x-msvideo"),
 )
 
 
@@ -47,8 +58,8 @@ def media_format(head: bytes) -> tuple[str, str, str] | None:
     modality = sniff_media(head)
     if modality is None:
         return None
-    for test, ext, mime in _FORMATS:
-        if test(head):
+    for kind, test, ext, mime in _FORMATS:
+        if kind == modality and test(head):
             return modality, ext, mime
     if modality == "audio":
         return modality, ".mp3", "audio/mpeg"
@@ -102,7 +113,7 @@ class Uploads:
             return self._dir
 
     def save(self, stream: BinaryIO, name: str | None) -> Upload:
-        """Copy ``stream`` into the upload area and check it: size, kind (by content), audio duration."""
+        """Copy ``stream`` into the upload area and check it: size, kind (by content), a sound's or video's length."""
         upload_id = secrets.token_urlsafe(12)
         tmp = self.dir / f"{upload_id}.part"
         size = 0
@@ -119,10 +130,14 @@ class Uploads:
             found = media_format(head) if head else None
             if found is None or found[0] not in QUERY_MODALITIES:
                 what = "empty" if not head else describe_content(head)
-                raise UsageError(f"{shown} is not an image or a sound xsearch can read (it looks like {what})",
-                                 code="upload.unsupported", name=shown, content=what)
+                why = "it is empty" if not head else f"it looks like {what}"
+                raise UsageError(f"{shown} is not {ACCEPTED} xsearch can read ({why})", code="upload.unsupported",
+                                 name=shown, content=what)
             modality, ext, mime = found
-            duration = _duration(tmp) if modality == "audio" else None
+            if modality == "video":
+                duration = _video_duration(tmp, shown, self.limits.upload_seconds)
+            else:
+                duration = _duration(tmp) if modality == "audio" else None
             if duration is not None and duration > self.limits.upload_seconds:
                 raise UsageError(f"{shown} lasts {duration:.0f} s; uploads may last at most "
                                  f"{self.limits.upload_seconds:g} s", code="upload.too_long",
@@ -160,6 +175,20 @@ def _display_name(name: str | None) -> str:
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(c for c in base if c.isprintable())[:120]
     return base or "the upload"
+
+
+def _video_duration(path: Path, shown: str, limit_s: float) -> float | None:
+    """Seconds of a video clip as its container says (None when it does not say); an unreadable container, or
+    one with neither picture nor sound, is refused now (422 ``query.bad_file``) rather than at search time."""
+    from xsearch.errors import MediaError
+    from xsearch.media.video import probe
+
+    try:
+        found = probe(path, stop_after_s=limit_s + 1.0)
+    except MediaError as e:
+        raise UsageError(f"{shown} is not a video clip xsearch can read: {e}", code="query.bad_file",
+                         name=shown) from None
+    return found["duration"] or None
 
 
 def _duration(path: Path) -> float | None:

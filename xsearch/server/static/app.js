@@ -4,6 +4,7 @@
 
 const PAGE = 24;  // results per page (per target; half of it for "all")
 const KINDS = { image: "Images", audio: "Sounds", text: "Texts", video: "Videos" };
+const VIDEO_TRACKS = ["video", "soundtrack"];  // a video's items: its picture windows and its sound windows
 const FILTERS = ["path_glob", "threshold", "min_duration", "max_duration", "min_kb", "max_kb", "since", "until"];
 const $ = (id) => document.getElementById(id);
 
@@ -30,7 +31,9 @@ function el(tag, attrs = {}, ...children) {
 function sentence(text) {
   const s = String(text || "").trim();
   if (!s) return "";
-  return s[0].toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
+  const first = s.split(/\s/, 1)[0].replace(/[:,;]$/, "");
+  const name = /[./\\_\d]/.test(first);  // a file name ("holiday.png is not…") keeps its case
+  return (name ? s : s[0].toUpperCase() + s.slice(1)) + (/[.!?]$/.test(s) ? "" : ".");
 }
 
 function clock(seconds) {
@@ -173,7 +176,9 @@ function renderChips() {
     let preview;
     if (chip.kind === "upload" && chip.modality === "image") preview = el("img", { src: `/api/uploads/${chip.id}`, alt: "" });
     else if (chip.kind === "upload" && chip.modality === "audio") preview = el("audio", { src: `/api/uploads/${chip.id}`, controls: true, preload: "none", "aria-label": `Play ${chip.name}` });
+    else if (chip.kind === "upload" && chip.modality === "video") preview = clipPreview(`/api/uploads/${chip.id}`, chip.name);
     else if (chip.kind === "like" && chip.modality === "image") preview = el("img", { src: `${base()}/items/${chip.item_id}/thumb?size=128`, alt: "" });
+    else if (chip.kind === "like" && VIDEO_TRACKS.includes(chip.modality)) preview = clipPreview(`${base()}/items/${chip.item_id}/media`, chip.name);
     else preview = el("span", { class: "icon", "aria-hidden": "true", text: chip.kind === "text" ? "T" : chip.modality === "audio" ? "♪" : "≈" });
     const kind = chip.kind === "like" ? "like" : chip.kind === "upload" ? chip.modality || "file" : "text";
     const weight = el("input", {
@@ -194,6 +199,22 @@ function renderChips() {
   $("fusion-wrap").hidden = queryCount() < 2;
   const active = Object.keys(filterValues()).length;
   $("filter-count").textContent = active ? ` (${active})` : "";
+}
+
+function clipPreview(src, name) {
+  // A video query's chip: a small silent preview that plays while pointed at or focused, and stops after.
+  const video = el("video", {
+    src: `${src}#t=0.1`, muted: true, loop: true, playsinline: true, preload: "metadata", tabindex: "0",
+    "aria-label": `Preview of ${name} (plays while focused)`, title: `${name}: point at it or focus it to preview`,
+  });
+  video.muted = true;  // the attribute only sets the default
+  const play = () => { video.play().catch(() => {}); };
+  const stop = () => { video.pause(); };
+  video.addEventListener("mouseenter", play);
+  video.addEventListener("focus", play);
+  video.addEventListener("mouseleave", stop);
+  video.addEventListener("blur", stop);
+  return video;
 }
 
 async function addFiles(files) {
@@ -330,11 +351,11 @@ function render(body, append) {
   }
   state.hasMore = Object.values(body.has_more).some(Boolean);
   $("more").hidden = !state.hasMore;
-  if (!append) {
-    const total = Object.values(body.results).reduce((n, hits) => n + hits.length, 0);
-    say(total ? `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms.`
-      : "Nothing found. Try other words, another target, or fewer filters.");
-  }
+  // the count covers every page shown so far (and replaces a "Searching…" left by a slow next page)
+  state.shown = (append ? state.shown || 0 : 0) + shown;
+  const total = state.shown;
+  say(total ? `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms.`
+    : "Nothing found. Try other words, another target, or fewer filters.");
   // the echo of the queries names uploads and liked items (after a reload they were only ids)
   const echoes = body.queries.filter((q) => q.kind !== "text");
   state.chips.filter((c) => c.kind !== "text").forEach((chip) => {
@@ -353,7 +374,7 @@ function render(body, append) {
 async function search({ push = true, append = false } = {}) {
   state.texts[0].value = $("q").value;
   if (!queryCount()) {
-    say("Type what you are looking for, or drop an image or a sound onto the page.");
+    say("Type what you are looking for, or drop an image, a sound or a video clip onto the page.");
     clearResults();
     return;
   }
@@ -428,7 +449,10 @@ function showStats() {
     say(`There is no collection “${c.name}” yet: index a folder with xsearch index FOLDER, then reload this page.`, true);
     return false;
   }
-  const files = Object.entries(c.files || {}).map(([m, n]) => `${n} ${(KINDS[m] || m).toLowerCase()}`);
+  const files = Object.entries(c.files || {}).map(([m, n]) => {
+    const kind = (KINDS[m] || m).toLowerCase();
+    return `${n} ${n === 1 ? kind.replace(/s$/, "") : kind}`;
+  });
   $("stats").textContent = `${c.name} · ${files.join(" · ") || "no files yet"} · model ${c.model_spec}`;
   return true;
 }
@@ -483,7 +507,7 @@ async function start() {
   const hasQuery = readUrl();
   if (!(await loadCollections())) return;
   if (hasQuery) search({ push: false });
-  else say("Type what you are looking for, or drop an image or a sound onto the page.");
+  else say("Type what you are looking for, or drop an image, a sound or a video clip onto the page.");
 }
 
 start();
