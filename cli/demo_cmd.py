@@ -17,8 +17,9 @@ def demo(
     directory: Optional[Path] = typer.Option(
         None, "--dir", help="Where to put the demo world and collection (default: $XSEARCH_HOME/demo)."
     ),
-    n: int = typer.Option(400, "--n", help="Item groups in the demo world (each: an image, a sound, a caption file)."),
-    k: int = typer.Option(5, "-k", help="Results shown per search."),
+    n: int = typer.Option(400, "--n", min=1, max=1_000_000,
+                          help="Item groups in the demo world (each: an image, a sound, a caption file)."),
+    k: int = typer.Option(5, "-k", min=1, help="Results shown per search (at most --n)."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
 ) -> None:
     """Index a generated world and show text→image, image→audio and audio→image search, then the eval table.
@@ -66,7 +67,7 @@ def demo(
     ]
     out = {"world": str(world), "collection": str(root / "collection"), "searches": []}
     for title, query, target, source in searches:
-        hits = engine.search([query], to=target, k=k)[target]
+        hits = engine.search([query], to=target, k=min(k, n))[target]  # a tiny world holds fewer than k files
         want = source["text"][0]
         rows = [{"rank": h.rank, "score": round(h.score, 3), "path": h.path, "caption": caption_of.get(h.path, "?"),
                  "match": caption_of.get(h.path) == want} for h in hits]

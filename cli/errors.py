@@ -27,6 +27,7 @@ ADVICE: dict[str, str] = {
     "collection.disk_full": "free some space on that disk and run the command again; the last commit is intact",
     "collection.permission_denied": "give your user access to {collection} (read to search, write to index)",
     "collection.io_error": "check the disk holding {collection}",
+    "collection.not_a_folder": "choose another path with -c (`xsearch index` creates the folder)",
     "usage.k_too_large": "use -k {n} or less",
     "copy.destination_not_empty": "pass --replace to overwrite it",
     "collection.in_use": "wait for that process to end, or keep the collection on a Milvus server "
@@ -67,6 +68,7 @@ OPTION_FLAGS: dict[str, str] = {
     "files_per_batch": "--batch-files",
     "wait_s": "--wait",
     "out_dir": "--out",
+    "k": "-k",
 }
 
 
@@ -91,6 +93,9 @@ def cli_message(error: XsearchError) -> str:
     if "actual" in params:
         params["flag"] = QUERY_FLAGS.get(params["actual"], f"--{params['actual']}")
     message = template.format_map(params) if template else error.message
+    name = str(params.get("name", ""))
+    if not template and error.code == "usage.bad_value" and "flag" in params and message.startswith(name + " "):
+        message = f"{params['flag']}{message[len(name):]}"  # "wait_s must be ..." → "--wait must be ..."
     message = message.rstrip().rstrip(".")
     extra = advice(error)
     return f"{message}; {extra}." if extra else f"{message}."

@@ -55,6 +55,8 @@ def eval_(
     from xsearch.evaluation.runner import parse_aligners, parse_directions, run_evaluations
 
     aligners = parse_aligners(aligner)
+    check_plot_path(plot)  # before the run, not after it
+    report_manifest_problems(manifest)
     dirs, video_dirs = split_directions(directions, manifest, videos, "model" if "model" in aligners else aligners[0])
     ks = sorted(set(DEFAULT_KS) | (set(PLOT_KS) if plot else set()))
     reports, video_report = [], None
@@ -71,6 +73,8 @@ def eval_(
             video_report = run_video_evaluation(manifest, model=model, device=device, split=split,
                                                 directions=video_dirs, on_item=lambda: bar.advance(task),
                                                 log=None if as_json else note)
+    for line in dict.fromkeys(line for r in reports for line in r.skipped):  # each file once, whatever the aligners
+        note(f"manifest: skipped {line}")
     if plot and reports:
         write_plot(reports, plot)
     if as_json:
@@ -85,6 +89,30 @@ def eval_(
             print_video_report(video_report)
         if plot and reports:
             note(f"wrote {plot}")
+
+
+def check_plot_path(plot: Optional[Path]) -> None:
+    """A --plot target that cannot be written is a usage error now rather than after the whole evaluation."""
+    from xsearch.errors import UsageError
+
+    if plot is None:
+        return
+    if plot.is_dir():
+        raise UsageError(f"--plot {plot} is a folder; give the name of the PNG to write.")
+    folder = plot.expanduser().absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"--plot {plot}: the folder {folder} does not exist.")
+
+
+def report_manifest_problems(manifest: Path, shown: int = 5) -> None:
+    """Say which manifest lines were skipped (not JSON, a file missing or outside the manifest's folder, …)."""
+    from xsearch.train.manifest import load_manifest
+
+    problems = load_manifest(manifest).problems
+    for p in problems[:shown]:
+        note(f"manifest: skipped {p}")
+    if len(problems) > shown:
+        note(f"manifest: {len(problems) - shown} more problem line(s) skipped")
 
 
 def split_directions(text: Optional[str], manifest: Path, videos: Optional[bool],

@@ -94,6 +94,9 @@ def _print_report(report) -> None:
         note(f"skipped: {s['path']}: {s['reason']}")
     for n in report.notes:
         note(f"note: {n}")
+    if report.prune_refused:
+        note(f"note: {report.prune_refused} file(s) gone from disk were kept in the collection; if they were really "
+             "deleted, run this again with --prune-all to remove them")
     for modality, n in report.unsupported.items():
         note(f"not indexed: {n} {modality} file(s); model {report.model_spec} has no {modality} tower")
     ignored = getattr(report, "ignored", None) or {}

@@ -9,6 +9,18 @@ import typer
 from xsearch.cli.output import collection_option, console, milvus_token_option, plain, print_json, say
 
 
+def _not_created(engine) -> None:
+    """None when there is no collection yet; raises when there is a damaged one (e.g. its manifest was lost)."""
+    from xsearch.errors import CollectionError
+
+    try:
+        engine.store()
+    except CollectionError as e:
+        if e.code != "collection.missing":
+            raise
+    return None
+
+
 def info(
     collection: Optional[str] = collection_option(),
     milvus_token: Optional[str] = milvus_token_option(),
@@ -27,7 +39,7 @@ def info(
     path = engine.uri
     out["data_home"] = str(data_home())
     out["collection_path"] = str(path)
-    out["collection"] = engine.stats() if engine.exists() else None
+    out["collection"] = engine.stats() if engine.exists() else _not_created(engine)
     if model:
         from xsearch.encoders.registry import load_encoder
 

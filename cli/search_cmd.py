@@ -230,8 +230,15 @@ def duplicates(
 ) -> None:
     """List near-duplicate pairs of files in the collection."""
     from xsearch.engine import Engine
+    from xsearch.errors import UsageError
 
-    pairs = Engine(collection).duplicates(modality, threshold)
+    try:
+        pairs = Engine(collection).duplicates(modality, threshold)
+    except UsageError as e:
+        if e.code != "usage.bad_target":
+            raise
+        raise UsageError(f"--modality {modality!r}: choose {e.params.get('choices', '')}",
+                         code="usage.bad_modality", modality=modality) from None
     if as_json:
         print_json(pairs)
         return

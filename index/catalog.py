@@ -260,7 +260,7 @@ class Catalog:
             mode = "ro&immutable=1" if immutable else "ro"
         else:
             mode = "rw" if must_exist else "rwc"
-        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode={mode}"
+        uri = f"file:{urllib.parse.quote(str(path.absolute()), errors='surrogateescape')}?mode={mode}"  # any bytes
         conn = None
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0)

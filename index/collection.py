@@ -51,6 +51,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,31 @@ _MODALITY_RE = re.compile(r"[a-z]+")  # modality names become file names
 
 def _missing(root: Path) -> CollectionError:
     return CollectionError(f"no collection at {root}", code="collection.missing", collection=str(root))
+
+
+def _not_a_folder(root: Path) -> CollectionError | None:
+    """The error for a collection path that is (or lies under) something that is not a folder, else None."""
+    for where in (root, *root.parents):
+        try:
+            st = os.stat(where)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        kind = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
+        message = (f"the collection path {root} is {kind}, not a folder" if where == root else
+                   f"the collection path {root} lies under {where}, which is {kind}, not a folder")
+        return CollectionError(message, code="collection.not_a_folder", collection=str(root), path=str(where))
+    return None
+
+
+def _manifest_lost(root: Path) -> CollectionError:
+    path = root / MANIFEST
+    return CollectionError(f"collection {root} has lost its manifest: {path} is missing (the catalog is still there, "
+                           "but not which model made its vectors)", code="collection.damaged",
+                           collection=str(root), path=str(path), reason="manifest missing")
 
 
 def _read_only(root: Path) -> CollectionError:
@@ -145,6 +171,22 @@ def _pid_alive(pid: int) -> bool | None:
         return state not in (b"Z", b"X")
     except (OSError, IndexError):
         return True
+
+
+def _writer_at_work(root: Path) -> bool:
+    """Whether the collection's lock file names a running process (a writer holds it; a released lock is
+    empty). Reads only: a reader never takes the lock."""
+    try:
+        fd = os.open(root / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return text.isdigit() and _pid_alive(int(text)) is not False
 
 
 class _WriterLock:
@@ -226,6 +268,9 @@ class RepairReport:
     files_to_reembed: list[str] = field(default_factory=list)
     stale_files_removed: list[str] = field(default_factory=list)
     vector_files_replaced: dict[str, str] = field(default_factory=dict)  # modality -> why its file was unusable
+    #: ``create`` found a catalog without a manifest and started afresh (the old catalog and vectors deleted: the
+    #: model that made them is unknown, and two models' vectors must never mix). Not a repair: callers say it.
+    manifest_lost: bool = False
 
     @property
     def changed(self) -> bool:
@@ -273,6 +318,16 @@ class Collection:
         return (Path(path) / MANIFEST).is_file()
 
     @classmethod
+    def missing_error(cls, path: str | os.PathLike) -> CollectionError:
+        """Why there is no collection at ``path``: none at all (``collection.missing``), or one whose manifest was
+        lost while its catalog is still there (``collection.damaged``; the next ``create`` starts it afresh). A
+        catalog without a manifest while a live writer holds the lock is a collection being created or rebuilt."""
+        root = Path(path)
+        if os.path.lexists(root / CATALOG) and not cls.exists(root) and not _writer_at_work(root):
+            return _manifest_lost(root)
+        return _not_a_folder(root) or _missing(root)
+
+    @classmethod
     def create(cls, path: str | os.PathLike, *, model_id: str, model_spec: str, dims: dict[str, int],
                factory: str | dict[str, str] = AUTO, memory_budget_bytes: int | None = None,
                latency_budget_ms: float | None = None, wait_s: float = 0.0) -> Collection:
@@ -299,7 +354,7 @@ class Collection:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise collection_os_error(exc, root, collection=root, doing="create") from None
+            raise _not_a_folder(root) or collection_os_error(exc, root, collection=root, doing="create") from None
         if not dir_writable(root):
             raise _read_only(root)
         lock = _WriterLock(root, wait_s)
@@ -307,7 +362,8 @@ class Collection:
             if cls.exists(root):
                 raise CollectionError(f"a collection already exists at {root}", code="collection.exists",
                                       collection=str(root))
-            cls._remove_files(root)  # what a half-created or half-deleted collection left behind
+            manifest_lost = os.path.lexists(root / CATALOG)  # a catalog without a manifest: which model made it?
+            cls._remove_files(root)  # what a half-created or half-deleted collection (or a lost manifest) left
             catalog = Catalog.open(root / CATALOG)
             manifest = {
                 "format_version": FORMAT_VERSION,
@@ -325,7 +381,7 @@ class Collection:
             lock.release()
             raise
         self = cls(root, manifest, catalog, lock)
-        self.repair_report = RepairReport()
+        self.repair_report = RepairReport(manifest_lost=manifest_lost)
         return self
 
     @classmethod
@@ -333,7 +389,7 @@ class Collection:
         """Open an existing collection; a writer takes the lock (waiting up to ``wait_s``) and repairs it."""
         root = Path(path)
         if not cls.exists(root):
-            raise _missing(root)
+            raise cls.missing_error(root)
         if writer and not dir_writable(root):
             raise _read_only(root)
         lock = _WriterLock(root, wait_s) if writer else None

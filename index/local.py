@@ -304,7 +304,7 @@ class LocalBackend(Backend):
 
     def open(self, uri: str) -> LocalStore:
         if not Collection.exists(uri):
-            raise CollectionError(f"no collection at {uri}", code="collection.missing", collection=uri)
+            raise Collection.missing_error(uri)  # none, or one whose manifest was lost
         try:
             return LocalStore(Path(uri))
         except CollectionError as e:
@@ -323,7 +323,7 @@ class LocalBackend(Backend):
     def open_writer(self, uri: str, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> LocalWriter:
         if create is None:
             if not Collection.exists(uri):
-                raise CollectionError(f"no collection at {uri}", code="collection.missing", collection=uri)
+                raise Collection.missing_error(uri)
             return LocalWriter(Collection.open(uri, writer=True, wait_s=wait_s))
         col = Collection.open_or_create(uri, model_id=create.model_id, model_spec=create.model_spec,
                                         dims=create.dims, factory=create.factory,

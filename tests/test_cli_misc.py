@@ -26,7 +26,8 @@ def test_demo_indexes_searches_and_evaluates(cli, tmp_path):
 def test_demo_prints_tables_for_a_person(cli, tmp_path):
     r = cli("demo", "--dir", tmp_path / "demo", "--n", "60")
     assert r.code == 0
-    for needle in ("text → image", "image → audio", "audio → image", "its caption", "R@1 (chance)", "Try your own"):
+    for needle in ("text → image", "image → audio", "audio → image", "its caption", "R@1 (chance)", "Try your own",
+                   "xsearch serve -c", "http://127.0.0.1:8000/"):  # ends by telling how to open the page
         assert needle in r.out
 
 

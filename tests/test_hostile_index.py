@@ -628,11 +628,12 @@ def test_damaged_collection_is_damage_for_everyone_and_delete_still_works(tmp_pa
         target.write_bytes(b"")
     else:
         target.write_bytes(os.urandom(5000))
-    expected = "collection.missing" if damage == "manifest deleted" else "collection.damaged"
     for writer in (False, True):
         with pytest.raises(CollectionError) as info:
             Collection.open(root, writer=writer)
-        assert info.value.code == expected and one_line(info.value), (writer, info.value)
+        assert info.value.code == "collection.damaged" and one_line(info.value), (writer, info.value)
+        if damage == "manifest deleted":  # a lost manifest is damage, named as such: not "no collection"
+            assert "lost its manifest" in str(info.value) and info.value.params["reason"] == "manifest missing"
     assert not (root / "catalog.sqlite").exists() or damage != "catalog deleted"  # no silent new catalog
     Collection.delete(root)
     assert sorted(p.name for p in root.iterdir()) == ["lock"]
@@ -645,7 +646,19 @@ def test_create_over_the_leftovers_of_a_lost_manifest_starts_clean(tmp_path):
     (root / "manifest.json").unlink()
     with make(root) as coll:
         assert coll.catalog.files() == [] and coll.index("image").ntotal == 0
+        assert coll.repair_report.manifest_lost  # the indexer says it started afresh
     assert not list(root.glob("*.faiss"))
+    with make(tmp_path / "fresh") as coll:
+        assert not coll.repair_report.manifest_lost
+
+
+def test_a_catalog_without_a_manifest_while_a_writer_works_is_no_collection_yet(tmp_path):
+    root = filled(tmp_path / "c")
+    (root / "manifest.json").unlink()
+    (root / "lock").write_text(f"{os.getpid()}\n")  # a live writer is creating or rebuilding it
+    assert Collection.missing_error(root).code == "collection.missing"
+    (root / "lock").write_text("")  # released: the manifest is lost
+    assert Collection.missing_error(root).code == "collection.damaged"
 
 
 def test_cli_damaged_catalog_then_rebuild(tmp_path):

@@ -86,14 +86,18 @@ def decode_file(file: MediaFile, encoder) -> list[Segment]:
 
 
 def embed_files(encoder, files: Sequence[MediaFile], space: str | None = None,
-                on_file: Callable[[], None] | None = None) -> np.ndarray:
+                on_file: Callable[[], None] | None = None,
+                on_error: Callable[[int, MediaError], None] | None = None) -> np.ndarray:
     """One unit vector per file (the mean of its segments), ``[len(files), dim]``, in ``space``.
 
-    Files of one modality are expected; segments of several files share encoder calls.
+    Files of one modality are expected; segments of several files share encoder calls. A file that cannot be
+    decoded raises its MediaError, or, with ``on_error``, is passed to it (with its position in ``files``) and
+    left out: the result then has one row per other file, in order.
     """
     if not files:
         raise ValueError("embed_files needs at least one file")
     modality = files[0].modality
+    space = space or encoder.index_space(modality)
     out: list[np.ndarray] = []
     pending: list[list[Segment]] = []
 
@@ -101,7 +105,7 @@ def embed_files(encoder, files: Sequence[MediaFile], space: str | None = None,
         if not pending:
             return
         flat = [s for segs in pending for s in segs]
-        vecs = segment_vectors(encoder, flat, space or encoder.index_space(modality))
+        vecs = segment_vectors(encoder, flat, space)
         start = 0
         for segs in pending:
             out.append(mean_vector(vecs[start:start + len(segs)]))
@@ -111,14 +115,22 @@ def embed_files(encoder, files: Sequence[MediaFile], space: str | None = None,
         pending.clear()
 
     queued = 0
-    for f in files:
-        segs = decode_file(f, encoder)
+    for i, f in enumerate(files):
+        try:
+            segs = decode_file(f, encoder)
+        except MediaError as e:
+            if on_error is None:
+                raise
+            on_error(i, e)
+            continue
         pending.append(segs)
         queued += len(segs)
         if queued >= SEGMENTS_PER_CALL:
             flush()
             queued = 0
     flush()
+    if not out:  # every file failed (only with on_error)
+        return np.zeros((0, encoder.spaces[space]), dtype=np.float32)
     return np.stack(out)
 
 

@@ -14,13 +14,14 @@ the next call. Every argument is checked here, at the API edge, with an XsearchE
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from xsearch.errors import CollectionError, UsageError
+from xsearch.errors import UsageError
 from xsearch.media.types import MODALITIES
 from xsearch.search import (
     TRACKS_OF,
@@ -208,6 +209,10 @@ class Engine:
             repaired = writer.repair_report
             if repaired is not None and getattr(repaired, "changed", False):
                 report.repaired = str(repaired)
+            if getattr(repaired, "manifest_lost", False):
+                report.notes.append(f"{writer.uri}: its manifest.json was missing, so the collection was started "
+                                    "afresh: the old catalog and vectors were deleted and every file is embedded "
+                                    "again")
             return index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
                                 prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
                                 on_plan=on_plan, on_progress=on_progress, report=report, executor=run_with,
@@ -245,6 +250,9 @@ class Engine:
         """``to`` as a list of modalities (``"all"``: every modality) and whether it was named explicitly."""
         if to == "all":
             return list(MODALITIES), False
+        if not (isinstance(to, str) or to is None or isinstance(to, (list, tuple, set, frozenset))):
+            raise UsageError(f"target {to!r}: choose {_choices()}", code="usage.bad_target", target=str(to),
+                             choices=_choices())
         targets = [to] if isinstance(to, str) or to is None else list(to)
         if not targets:
             raise UsageError("no target modality", code="usage.bad_target", target="", choices=_choices())
@@ -267,10 +275,14 @@ class Engine:
         index's score)."""
         from xsearch.query import check_weights
 
+        if isinstance(queries, (str, bytes, Query)):  # one query given bare: not a sequence of its characters
+            queries = [queries]
         queries = list(queries or [])
         for q in queries:
-            if not isinstance(q, Query) or q.modality not in MODALITIES:
-                raise UsageError(f"not a query: {q!r}", code="query.invalid")
+            if not isinstance(q, Query) or q.modality not in MODALITIES or not (
+                    isinstance(q.value, str) or (q.modality != "text" and isinstance(q.value, os.PathLike))):
+                raise UsageError(f"not a query: {q!r} (give Query(modality, text or file path))",
+                                 code="query.invalid")
         if not queries:
             raise UsageError("no query: give a text, an image file or an audio file", code="query.none")
         k = _check_k_arg(k)
@@ -311,6 +323,8 @@ class Engine:
         from xsearch.query import check_query_file
 
         k = _check_k_arg(k)
+        if not isinstance(path, (str, os.PathLike)):
+            raise UsageError(f"similar needs a file path, not {path!r}", code="query.invalid")
         p = Path(path).expanduser().absolute()
         require_utf8(p)  # such a path is never indexed, and the store cannot even look it up
         store, enc = self._reader()
@@ -349,10 +363,14 @@ class Engine:
 
     def duplicates(self, modality: str = "image", threshold: float = 0.95, k: int = 8) -> list[dict]:
         """Pairs of different files whose vectors have cosine ≥ ``threshold``, best first."""
-        if _check_number("threshold", threshold, None) is None or not 0 < threshold <= 1:
+        if threshold is None or _check_threshold(threshold) is None or not 0 < threshold <= 1:
             raise UsageError(f"threshold must be in (0, 1], not {threshold}", code="usage.bad_threshold",
                              value=threshold, range=" in (0, 1]")
         k = _check_int("k", k, 1)
+        if not isinstance(modality, str) or modality not in MODALITIES:
+            choices = ", ".join(MODALITIES)
+            raise UsageError(f"modality {modality!r}: choose {choices}", code="usage.bad_target",
+                             target=str(modality), choices=choices, name="modality")
         targets, _ = self.targets(modality)
         store, _ = self._reader()
         check_targets(store, targets, True)
@@ -377,9 +395,7 @@ class Engine:
 
     def stats(self) -> dict:
         """The collection's stats (files / items / index per modality, model; ``tags``: files per tag)."""
-        if not self.exists():
-            raise CollectionError(f"no collection at {self.uri}", code="collection.missing", collection=self.uri)
-        store = self.store()
+        store = self.store()  # raises what is missing: the collection, or (local) its lost manifest
         return {**store.stats(), "tags": store.tag_counts()}
 
     # -- tags ---------------------------------------------------------------------------------------------

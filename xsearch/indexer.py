@@ -69,8 +69,9 @@ def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexRepo
     seen: set[str] = set()
     todo: list[_Pending] = []
     ignored: dict[str, int] = {}
+    own = [writer.path] if getattr(writer, "path", None) else []  # a collection kept inside the folder it indexes
     for found in discover(root, include=include, exclude=exclude, hidden=hidden, follow_links=follow_links,
-                          ignored=ignored):
+                          ignored=ignored, skip_dirs=own):
         if isinstance(found, Skipped):
             code = getattr(found, "code", "")
             if code != LINK_OUTSIDE:  # a link no longer followed loses what was indexed through it

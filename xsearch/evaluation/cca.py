@@ -11,21 +11,22 @@ metrics as the contrastive model (``xsearch eval --aligner cca`` / ``pls``).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable, Sequence
 
 import numpy as np
 
-from xsearch.errors import UsageError
+from xsearch.errors import MediaError, UsageError
 from xsearch.evaluation.metrics import DEFAULT_KS
 from xsearch.evaluation.runner import (
     ALL_DIRECTIONS,
     MODALITIES,
     DirectionResult,
     EvalReport,
-    _relevance,
     labels_for,
     pick_split,
+    resolve_relevance,
     retrieve_and_score,
 )
 from xsearch.train.manifest import PairRecord, load_manifest
@@ -50,13 +51,19 @@ def image_features(records: Sequence[PairRecord]) -> np.ndarray:
     return np.stack(rows)
 
 
+@functools.lru_cache(maxsize=1)
+def _mel():
+    from xsearch.media.melspec import LogMelSpectrogram
+
+    return LogMelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=320, n_mels=64, f_max=SAMPLE_RATE / 2)
+
+
 def audio_features(records: Sequence[PairRecord]) -> np.ndarray:
     import torch
 
     from xsearch.media.audio import load_audio
-    from xsearch.media.melspec import LogMelSpectrogram
 
-    mel = LogMelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=320, n_mels=64, f_max=SAMPLE_RATE / 2)
+    mel = _mel()
     rows = []
     for r in records:
         wave, _ = load_audio(r.audio, SAMPLE_RATE, 10.0)
@@ -98,19 +105,46 @@ class UnimodalFeatures:
         extract_text = _TextFeatures(texts) if texts else None
         self.extract: dict[str, Callable | None] = {"image": image_features, "audio": audio_features,
                                                     "text": extract_text}
-        self._rows: dict[tuple[str, str], np.ndarray] = {}  # (modality, file or caption) → feature row
+        self._rows: dict[tuple[str, str], np.ndarray | None] = {}  # (modality, file or caption) → row; None: bad
+        self.skipped: list[str] = []  # "FILE: REASON" for each file that could not be decoded
 
     def available(self, modality: str) -> bool:
         return self.extract.get(modality) is not None
 
-    def __call__(self, records: Sequence[PairRecord], modality: str) -> np.ndarray:
-        """Features ``[len(records), d]`` of ``modality`` (every record must have it)."""
-        keys = [(modality, _source(r, modality)) for r in records]
-        missing = {k: r for k, r in zip(keys, records) if k not in self._rows}
+    def prepare(self, records: Sequence[PairRecord], modality: str) -> list[PairRecord]:
+        """Extract the features of ``records`` not extracted yet (one batch) and return those whose features exist:
+        a file that cannot be decoded is noted in ``skipped`` and leaves its record out of every direction that
+        needs it."""
+        records = [r for r in records if _has(r, modality)]
+        missing = {(modality, _source(r, modality)): r for r in records}
+        missing = {k: r for k, r in missing.items() if k not in self._rows}
         if missing:
-            for k, row in zip(missing, self.extract[modality](list(missing.values()))):
-                self._rows[k] = row
-        return np.stack([self._rows[k] for k in keys])
+            try:
+                self._rows.update(zip(missing, self.extract[modality](list(missing.values()))))
+            except (MediaError, OSError):  # one bad file in the batch: go through it file by file
+                for k, r in missing.items():
+                    self._rows[k] = self._one(r, modality)
+        return [r for r in records if self._rows[(modality, _source(r, modality))] is not None]
+
+    def _one(self, record: PairRecord, modality: str) -> np.ndarray | None:
+        source = _source(record, modality)
+        try:
+            return self.extract[modality]([record])[0]
+        except MediaError as e:
+            self.skipped.append(str(e) if source in str(e) else f"{source}: {e}")
+        except OSError as e:
+            self.skipped.append(f"{source}: cannot read ({e.strerror or e})")
+        return None
+
+    def failed(self, record: PairRecord, modality: str) -> bool:
+        """Whether ``record``'s file of ``modality`` was tried and could not be decoded (extracts nothing)."""
+        key = (modality, _source(record, modality))
+        return key in self._rows and self._rows[key] is None
+
+    def __call__(self, records: Sequence[PairRecord], modality: str) -> np.ndarray:
+        """Features ``[len(records), d]`` of ``modality`` (every record must be one ``prepare`` returned)."""
+        self.prepare(records, modality)
+        return np.stack([self._rows[(modality, _source(r, modality))] for r in records])
 
 
 def evaluate_subspace(manifest_path: str, method: str, make_estimator: Callable[[int], object], *,
@@ -130,7 +164,7 @@ def evaluate_subspace(manifest_path: str, method: str, make_estimator: Callable[
     train = manifest.split(train_split)
     if not train:
         raise UsageError(f"--aligner {method} fits on split {train_split!r}, which manifest {manifest.path} lacks.")
-    relevance = _relevance(test, relevance)
+    relevance = resolve_relevance(test, relevance)
     labels = np.asarray(labels_for(test, relevance))
     if features is None or features.key != (str(manifest_path), train_split):
         features = UnimodalFeatures(str(manifest_path), train_split, train)
@@ -141,8 +175,11 @@ def evaluate_subspace(manifest_path: str, method: str, make_estimator: Callable[
     for q, g in directions or ALL_DIRECTIONS:
         a, b = sorted((q, g))
         if (a, b) not in fitted:
+            if not features.available(a) or not features.available(b):
+                continue
             both = [r for r in train if _has(r, a) and _has(r, b)]
-            if len(both) < 3 or not features.available(a) or not features.available(b):
+            both = features.prepare(features.prepare(both, a), b)
+            if len(both) < 3:
                 continue
             xa, xb = features(both, a), features(both, b)
             sa, sb = StandardScaler().fit(xa), StandardScaler().fit(xb)
@@ -153,8 +190,10 @@ def evaluate_subspace(manifest_path: str, method: str, make_estimator: Callable[
             if log:
                 log(f"{method}: fitted {a}–{b} on {len(both)} train pairs ({k} components)")
         est, sa, sb = fitted[(a, b)]
-        q_idx = [i for i, r in enumerate(test) if _has(r, q)]
-        g_idx = [i for i, r in enumerate(test) if _has(r, g)]
+        q_ok = {id(r) for r in features.prepare(test, q)}
+        g_ok = {id(r) for r in features.prepare(test, g)}
+        q_idx = [i for i, r in enumerate(test) if id(r) in q_ok]
+        g_idx = [i for i, r in enumerate(test) if id(r) in g_ok]
         if not q_idx or not g_idx:
             continue
         fq = features([test[i] for i in q_idx], q)
@@ -162,6 +201,8 @@ def evaluate_subspace(manifest_path: str, method: str, make_estimator: Callable[
         pq, pg = _project(est, sa, sb, fq, fg, q == a)
         metrics, chance = retrieve_and_score(pq, labels[q_idx], pg, labels[g_idx], factory=factory, ks=ks)
         report.results.append(DirectionResult(q, g, metrics, chance))
+    report.skipped = list(features.skipped)
+    report.gallery_size = {m: sum(_has(r, m) and not features.failed(r, m) for r in test) for m in MODALITIES}
     if not report.results:
         raise UsageError(f"{method.upper()} could not be fitted for any direction (too few train pairs?).")
     return report

@@ -68,12 +68,14 @@ class EvalReport:
     relevance: str
     results: list[DirectionResult] = field(default_factory=list)
     aligner: str = "model"
+    skipped: list[str] = field(default_factory=list)  # "FILE: REASON" for each file that could not be decoded
 
     def to_dict(self) -> dict:
         return {
             "model": self.model, "aligner": self.aligner, "manifest": self.manifest, "split": self.split,
             "relevance": self.relevance, "gallery_size": self.gallery_size,
             "directions": {r.name: {"metrics": r.metrics, "chance": r.chance} for r in self.results},
+            "skipped": self.skipped,
         }
 
 
@@ -103,21 +105,28 @@ def retrieve_and_score(query_vecs: np.ndarray, query_labels: Sequence[str], gall
 
 
 class _Embedder:
-    """Embeds each record's items once per (modality, space), through xsearch.embed like indexing does."""
+    """Embeds each record's items once per (modality, space), through xsearch.embed like indexing does. A file that
+    cannot be decoded is noted in ``skipped`` (one line naming it and why) and left out of its modality: its
+    record is then neither a query nor a gallery item of the directions that need that file."""
 
     def __init__(self, encoder, records: Sequence[PairRecord], on_item: Callable[[], None] | None = None):
         self.encoder, self.records, self.on_item = encoder, records, on_item
         self.cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.failed: dict[str, set[int]] = {m: set() for m in MODALITIES}  # modality → rows whose file failed
+        self.skipped: list[str] = []
 
     def rows(self, modality: str) -> np.ndarray:
         present = {"image": lambda r: r.image, "audio": lambda r: r.audio, "text": lambda r: r.texts}[modality]
-        return np.asarray([i for i, r in enumerate(self.records) if present(r)], dtype=np.int64)
+        return np.asarray([i for i, r in enumerate(self.records) if present(r) and i not in self.failed[modality]],
+                          dtype=np.int64)
 
     def get(self, modality: str, space: str) -> tuple[np.ndarray, np.ndarray]:
         key = (modality, space)
         if key not in self.cache:
             rows = self.rows(modality)
-            self.cache[key] = (rows, self._embed(modality, space, rows))
+            vecs = self._embed(modality, space, rows)
+            keep = np.asarray([i not in self.failed[modality] for i in rows], dtype=bool)
+            self.cache[key] = (rows[keep], vecs)
         return self.cache[key]
 
     def _embed(self, modality: str, space: str, rows: np.ndarray) -> np.ndarray:
@@ -134,8 +143,23 @@ class _Embedder:
                 self._tick(len(texts[start : start + 256]))
             return np.concatenate(out)
         path = {"image": lambda r: r.image, "audio": lambda r: r.audio}[modality]
-        files = [media_file(path(self.records[i]), modality) for i in rows]
-        return embed_files(enc, files, space, on_file=lambda: self._tick(1))
+
+        files, kept = [], []
+        for i in rows:
+            try:
+                files.append(media_file(path(self.records[i]), modality))
+                kept.append(int(i))
+            except OSError as e:  # gone or unreadable since the manifest was read
+                self._fail(modality, int(i), f"{path(self.records[i])}: cannot read ({e.strerror or e})")
+        if not files:
+            return np.zeros((0, enc.spaces[space]), np.float32)
+        return embed_files(enc, files, space, on_file=lambda: self._tick(1),
+                           on_error=lambda pos, e: self._fail(modality, kept[pos], str(e)))
+
+    def _fail(self, modality: str, row: int, why: str) -> None:
+        if row not in self.failed[modality]:
+            self.failed[modality].add(row)
+            self.skipped.append(why)
 
     def _tick(self, n: int) -> None:
         if self.on_item:
@@ -147,15 +171,17 @@ def evaluate(encoder, manifest_path: str, *, split: str | None = None,
              directions: Sequence[tuple[str, str]] | None = None, relevance: str = "auto",
              factory: str = "Flat", ks: Sequence[int] = DEFAULT_KS,
              on_item: Callable[[], None] | None = None) -> EvalReport:
-    """Evaluate ``encoder`` on a paired-data manifest (JSONL) split; directions the encoder lacks are left out."""
+    """Evaluate ``encoder`` on a paired-data manifest (JSONL) split; directions the encoder lacks are left out.
+    Files that cannot be decoded are left out of their modality (the record is then no query and no gallery item
+    of a direction that needs that file) and listed in ``report.skipped`` as ``FILE: REASON``."""
     manifest = load_manifest(manifest_path)
     records = pick_split(manifest, split)
     directions = list(directions or ALL_DIRECTIONS)
-    relevance = _relevance(records, relevance)
+    relevance = resolve_relevance(records, relevance)
     labels = np.asarray(labels_for(records, relevance))
     emb = _Embedder(encoder, records, on_item)
     report = EvalReport(encoder.spec, str(manifest.path), split or ("test" if records[0].split == "test" else None),
-                        {m: int(len(emb.rows(m))) for m in MODALITIES}, relevance)
+                        {}, relevance)
     for q, g in directions:
         if q not in encoder.modalities or g not in encoder.modalities:
             continue
@@ -166,8 +192,11 @@ def evaluate(encoder, manifest_path: str, *, split: str | None = None,
             continue
         metrics, chance = retrieve_and_score(q_vecs, labels[q_rows], g_vecs, labels[g_rows], factory=factory, ks=ks)
         report.results.append(DirectionResult(q, g, metrics, chance))
+    report.gallery_size = {m: int(len(emb.rows(m))) for m in MODALITIES}  # what is left once undecodable files went
+    report.skipped = list(emb.skipped)
     if not report.results:
-        raise UsageError("no direction could be evaluated: the manifest split and the model share no modality pair.")
+        raise UsageError("no direction could be evaluated: the manifest split and the model share no modality pair"
+                         + (f" ({len(report.skipped)} file(s) could not be decoded)." if report.skipped else "."))
     return report
 
 
@@ -231,7 +260,7 @@ def run_evaluations(manifest: str | os.PathLike, aligners: str | Sequence[str], 
     return [run_evaluation(manifest, aligner=a, features=features, **kwargs) for a in names]
 
 
-def _relevance(records: Sequence[PairRecord], relevance: str) -> str:
+def resolve_relevance(records: Sequence[PairRecord], relevance: str) -> str:
     if relevance not in ("auto", "group", "attributes"):
         raise UsageError(f"--relevance {relevance!r}: choose auto, group or attributes.")
     if relevance == "auto":

@@ -69,6 +69,7 @@ def discover(
     modalities: Iterable[str] | None = None,
     follow_links: bool = True,
     ignored: MutableMapping[str, int] | None = None,
+    skip_dirs: Iterable[str | os.PathLike] = (),
 ) -> Iterator[Found]:
     """Yield a MediaFile for every media file (of ``modalities``; default: every registered modality, see
     :mod:`xsearch.media.modalities`) under ``root``, in a stable order.
@@ -84,7 +85,9 @@ def discover(
     which is not walked); so do symlinks whose target resolves outside ``root`` when ``follow_links`` is False
     (the indexer's default; links that stay inside are followed either way). ``ignored``, when given, counts the
     files passed over for their extension, by lower-case extension (NO_EXTENSION for none); hidden files and
-    files under hidden folders are not counted.
+    files under hidden folders are not counted. Folders in ``skip_dirs`` (matched by identity, however they are
+    reached; e.g. the collection being written, kept inside the folder it indexes) are neither walked nor
+    reported.
     """
     known = registry.names()
     wanted = frozenset(known if modalities is None else modalities)
@@ -96,8 +99,22 @@ def discover(
         raise MediaError(f"path does not exist: {os.fspath(root)}")
     if root_path.is_dir():
         require_utf8(root_path)  # a walk is for indexing, and no path under this one could be stored
-    walk = _Walk(root_path, _Globs(include), _Globs(exclude), hidden, wanted, follow_links, ignored)
+    walk = _Walk(root_path, _Globs(include), _Globs(exclude), hidden, wanted, follow_links, ignored,
+                 _dir_keys(skip_dirs))
     return walk.run()
+
+
+def _dir_keys(folders: Iterable[str | os.PathLike]) -> frozenset[tuple[int, int]]:
+    """(st_dev, st_ino) of each existing folder."""
+    keys = set()
+    for folder in folders:
+        try:
+            st = os.stat(folder)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            keys.add((st.st_dev, st.st_ino))
+    return frozenset(keys)
 
 
 class _Globs:
@@ -110,8 +127,10 @@ class _Globs:
 
 class _Walk:
     def __init__(self, root: Path, include: _Globs, exclude: _Globs, hidden: bool, wanted: frozenset,
-                 follow_links: bool = True, ignored: MutableMapping[str, int] | None = None):
+                 follow_links: bool = True, ignored: MutableMapping[str, int] | None = None,
+                 skip_keys: frozenset[tuple[int, int]] = frozenset()):
         self.root = root
+        self.skip_keys = skip_keys
         self.include = include
         self.exclude = exclude
         self.hidden = hidden
@@ -164,7 +183,7 @@ class _Walk:
                 if found is not None:
                     yield found
                 continue
-            if self.exclude.match(relative, name):
+            if self.exclude.match(relative, name) or (st.st_dev, st.st_ino) in self.skip_keys:
                 continue
             refused = self._refused(path, folder=True)
             if refused is not None:

@@ -151,8 +151,11 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
 
 
 def normalize_query(text: str) -> str:
-    """NFKC-normalise a query and collapse runs of whitespace to one space (may return "")."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+    """NFKC-normalise a query, read control characters (C0, C1, DEL) as spaces and collapse runs of whitespace to
+    one space; a word of nothing but invisible characters (format characters such as zero-width spaces) is dropped,
+    so a query of only such characters is "" (the empty query)."""
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in unicodedata.normalize("NFKC", text))
+    return " ".join(word for word in text.split() if not all(unicodedata.category(ch)[0] in "CZ" for ch in word))
 
 
 def decode_text(file: MediaFile, opts: DecodeOptions) -> list[Segment]:

@@ -1,7 +1,8 @@
 """Paired-data manifests (JSONL): one record per item group, any subset of image / audio / text.
 
 A record: ``{"group": "g1", "image": "img/a.png", "audio": "snd/a.wav", "text": ["caption", ...],
-"split": "train", "attributes": {...}}``. Paths are relative to the manifest's folder. ``text`` may be a string
+"split": "train", "attributes": {...}}``. Paths are relative to the manifest's folder and must stay inside it
+(a path leading out of it, even through a link, is reported and skipped). ``text`` may be a string
 or a list (the first is the canonical caption used for evaluation). Bad lines are skipped and reported.
 """
 
@@ -54,6 +55,7 @@ def load_manifest(path: str | Path) -> Manifest:
     if not path.is_file():
         raise XsearchError(f"manifest not found: {path}")
     base = path.parent
+    folder = base.resolve()
     records, problems = [], []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -77,9 +79,20 @@ def load_manifest(path: str | Path) -> Manifest:
             value = raw.get(modality)
             if value is None:
                 continue
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{where}: {modality} is not a file path: {value!r}")
+                continue
             p = Path(value).expanduser()
             p = p if p.is_absolute() else base / p
-            if p.is_file():
+            try:
+                inside = p.resolve().is_relative_to(folder)  # a manifest names files under its own folder only
+                usable = inside and p.is_file()
+            except (OSError, ValueError, RuntimeError):  # a NUL byte, a link loop
+                problems.append(f"{where}: {modality} is not a usable file path: {value!r}")
+                continue
+            if not inside:
+                problems.append(f"{where}: {modality} file is outside the manifest's folder {folder}: {value}")
+            elif usable:
                 setattr(rec, modality, p)
             else:
                 problems.append(f"{where}: {modality} file missing: {value}")
