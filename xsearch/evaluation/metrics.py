@@ -62,15 +62,15 @@ def rank_metrics(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = D
     return metrics_from_positions(positions, relevant.sum(1).tolist(), ks)
 
 
-def _log_comb(n: int, k: int) -> float:
+def log_comb(n: int, k: int) -> float:
     return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)
 
 
-def _p_first_within(n: int, r: int, k: int) -> float:
+def p_first_within(n: int, r: int, k: int) -> float:
     """P(at least one of r relevant items is in the top k of a random ranking of n)."""
     if k >= n - r + 1:
         return 1.0
-    return 1.0 - float(np.exp(_log_comb(n - r, k) - _log_comb(n, k)))
+    return 1.0 - float(np.exp(log_comb(n - r, k) - log_comb(n, k)))
 
 
 def chance_metrics(n_gallery: int, n_relevant: Sequence[int], ks: Sequence[int] = DEFAULT_KS) -> dict:
@@ -79,14 +79,14 @@ def chance_metrics(n_gallery: int, n_relevant: Sequence[int], ks: Sequence[int] 
     if not rs:
         return {}
     n = int(n_gallery)
-    out = {f"R@{k}": float(np.mean([_p_first_within(n, r, k) for r in rs])) for k in ks}
+    out = {f"R@{k}": float(np.mean([p_first_within(n, r, k) for r in rs])) for k in ks}
     harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
     # E[AP] of a random ranking (Bestgen 2015): (1/N) * (H_N + (r-1)/(N-1) * (N - H_N))
     out["mAP"] = float(np.mean([(harmonic + ((r - 1) / (n - 1) if n > 1 else 0.0) * (n - harmonic)) / n for r in rs]))
     medians = []
     for r in rs:
         t = 1
-        while _p_first_within(n, r, t) < 0.5:
+        while p_first_within(n, r, t) < 0.5:
             t += 1
         medians.append(t)
     out["median_rank"] = float(np.median(medians))

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from xsearch.errors import UsageError, XsearchError
-from xsearch.evaluation.metrics import DEFAULT_KS, _log_comb, _p_first_within
+from xsearch.evaluation.metrics import DEFAULT_KS, log_comb, p_first_within
 
 VIDEOS_NAME = "videos.jsonl"
 QUERY_MODALITIES = ("text", "image", "audio")
@@ -149,7 +149,7 @@ def moment_chance(n_videos: int, relevant_q: Sequence[float], k: int) -> float:
     k = min(k, n_videos)
     total = 0.0
     for j in range(max(1, k - (n_videos - r)), min(r, k) + 1):
-        p_j = float(np.exp(_log_comb(r, j) + _log_comb(n_videos - r, k - j) - _log_comb(n_videos, k)))
+        p_j = float(np.exp(log_comb(r, j) + log_comb(n_videos - r, k - j) - log_comb(n_videos, k)))
         total += p_j * (1.0 - (1.0 - q) ** j)
     return total
 
@@ -193,7 +193,7 @@ def evaluate_videos(engine, videos: dict[Path, float], scenes: list[Scene], vide
     """Index ``video_dir`` with ``engine`` (a fresh collection) and score every direction (see the module)."""
     import time
 
-    from xsearch.embed import AUDIO_HOP_FRACTION
+    from xsearch.embed import decode_options
     from xsearch.types import Query
 
     directions = list(directions or VIDEO_DIRECTIONS)
@@ -210,8 +210,8 @@ def evaluate_videos(engine, videos: dict[Path, float], scenes: list[Scene], vide
         if log:
             log(f"skipped: {line}")
     enc = engine.encoder()
-    window = float(getattr(enc, "audio_window_s", 0) or 2.0)
-    hop = window * AUDIO_HOP_FRACTION
+    opts = decode_options(enc)  # the windows the indexer cut (xsearch.embed, the one media → vectors path)
+    window, hop = float(opts.audio_window_s), float(opts.audio_hop_s)
     indexed = {str(v) for v in videos} - {s["path"] for s in index_report.skipped}
     n_videos = len(indexed)
     if not n_videos:
@@ -260,7 +260,7 @@ def evaluate_videos(engine, videos: dict[Path, float], scenes: list[Scene], vide
         metrics["queries"] = len(firsts)
         chance = {f"R@{k}": float(np.mean(chances[k])) for k in ks}
         n_rel = [len(by_label.get(s.label, {})) for s in queries if by_label.get(s.label)]
-        chance["video_R@1"] = float(np.mean([_p_first_within(n_videos, r, 1) for r in n_rel]))
+        chance["video_R@1"] = float(np.mean([p_first_within(n_videos, r, 1) for r in n_rel]))
         report.results.append(VideoDirectionResult(q_modality, metrics, chance))
     if not report.results:
         raise UsageError("no video direction could be evaluated with this model", code="eval.no_directions")

@@ -43,11 +43,11 @@ class BindArgs:
 
     def validate(self) -> None:
         """UsageError (code ``train.bad_value``) for a hyperparameter that cannot train (NaN, <= 0, ...)."""
-        from xsearch.train.trainer import _NON_NEGATIVE, _POSITIVE, SEED_MAX, _whole, check_values
+        from xsearch.train.trainer import NON_NEGATIVE, POSITIVE, SEED_MAX, check_values, whole
 
-        check_values(self, {"epochs": _whole(1), "batch_size": _whole(2), "lr": _POSITIVE,
-                            "weight_decay": _NON_NEGATIVE, "hidden_dim": _whole(0), "temperature": _POSITIVE,
-                            "seed": _whole(0, SEED_MAX)})
+        check_values(self, {"epochs": whole(1), "batch_size": whole(2), "lr": POSITIVE,
+                            "weight_decay": NON_NEGATIVE, "hidden_dim": whole(0), "temperature": POSITIVE,
+                            "seed": whole(0, SEED_MAX)})
 
 
 def _audio_embeddings(encoder: Encoder, records: list[PairRecord]) -> np.ndarray:
@@ -59,8 +59,8 @@ def _audio_embeddings(encoder: Encoder, records: list[PairRecord]) -> np.ndarray
 
 def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable[[str], None] = print):
     """Train and save the head; returns ``(head, report)`` with validation audio→text/image R@1 in vision space."""
+    from xsearch.embed import embed_files, media_file
     from xsearch.encoders.projection import ProjectionHead
-    from xsearch.media.image import load_image
     from xsearch.train.trainer import TrainingDiverged, check_finite, check_out_dir
 
     args.validate()
@@ -78,7 +78,7 @@ def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable
     a_train = torch.from_numpy(_audio_embeddings(audio, train))
     caps = [r.texts for r in train]
     flat = [t for c in caps for t in c]
-    t_flat = vision.embed_text(flat)
+    t_flat = vision.embed("text", flat)
     starts = np.concatenate([[0], np.cumsum([len(c) for c in caps])[:-1]])
     counts = np.array([len(c) for c in caps])
     log(f"bind: {len(train)} audio–caption pairs embedded in {time.time() - t0:.0f}s")
@@ -109,11 +109,11 @@ def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable
     if val:
         projected = head.project(_audio_embeddings(audio, val))
         labels = [r.label for r in val]
-        texts = vision.embed_text([r.texts[0] for r in val])
+        texts = vision.embed("text", [r.texts[0] for r in val])
         report["val audio->text R@1"] = rank_metrics(projected @ texts.T, relevance_from_labels(labels, labels))["R@1"]
         with_img = [i for i, r in enumerate(val) if r.image is not None]
         if with_img:
-            imgs = vision.embed_images([load_image(val[i].image, 64_000_000) for i in with_img])
+            imgs = embed_files(vision, [media_file(val[i].image, "image") for i in with_img])  # as queries are
             sub = [labels[i] for i in with_img]
             report["val audio->image R@1"] = rank_metrics(projected[with_img] @ imgs.T,
                                                           relevance_from_labels(sub, sub))["R@1"]

@@ -82,15 +82,15 @@ class RerankArgs:
     world: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from xsearch.train.trainer import _NON_NEGATIVE, _POSITIVE, SEED_MAX, _whole, check_values
+        from xsearch.train.trainer import NON_NEGATIVE, POSITIVE, SEED_MAX, check_values, whole
 
         share = ("a number from 0 to 1", lambda v: 0 <= v <= 1)
-        check_values(self, {"epochs": _whole(1), "batch_size": _whole(1), "lr": _POSITIVE,
-                            "weight_decay": _NON_NEGATIVE, "candidates": _whole(2), "train_candidates": _whole(2),
-                            "min_gallery": _whole(0), "noise": _NON_NEGATIVE, "dropout": share,
-                            "sets_per_epoch": _whole(1), "val_sets": _whole(0), "distractor_p": share,
-                            "partial_per_group": _whole(1), "width": _whole(8), "seed": _whole(0, SEED_MAX),
-                            "threads?": _whole(1)})
+        check_values(self, {"epochs": whole(1), "batch_size": whole(1), "lr": POSITIVE,
+                            "weight_decay": NON_NEGATIVE, "candidates": whole(2), "train_candidates": whole(2),
+                            "min_gallery": whole(0), "noise": NON_NEGATIVE, "dropout": share,
+                            "sets_per_epoch": whole(1), "val_sets": whole(0), "distractor_p": share,
+                            "partial_per_group": whole(1), "width": whole(8), "seed": whole(0, SEED_MAX),
+                            "threads?": whole(1)})
 
 
 # -- partial captions --------------------------------------------------------------------------------------------

@@ -44,12 +44,12 @@ class TrainingDiverged(XsearchError):
 
 
 #: How each hyperparameter is checked: (what it must be, test). Whole numbers must be ints (not bools).
-_POSITIVE = ("a finite number above 0", lambda v: math.isfinite(v) and v > 0)
-_NON_NEGATIVE = ("a finite number, 0 or more", lambda v: math.isfinite(v) and v >= 0)
+POSITIVE = ("a finite number above 0", lambda v: math.isfinite(v) and v > 0)
+NON_NEGATIVE = ("a finite number, 0 or more", lambda v: math.isfinite(v) and v >= 0)
 SEED_MAX = 2**32 - 1  # numpy's limit
 
 
-def _whole(minimum: int, maximum: int | None = None):
+def whole(minimum: int, maximum: int | None = None):
     rule = f"a whole number from {minimum} to {maximum}" if maximum is not None else \
         f"a whole number, {minimum} or more"
     return rule, lambda v: isinstance(v, int) and v >= minimum and (maximum is None or v <= maximum)
@@ -124,14 +124,14 @@ class TrainArgs:
     def validate(self) -> None:
         """UsageError (code ``train.bad_value``) for a hyperparameter that cannot train: a learning rate that is
         not a finite number above 0, a NaN weight decay, threads below 1, ..."""
-        check_values(self, {"epochs": _whole(1), "batch_size": _whole(2), "lr": _POSITIVE,
-                            "weight_decay": _NON_NEGATIVE, "warmup_epochs": _NON_NEGATIVE, "grad_clip": _POSITIVE,
-                            "seed": _whole(0, SEED_MAX), "threads?": _whole(1)})
+        check_values(self, {"epochs": whole(1), "batch_size": whole(2), "lr": POSITIVE,
+                            "weight_decay": NON_NEGATIVE, "warmup_epochs": NON_NEGATIVE, "grad_clip": POSITIVE,
+                            "seed": whole(0, SEED_MAX), "threads?": whole(1)})
         for pair, weight in dict(self.pair_weights or {}).items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _NON_NEGATIVE[1](weight):
-                raise UsageError(f"the loss weight of {pair} must be {_NON_NEGATIVE[0]}, not {weight!r}",
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not NON_NEGATIVE[1](weight):
+                raise UsageError(f"the loss weight of {pair} must be {NON_NEGATIVE[0]}, not {weight!r}",
                                  code="train.bad_value", name="lambda", value=f"{pair}={weight}",
-                                 rule=_NON_NEGATIVE[0])
+                                 rule=NON_NEGATIVE[0])
         if self.objective not in OBJECTIVES:
             rule = f"one of {', '.join(OBJECTIVES)}"
             raise UsageError(f"objective must be {rule}, not {self.objective!r}", code="train.bad_value",
@@ -142,10 +142,10 @@ class TrainArgs:
                 raise UsageError(f"--lambda {name}=…: the {self.objective} objective has no {name} term"
                                  f"{' (its term: ' + ', '.join(terms) + ')' if terms else ''}",
                                  code="train.bad_lambda", name="lambda", value=f"{name}={weight}")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _NON_NEGATIVE[1](weight):
-                raise UsageError(f"the loss weight of {name} must be {_NON_NEGATIVE[0]}, not {weight!r}",
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not NON_NEGATIVE[1](weight):
+                raise UsageError(f"the loss weight of {name} must be {NON_NEGATIVE[0]}, not {weight!r}",
                                  code="train.bad_value", name="lambda", value=f"{name}={weight}",
-                                 rule=_NON_NEGATIVE[0])
+                                 rule=NON_NEGATIVE[0])
         weights = {**dict(self.pair_weights or {}), **terms, **dict(self.objective_weights or {})}
         if not any(w > 0 for w in weights.values()):
             raise UsageError("every loss weight is 0: nothing to train; give some --lambda NAME=W above 0",
