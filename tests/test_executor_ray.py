@@ -89,6 +89,31 @@ def test_local_executor_takes_no_ray_options():
         make_executor("ray", no_such_option=1)
 
 
+def test_unreachable_address_fails_fast():
+    """ray.init on a dead GCS address retries for many minutes; the executor says so in one line instead."""
+    import socket
+    import time
+
+    from xsearch.errors import XsearchError
+    from xsearch.executors_ray import check_reachable
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        t0 = time.monotonic()
+        with pytest.raises(XsearchError) as e:
+            check_reachable(address, timeout=2.0)
+        assert e.value.code == "executor.unreachable" and address in str(e.value)
+        assert time.monotonic() - t0 < 5
+    for address in ("auto", "local", "anyscale://x"):
+        check_reachable(address)  # no port: left to Ray
+    with socket.socket() as s:  # a listening port passes
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        check_reachable(f"127.0.0.1:{s.getsockname()[1]}")
+
+
 def test_missing_ray_is_a_usage_error(monkeypatch):
     import sys
 
