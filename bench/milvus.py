@@ -8,7 +8,9 @@ local collection and a ``milvus-lite:`` .db, with the index type ``auto`` gives 
 (Flat below 50k vectors, HNSW32 above) named explicitly for both. Then, per store, ``--queries`` single-query
 ``search_files(k=10)`` calls: recall@10 against exact search (numpy) and the p50 latency. Build time is until
 the collection is searchable with its index built (milvus-lite builds indexes in the background after a flush:
-the bench waits for ``pending_index_rows`` to reach 0). Prints a markdown table and milvus-lite / local ratios.
+the bench waits for ``pending_index_rows`` to reach 0). ``--factory HNSW32`` names one index for every size. Also
+bytes per vector on disk: all files, and the vector index files alone (FAISS's ``.faiss``, milvus-lite's index).
+Prints a markdown table and milvus-lite / local ratios.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from bench.data import clustered_vectors
 from bench.measure import percentile_ms, ratio, recall_at_k
+from bench.report import fmt
 
 K = 10
 COMMIT_EVERY = 5000
@@ -77,24 +80,49 @@ def measure(uri: str, queries: np.ndarray, truth: np.ndarray) -> dict:
             hits = store.search_files("image", q[None, :], K)[0]
             seconds.append(time.perf_counter() - t0)
             found.append([int(h.path[3:10]) for h in hits] + [-1] * (K - len(hits)))
-        index = store.stats()["modalities"]["image"]["index"]
+        stats = store.stats()["modalities"]["image"]
     return {"recall@10": recall_at_k(np.asarray(found), truth), "p50_ms": percentile_ms(seconds, 50),
-            "p99_ms": percentile_ms(seconds, 99), "index": index}
+            "p99_ms": percentile_ms(seconds, 99), "index": stats["index"],
+            "store_memory_bytes": stats.get("memory_bytes"), "store_disk_bytes": stats.get("disk_bytes")}
 
 
-def run(sizes: list[int], dim: int, n_queries: int, log=print) -> dict:
+def _bytes(files) -> int:
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def disk_usage(path: Path, store: str, n: int) -> dict:
+    """Bytes per vector a built store left on disk: everything; the image track's vector index files (local: the
+    ``.faiss`` file; milvus-lite: its segment index files, e.g. ``*.vector.hnsw.idx``); its row data (local: the
+    SQLite catalog; milvus-lite: the track's Parquet segments, vectors included). None where none was found."""
+    path = Path(path)
+    if store == "local":
+        index, data = list(path.glob("image.*.faiss")), [path / "catalog.sqlite"]
+    else:
+        track = [d for d in (path / "collections").glob("*") if d.name.endswith("image")]
+        index = [f for d in track for f in d.rglob("*") if f.parent.name == "indexes"]
+        data = [f for d in track for f in d.rglob("*") if f.parent.name == "data"]
+    per = {"disk_bytes_per_vector": _bytes(path.rglob("*")) / n,
+           "index_bytes_per_vector": _bytes(index) / n if index else None,
+           "data_bytes_per_vector": _bytes(data) / n if any(f.is_file() for f in data) else None}
+    return per
+
+
+def run(sizes: list[int], dim: int, n_queries: int, log=print, factory: str | None = None) -> dict:
+    """Both stores at each size. ``factory``: the index for every size (default: what ``auto`` picks per size).
+    Each row also has the bytes per vector the store left on disk (:func:`disk_usage`)."""
     rows = []
     for n in sizes:
         base = clustered_vectors(n, dim, seed=0, stream=1)
         queries = clustered_vectors(n_queries, dim, seed=0, stream=2)
         truth = np.argsort(-(queries @ base.T), axis=1)[:, :K]
-        factory = factory_for(n)
+        chosen = factory or factory_for(n)
         with tempfile.TemporaryDirectory(prefix="xsearch-bench-milvus-") as tmp:
-            for store, uri in (("local", str(Path(tmp) / "local")), ("milvus-lite", f"milvus-lite:{tmp}/m.db")):
-                log(f"{store}: building {n} x {dim} ({factory}) ...")
-                build_s = build(uri, base, factory)
-                row = {"store": store, "n": n, "dim": dim, "factory": factory, "build_s": build_s,
-                       **measure(uri, queries, truth)}
+            for store, path in (("local", Path(tmp) / "local"), ("milvus-lite", Path(tmp) / "m.db")):
+                uri = str(path) if store == "local" else f"milvus-lite:{path}"
+                log(f"{store}: building {n} x {dim} ({chosen}) ...")
+                build_s = build(uri, base, chosen)
+                row = {"store": store, "n": n, "dim": dim, "factory": chosen, "build_s": build_s,
+                       **measure(uri, queries, truth), **disk_usage(path, store, n)}
                 log(f"  {row}")
                 rows.append(row)
     ratios = {}
@@ -106,15 +134,16 @@ def run(sizes: list[int], dim: int, n_queries: int, log=print) -> dict:
 
 
 def to_markdown(result: dict) -> str:
-    lines = ["| store | vectors | index | build (s) | recall@10 | p50 (ms) | p99 (ms) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| store | vectors | index | build (s) | recall@10 | p50 (ms) | p99 (ms) | index file bytes/vector |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['store']} | {r['n']:,} x {r['dim']} | {r['index']} | {r['build_s']:.1f} | "
-                     f"{r['recall@10']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+                     f"{r['recall@10']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{fmt(r['index_bytes_per_vector'])} |")
     lines += ["", "| vectors | build milvus-lite / local | p50 milvus-lite / local | recall milvus-lite / local |",
               "|---|---|---|---|"]
     for n, q in result["ratios (milvus-lite / local)"].items():
-        lines.append(f"| {n:,} | {q['build_s']:.2f}x | {q['p50_ms']:.2f}x | {q['recall@10']:.3f} |")
+        lines.append(f"| {int(n):,} | {q['build_s']:.2f}x | {q['p50_ms']:.2f}x | {q['recall@10']:.3f} |")
     return "\n".join(lines)
 
 
@@ -123,9 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default="10000,100000", help="comma-separated vector counts")
     p.add_argument("--dim", type=int, default=256, help="vector dimension (the builtin model's is 256)")
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--factory", default=None, help="index for every size, e.g. HNSW32 (default: auto's per size)")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     args = p.parse_args(argv)
-    result = run([int(s) for s in args.sizes.split(",")], args.dim, args.queries)
+    result = run([int(s) for s in args.sizes.split(",")], args.dim, args.queries, factory=args.factory)
     print(to_markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

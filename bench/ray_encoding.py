@@ -161,7 +161,8 @@ def _load(values) -> str:
     return ", ".join(f"{v:.2f}" for v in values) if values else "?"
 
 
-def to_markdown(r: dict) -> str:
+def to_markdown(r: dict, with_estimate: bool = True) -> str:
+    """The measured tables and per-item costs; then, unless ``with_estimate`` is false, the 100 M estimate."""
     m = r["measured"]
     loc, ray_ = m["local"], m["ray"]
     res = m["ray_resources"]
@@ -194,7 +195,9 @@ def to_markdown(r: dict) -> str:
             f"- measured, one core: decode + shrink of a 12 MP JPEG ({p['jpeg_bytes'] / 1e6:.1f} MB, synthetic, "
             f"noisy) {p['decode_core_s'] * 1e3:.0f} ms; CLIP ViT-B/32 image forward "
             f"{p['vitb32_cpu_core_s'] * 1e3:.0f} ms ({p['vitb32_flops'] / 1e9:.1f} GFLOP counted) → "
-            f"{e['photo_cpu_core_hours_per_million']:.0f} core-hours per million photos on CPU",
+            f"{e['photo_cpu_core_hours_per_million']:.0f} core-hours per million photos on CPU"]
+    if p and with_estimate:
+        lines += [
             "",
             f"## Estimate (paper, not measured): {e['items'] / 1e6:.0f} M photos on N Ray GPU workers", "",
             f"Assumed: {e['gpu_tflops_assumed']:.0f} TFLOP/s effective per GPU; {e['cores_per_worker']} decode "

@@ -137,3 +137,45 @@ def test_cli_rejects_unknown_benchmark(capsys):
     with pytest.raises(SystemExit) as exc:
         run.main(["--only", "encoding,nope"])
     assert exc.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_scale_out_estimate_is_arithmetic_on_the_measured_costs():
+    from bench import scale_out
+
+    costs = {"dim": 256, "faiss_hnsw_bytes_per_vector": 1310.0, "milvus_lite_index_bytes_per_vector": 1300.0,
+             "milvus_lite_data_bytes_per_vector": 1100.0, "faiss_write_index_items_per_s": 3000.0,
+             "milvus_lite_write_index_items_per_s": 750.0, "builtin_encode_core_s_per_item": 0.01,
+             "photo_decode_core_s": 0.25, "vitb32_cpu_core_s": 0.1}
+    e = scale_out.estimate(costs, workers=(1, 4), target_dim=512, node_ram_gb=64, ram_fill=0.5)
+    m = e["milvus"]
+    assert m["graph_bytes_per_vector"] == 1300 - 4 * 256 and m["row_bytes_per_vector"] == 1100 - 4 * 256
+    assert m["bytes_per_vector"] == 4 * 512 + 276 + 76 and m["ram_gb"] == pytest.approx(240.0)
+    assert m["query_nodes"] == 8  # 240 GB over 32 usable GB per node
+    rows = {(r["workload"], r["workers"]): r for r in e["encoding"]}
+    assert rows[("pre-resized images (GPU-bound)", 4)]["bound"] == "GPU"
+    photo = rows[("12 MP JPEG photos", 1)]
+    assert photo["bound"] == "decode" and photo["worker_items_per_s"] == pytest.approx(16 / 0.25)
+    assert photo["hours"] == pytest.approx(1e8 / 64 / 3600)
+    assert e["gpu_over_cpu_core_vitb32"] == pytest.approx(150.0)
+    assert e["workers_fed_by_measured_writer"] == {"faiss": 2.0, "milvus-lite": 0.5}
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("ray", "pymilvus", "milvus_lite")),
+                    reason="needs the ray and milvus extras")
+def test_scale_out_fields(tmp_path):
+    from bench import scale_out
+
+    r = scale_out.run(vectors=600, dim=16, queries=10, groups=2, files_per_batch=3, photo=False, workdir=tmp_path,
+                      log=lambda msg: None)
+    assert [row["store"] for row in r["milvus"]["rows"]] == ["local", "milvus-lite"]
+    assert all(row["factory"] == "HNSW32" and row["index_bytes_per_vector"] > 4 * 16 for row in r["milvus"]["rows"])
+    q = r["ratios"]
+    assert set(q["milvus_lite_over_faiss"]) == {"build_s", "recall@10", "p50_ms"}
+    assert all(v > 0 for v in q["milvus_lite_over_faiss"].values()) and q["ray_over_local"]["items_per_s"] > 0
+    assert r["ray"]["measured"]["ray"]["items"] == r["ray"]["measured"]["local"]["items"] > 0
+    assert len(r["load_average"]["start"]) == 3 and len(r["load_average"]["end"]) == 3
+    assert r["estimate"]["milvus"]["ram_gb"] > 0 and r["estimate"]["encoding"]
+    text = scale_out.to_markdown(r)
+    for title in ("## Measured in this run", "## Per-item costs", "## Estimate (paper, not measured)"):
+        assert title in text
+    json.dumps(r)
