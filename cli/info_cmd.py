@@ -32,6 +32,7 @@ def info(
 ) -> None:
     """Versions, device, FAISS GPU support, where data lives, the collection's contents and model."""
     from xsearch.engine import Engine
+    from xsearch.media import modalities
     from xsearch.paths import data_home
 
     engine = Engine(collection)
@@ -65,8 +66,9 @@ def info(
         if any(budgets):
             say(f"  index budget: {', '.join(b for b in budgets if b)}")
         for m, s in c["modalities"].items():
-            what = (f"the sound of the videos, {s['items']} vectors" if m == "soundtrack"
-                    else f"{s['files']} files, {s['items']} vectors")
+            owner = modalities.owner(m)  # a track of another modality's files: "the sound of the videos"
+            what = (f"the {modalities.track(m).matched or m} of the {owner.label}s, {s['items']} vectors"
+                    if owner is not None and owner.name != m else f"{s['files']} files, {s['items']} vectors")
             say(f"  {m:5}: {what}, index {s['index']} "
                 f"({s['memory_bytes'] / 1e6:.1f} MB{', GPU' if s['gpu'] else ''})")
             _say_index_choice(s)

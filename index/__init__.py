@@ -5,6 +5,8 @@ Heavy imports (faiss) happen when an index is created or loaded, not when this p
 
 from .catalog import Catalog, FileRow, ItemRow
 from .collection import Collection, RepairReport
+from .locks import close_inherited_lock_fds
 from .vectors import VectorIndex, choose_factory
 
-__all__ = ["Catalog", "Collection", "FileRow", "ItemRow", "RepairReport", "VectorIndex", "choose_factory"]
+__all__ = ["Catalog", "Collection", "FileRow", "ItemRow", "RepairReport", "VectorIndex", "choose_factory",
+           "close_inherited_lock_fds"]

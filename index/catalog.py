@@ -144,7 +144,7 @@ def _chunks(values: Sequence[int]) -> Iterable[list[int]]:
 _NS_LIMIT = 2**63 - 1
 
 
-def _to_ns(when) -> int:
+def to_ns(when) -> int:
     """Epoch nanoseconds from a datetime / date (local time when naive) or epoch seconds, clamped to the range a
     64-bit column holds (about 1678 to 2262: any date outside it compares like its end of the range)."""
     if isinstance(when, _dt.datetime):
@@ -153,7 +153,7 @@ def _to_ns(when) -> int:
         except (OverflowError, OSError, ValueError):
             seconds = -1e10 if when.year < 1970 else 1e10
     elif isinstance(when, _dt.date):
-        return _to_ns(_dt.datetime(when.year, when.month, when.day))
+        return to_ns(_dt.datetime(when.year, when.month, when.day))
     elif isinstance(when, (int, float, np.integer, np.floating)) and not isinstance(when, bool):
         seconds = float(when)
         if seconds != seconds:
@@ -548,10 +548,10 @@ class Catalog:
             args.append(int(max_size))
         if since is not None:
             where.append("f.mtime_ns >= ?")
-            args.append(_to_ns(since))
+            args.append(to_ns(since))
         if until is not None:
             where.append("f.mtime_ns < ?")
-            args.append(_to_ns(until))
+            args.append(to_ns(until))
         rows = self._conn.execute(
             f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {' AND '.join(where)} ORDER BY i.id",
             args,

@@ -34,8 +34,8 @@ exact-vector file's name is derived from its .faiss name, never read from anywhe
 loaded vector index must name its modality (when its file records one) and hold exactly the catalog's item ids of
 that modality; a collection whose folder cannot be written opens for reading (``collection.read_only`` for
 writers); OSErrors and SQLite errors surface as one-line CollectionErrors with a stable code. Processes forked
-while a writer holds the lock close their copy of its descriptor (:func:`close_inherited_lock_fds`, run after
-every fork), so a killed writer never leaves the lock held by its children.
+while a writer holds the lock close their copy of its descriptor (index/locks.py, run after every fork), so a
+killed writer never leaves the lock held by its children.
 
 Write through the Collection for anything that touches items (add, remove_files, clear_files) so that
 catalog and vectors stay in step; file-only catalog calls (get_file, upsert_file, rename_file, touch_file,
@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
-import fcntl
 import json
 import os
 import re
@@ -67,6 +65,7 @@ from .budget import choose_index
 from .catalog import Catalog
 from .exact import SUFFIX as _EXACT_SUFFIX
 from .exact import sidecar_path
+from .locks import WriterLock, holder_at_work, pid_alive
 from .vectors import VectorIndex, choose_factory, gpu_available
 
 FORMAT_VERSION = 1
@@ -136,127 +135,27 @@ def _write_json_atomic(path: Path, data: dict) -> None:
         raise collection_os_error(exc, path, collection=path.parent, doing="write") from None
 
 
-#: Descriptors of the writer locks this process holds. A forked child inherits them, and an flock belongs to the
-#: open file description, so a child that outlives a killed writer would keep the collection locked for good.
-_HELD_LOCK_FDS: set[int] = set()
+def _locked(root: Path, holder: int | None) -> CollectionLockedError:
+    alive = pid_alive(holder) if holder else None
+    if alive is False:
+        message = (f"collection {root} is locked: the writer that locked it (pid {holder}) is no longer "
+                   "running, but a process it started still holds the lock")
+    else:
+        message = f"collection {root} is being written by another process (pid {holder or 'unknown'})"
+    return CollectionLockedError(message, collection=str(root), holder_pid=holder, holder_alive=alive)
 
 
-def close_inherited_lock_fds() -> None:
-    """Close this process's copies of the writer-lock descriptors (call it in a forked child; it also runs after
-    every os.fork). Closing a child's copy never releases the parent's lock: only the last close or an explicit
-    unlock of the shared open file description does."""
-    while _HELD_LOCK_FDS:
-        fd = _HELD_LOCK_FDS.pop()
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=close_inherited_lock_fds)
-
-
-def _pid_alive(pid: int) -> bool | None:
-    """Whether process ``pid`` is running (a zombie is not); None when that cannot be told."""
+def _writer_lock(root: Path, wait_s: float) -> WriterLock:
+    """The collection's writer lock: an exclusive flock on ``<collection>/lock`` holding the owner's pid."""
+    path = root / LOCK
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return None
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT, collection=root)
+    except FileNotFoundError:
+        raise _missing(root) from None
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
-
-
-def _writer_at_work(root: Path) -> bool:
-    """Whether the collection's lock file names a running process (a writer holds it; a released lock is
-    empty). Reads only: a reader never takes the lock."""
-    try:
-        fd = os.open(root / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return text.isdigit() and _pid_alive(int(text)) is not False
-
-
-class _WriterLock:
-    """An exclusive fcntl.flock on ``<collection>/lock``, holding the owner's pid."""
-
-    def __init__(self, root: Path, wait_s: float):
-        self.path = root / LOCK
-        self._pid = os.getpid()
-        try:
-            self._fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, collection=root)
-        except FileNotFoundError:
-            raise _missing(root) from None
-        _HELD_LOCK_FDS.add(self._fd)
-        try:
-            self._acquire(root, wait_s)
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException as exc:
-            self._close()
-            if isinstance(exc, OSError):
-                raise collection_os_error(exc, self.path, collection=root, doing="lock") from None
-            raise
-
-    def _acquire(self, root: Path, wait_s: float) -> None:
-        deadline = time.monotonic() + max(0.0, float(wait_s))
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                time.sleep(min(0.05, left))
-        holder = self._holder_pid()
-        alive = _pid_alive(holder) if holder else None
-        if alive is False:
-            message = (f"collection {root} is locked: the writer that locked it (pid {holder}) is no longer "
-                       "running, but a process it started still holds the lock")
-        else:
-            message = f"collection {root} is being written by another process (pid {holder or 'unknown'})"
-        raise CollectionLockedError(message, collection=str(root), holder_pid=holder, holder_alive=alive)
-
-    def _holder_pid(self) -> int | None:
-        try:
-            text = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip()
-            return int(text) if text else None
-        except (OSError, ValueError):
-            return None
-
-    def _close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None and fd in _HELD_LOCK_FDS:
-            _HELD_LOCK_FDS.discard(fd)
-            os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        if os.getpid() != self._pid:  # a forked copy: never unlock the parent's lock (its fd is closed already)
-            self._fd = None
-            return
-        try:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._close()
+        return WriterLock(fd, path, wait_s, busy=lambda holder: _locked(root, holder))
+    except OSError as exc:
+        raise collection_os_error(exc, path, collection=root, doing="lock") from None
 
 
 @dataclass
@@ -298,7 +197,7 @@ class RepairReport:
 class Collection:
     """A collection directory: manifest, catalog, one vector index per modality, writer lock."""
 
-    def __init__(self, root: Path, manifest: dict, catalog: Catalog, lock: _WriterLock | None):
+    def __init__(self, root: Path, manifest: dict, catalog: Catalog, lock: WriterLock | None):
         """Use :meth:`create`, :meth:`open` or :meth:`open_or_create`."""
         self.path = root
         self._manifest = manifest
@@ -323,7 +222,7 @@ class Collection:
         lost while its catalog is still there (``collection.damaged``; the next ``create`` starts it afresh). A
         catalog without a manifest while a live writer holds the lock is a collection being created or rebuilt."""
         root = Path(path)
-        if os.path.lexists(root / CATALOG) and not cls.exists(root) and not _writer_at_work(root):
+        if os.path.lexists(root / CATALOG) and not cls.exists(root) and not holder_at_work(root / LOCK):
             return _manifest_lost(root)
         return _not_a_folder(root) or _missing(root)
 
@@ -357,7 +256,7 @@ class Collection:
             raise _not_a_folder(root) or collection_os_error(exc, root, collection=root, doing="create") from None
         if not dir_writable(root):
             raise _read_only(root)
-        lock = _WriterLock(root, wait_s)
+        lock = _writer_lock(root, wait_s)
         try:
             if cls.exists(root):
                 raise CollectionError(f"a collection already exists at {root}", code="collection.exists",
@@ -392,7 +291,7 @@ class Collection:
             raise cls.missing_error(root)
         if writer and not dir_writable(root):
             raise _read_only(root)
-        lock = _WriterLock(root, wait_s) if writer else None
+        lock = _writer_lock(root, wait_s) if writer else None
         try:
             manifest = cls._read_manifest(root)
             catalog = Catalog.open(root / CATALOG, readonly=not writer, must_exist=True)
@@ -453,7 +352,7 @@ class Collection:
             raise _missing(root)
         if not dir_writable(root):
             raise _read_only(root)
-        lock = _WriterLock(root, wait_s)
+        lock = _writer_lock(root, wait_s)
         try:
             cls._unlink(root, root / MANIFEST)
             fsync_dir(root)

@@ -67,8 +67,10 @@ import numpy as np
 from xsearch.errors import CollectionError, CollectionLockedError, UsageError, XsearchError
 from xsearch.types import Filters, Hit
 
+from . import locks
 from . import vectors as _vectors
-from .catalog import FileRow, _to_ns
+from .catalog import FileRow, to_ns
+from .locks import WriterLock
 from .store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackData, assemble_items
 
 LITE_PREFIX = "milvus-lite:"
@@ -369,9 +371,9 @@ def compile_filters(filters: Filters | None, *, exclude_paths: Sequence[str] = (
     if "max_size" in active:
         terms.append(f"size <= {int(active['max_size'])}")
     if "since" in active:
-        terms.append(f"mtime_ns >= {_to_ns(active['since'])}")
+        terms.append(f"mtime_ns >= {to_ns(active['since'])}")
     if "until" in active:
-        terms.append(f"mtime_ns < {_to_ns(active['until'])}")
+        terms.append(f"mtime_ns < {to_ns(active['until'])}")
     if exclude_paths:
         terms.append(f"path not in [{', '.join(quote(p) for p in exclude_paths)}]")
     return Compiled(" and ".join(terms), glob_field, glob_regex)
@@ -400,9 +402,9 @@ def _passes(filters: Filters | None, meta: Mapping) -> bool:
         return False
     if "max_size" in active and meta["size"] > int(active["max_size"]):
         return False
-    if "since" in active and meta["mtime_ns"] < _to_ns(active["since"]):
+    if "since" in active and meta["mtime_ns"] < to_ns(active["since"]):
         return False
-    if "until" in active and meta["mtime_ns"] >= _to_ns(active["until"]):
+    if "until" in active and meta["mtime_ns"] >= to_ns(active["until"]):
         return False
     return True
 
@@ -491,11 +493,9 @@ class _Conn:
             fd = None
             entry = _lite_servers().get(target.path)
             if entry is not None:  # forked decode workers must not keep milvus-lite's LOCK after we exit
-                from .collection import _HELD_LOCK_FDS
-
                 fd = getattr(entry[1], "_lock_fd", None)
                 if isinstance(fd, int):
-                    _HELD_LOCK_FDS.add(fd)
+                    locks.close_in_children(fd)
             return cls(target, client, fd)
         token = os.environ.get(TOKEN_ENV, "")
         try:
@@ -515,9 +515,7 @@ class _Conn:
                 self.client.close()
             if self.target.lite:
                 if self._lock_fd is not None:
-                    from .collection import _HELD_LOCK_FDS
-
-                    _HELD_LOCK_FDS.discard(self._lock_fd)
+                    locks.forget(self._lock_fd)
                 with contextlib.suppress(Exception):
                     from milvus_lite.server_manager import server_manager_instance
 
@@ -1104,51 +1102,12 @@ class MilvusStore(_MilvusReads, Store):
 # -- writing -------------------------------------------------------------------------------------------------------
 
 
-class _FlockLock:
+def _flock_lock(target: Target, wait_s: float) -> WriterLock:
     """milvus-lite: an exclusive flock on ``PATH.db.lock`` beside the .db (per open file, so also in-process)."""
-
-    def __init__(self, target: Target, wait_s: float):
-        from .collection import _HELD_LOCK_FDS
-
-        self.path = target.path + ".lock"
-        self._pid = os.getpid()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        _HELD_LOCK_FDS.add(self._fd)
-        deadline = time.monotonic() + max(0.0, float(wait_s))
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    self._close()
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise
-                    raise CollectionLockedError(f"collection {target.uri} is being written by another writer",
-                                                collection=target.uri) from None
-                time.sleep(0.05)
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
-
-    @property
-    def lost(self) -> bool:
-        return False
-
-    def _close(self) -> None:
-        from .collection import _HELD_LOCK_FDS
-
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            _HELD_LOCK_FDS.discard(fd)
-            os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        if os.getpid() == self._pid:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._close()
+    path = target.path + ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    return WriterLock(fd, path, wait_s, busy=lambda _holder: CollectionLockedError(
+        f"collection {target.uri} is being written by another writer", collection=target.uri))
 
 
 class _Lease:
@@ -1213,7 +1172,7 @@ USE_LEASE_ON_LITE = False
 
 def _writer_lock(db: _Db, wait_s: float):
     if db.t.lite and not USE_LEASE_ON_LITE:
-        return _FlockLock(db.t, wait_s)
+        return _flock_lock(db.t, wait_s)
     return _Lease(db, wait_s)
 
 

@@ -165,16 +165,16 @@ def test_decode_workers_die_with_their_parent(tmp_path):
 
 
 def test_worker_init_closes_inherited_lock_fds(tmp_path):
-    from xsearch.index import collection as collection_module
+    from xsearch.index import locks
 
     root = tmp_path / "c"
     with make(root):
-        held = set(collection_module._HELD_LOCK_FDS)
+        held = set(locks.held_lock_fds())
         assert len(held) == 1
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the fork hook already closed the copies; an explicit call is harmless
-            collection_module.close_inherited_lock_fds()
+            locks.close_inherited_lock_fds()
             still_open = [fd for fd in held if _fd_open(fd)]
             os.write(write, json.dumps(still_open).encode())
             os._exit(0)

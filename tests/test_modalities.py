@@ -118,3 +118,40 @@ def test_a_registered_modality_is_discovered_and_decoded(tmp_path: Path, toy):
 def test_the_registry_is_restored_after_the_toy_test():
     assert modalities.names() == ("image", "audio", "text", "video")
     assert modalities.for_extension(".toy") is None
+
+
+def test_tracks_are_registry_data():
+    assert modalities.tracks_of("video") == ("video", "soundtrack") and modalities.tracks_of("image") == ("image",)
+    assert modalities.tracks_of("soundtrack") == ("soundtrack",)  # a track, not a modality: its own one track
+    assert modalities.multi_track("video") and not modalities.multi_track("audio")
+    assert modalities.derived_tracks() == {"video": "image", "soundtrack": "audio"}
+    assert modalities.owner("soundtrack").name == "video" and modalities.owner("nothing") is None
+    picture, sound = modalities.track("video"), modalities.track("soundtrack")
+    assert picture.pooled and picture.matched == "picture" and sound.embed_as == "audio" and not sound.pooled
+    assert modalities.embed_as("text") == "text" and modalities.embed_as("nothing") == "nothing"
+    assert [t for t in ("image", "audio", "text", "video", "soundtrack") if modalities.windowed(t)] == [
+        "audio", "video", "soundtrack"]
+    with pytest.raises(ValueError, match="soundtrack"):  # a track belongs to one modality
+        modalities.register(modalities.Modality("clip", extensions=(".clip",), decoder=_decode_toy,
+                                                tracks=(modalities.Track("soundtrack"),)))
+    assert "clip" not in modalities.names()
+
+
+def test_a_registered_track_reaches_encoders_and_search():
+    from xsearch.encoders.base import parent_modality, tracks
+    from xsearch.search import merge_tracks
+    from xsearch.types import Hit
+
+    mod = modalities.register(modalities.Modality(
+        "slides", extensions=(".slides",), decoder=_decode_toy, offset_unit="s",
+        tracks=(modalities.Track("slides", embed_as="image", matched="picture"),
+                modalities.Track("notes", embed_as="text", matched="words"))))
+    try:
+        enc = type("Enc", (), {"modalities": ("image", "text")})()
+        assert tracks(enc) == ("image", "text", "video", "slides", "notes")
+        assert parent_modality("notes") == "text" and modalities.windowed("notes")
+        hit = Hit(rank=1, score=0.5, path="/a.slides", modality="notes", item_id=1, offset=2.0)
+        [merged] = merge_tracks("slides", [("notes", [hit])], 10)
+        assert merged.modality == "slides" and merged.matched == "words"
+    finally:
+        modalities.unregister(mod.name)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from xsearch.errors import UsageError
+from xsearch.media import modalities
 from xsearch.media.types import MODALITIES
 from xsearch.search import (
-    TRACKS_OF,
     SearchRequest,
     add_spans,
     check_k,
@@ -311,7 +311,7 @@ class Engine:
                 self._reranker = load_reranker(self.reranker_path, self.device)
         if store is not None:
             for t in targets:
-                for track in TRACKS_OF.get(t, (t,)):
+                for track in modalities.tracks_of(t):
                     if track in store.dims:
                         self._reranker.check_encoder(store.model_id, store.dims[track])
         return self._reranker
@@ -341,7 +341,7 @@ class Engine:
         targets, explicit = self.targets(target)
         targets = check_targets(store, targets, explicit)
         req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
-        single_track = target != "all" and modality not in TRACKS_OF and target not in TRACKS_OF
+        single_track = target != "all" and not modalities.multi_track(modality) and not modalities.multi_track(target)
         if row is not None and single_track and enc.index_space(modality) == enc.index_space(target):
             req.k = check_k(store, targets, k)
             vec = mean_vector(store.file_vectors(row.id))
@@ -550,7 +550,7 @@ def _check_params(params: dict | None) -> dict:
 def _close_lock_fds_in_worker():
     """What a forked decode worker runs first: close its copies of writer-lock descriptors (so a worker that
     outlives a killed parent can never hold the collection's lock)."""
-    from xsearch.index.collection import close_inherited_lock_fds
+    from xsearch.index import close_inherited_lock_fds
 
     return close_inherited_lock_fds
 

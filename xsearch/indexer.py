@@ -24,6 +24,7 @@ from pathlib import Path
 from xsearch.embed import decode_options
 from xsearch.encoders.base import tracks
 from xsearch.executors import EmbeddedFile, LocalExecutor
+from xsearch.media import modalities as media_modalities
 from xsearch.media.types import MediaFile, Skipped
 from xsearch.types import IndexReport
 
@@ -237,13 +238,7 @@ def _truncation_note(f: MediaFile, info: dict, n_segments: int, opts) -> str:
     """What a cut file lost, in the report (a long recording, a huge text, a file shorter than its header says)."""
     if info.get("damaged"):
         return f"{f.path}: {info['damaged']}; indexed what could be read ({n_segments} segment(s))"
-    if f.modality == "audio":
-        return (f"{f.path}: {info.get('duration', 0):.0f} s long; only the first {opts.max_audio_s:.0f} s were "
-                "indexed")
-    if f.modality == "video":
-        return (f"{f.path}: {info.get('duration', 0):.0f} s long; only the first {opts.max_video_s:.0f} s were "
-                "indexed")
-    if f.modality == "text":
-        return (f"{f.path}: longer than {opts.max_text_chars:,} characters; only the first {opts.max_text_chars:,} "
-                f"were indexed ({n_segments} passages)")
-    return f"{f.path}: only part of it was indexed"
+    modality = media_modalities.find(f.modality)  # each modality words its own cut (which limit, what was kept)
+    if modality is None:
+        return f"{f.path}: only part of it was indexed"
+    return f"{f.path}: {modality.truncation_note(info.get('duration', 0), n_segments, opts)}"

@@ -9,15 +9,11 @@ import numpy as np
 
 from xsearch.errors import UsageError
 from xsearch.fusion import FUSIONS, HYBRID_DEPTH, RRF_K, fuse_hybrid, fuse_ranked, fuse_vectors
+from xsearch.media import modalities
 from xsearch.query import embed_query
 from xsearch.types import Filters, Hit, Query
 
 DEFAULT_K = 10
-#: Targets searched through several tracks (indexes), merged per file: a video's pictures and its sound.
-TRACKS_OF = {"video": ("video", "soundtrack")}
-MATCHED = {"video": "picture", "soundtrack": "sound"}
-#: Modalities whose offsets are window starts in seconds (hits get an ``end``).
-WINDOWED = ("audio", "video", "soundtrack")
 #: With re-ranking, this many candidates per target (at least k) are read from the index and re-scored.
 RERANK_DEPTH = 50
 
@@ -56,14 +52,15 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
         first = replace(req, k=min(max(req.k, RERANK_DEPTH), most) if most else req.k)
     for target in req.targets:
         found = []
-        for track in TRACKS_OF.get(target, (target,)):
+        for track in modalities.tracks_of(target):  # a video: its pictures and its sound, merged per file
             if track not in store.modalities:
                 continue
             space = encoder.index_space(track)
             if space not in by_space:
                 by_space[space] = np.stack([embed_query(encoder, q, space) for q in req.queries])
             found.append((track, search_vectors(store, track, by_space[space], weights, first)))
-        hits = merge_tracks(target, found, first.k) if target in TRACKS_OF else (found[0][1] if found else [])
+        hits = (merge_tracks(target, found, first.k) if modalities.multi_track(target)
+                else (found[0][1] if found else []))
         if req.reranker is not None and hits:
             hits = rerank(store, req, target, by_space[encoder.index_space(target)], weights, hits)
         results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
@@ -77,7 +74,7 @@ def rerank(store, req: SearchRequest, target: str, query_vectors: np.ndarray, we
     ``hybrid`` fusion the re-ranker's ranking joins the reciprocal rank fusion instead (weight 1)."""
     rows = [store.file(h.path) for h in hits]
     items = store.file_items([r.id for r in rows if r is not None])
-    tracks = TRACKS_OF.get(target, (target,))
+    tracks = modalities.tracks_of(target)
     candidates = []
     for row in rows:
         data = items.get(row.id, {}) if row is not None else {}
@@ -100,7 +97,7 @@ def merge_tracks(target: str, found: list[tuple[str, list[Hit]]], k: int) -> lis
     for track, hits in found:
         for h in hits:
             if h.path not in best or h.score > best[h.path].score:
-                best[h.path] = replace(h, modality=target, matched=MATCHED.get(track))
+                best[h.path] = replace(h, modality=target, matched=modalities.track(track).matched or None)
     ranked = sorted(best.values(), key=lambda h: -h.score)[:k]
     return [replace(h, rank=rank) for rank, h in enumerate(ranked, 1)]
 
@@ -110,7 +107,7 @@ def add_spans(hits: list[Hit], window_s: float) -> list[Hit]:
     if window_s <= 0:
         return hits
     for h in hits:
-        if h.modality in WINDOWED:
+        if modalities.windowed(h.modality):
             end = h.offset + window_s
             h.end = round(min(end, h.duration) if h.duration else end, 3)
     return hits

@@ -16,16 +16,23 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from xsearch.errors import UsageError
+from xsearch.media import modalities
 
-#: Prompt templates per track; ``{}`` is the label.
+#: Prompt templates per track; ``{}`` is the label. A track without its own entry uses the templates of the
+#: modality whose tower embeds it (a video's pictures: image's; its sound: audio's), else just the label.
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "image": ("a photo of a {}", "a picture of {}", "an image of a {}", "a photo of the {}", "{}"),
     "audio": ("the sound of a {}", "{} can be heard", "a recording of a {}", "the sound of {}", "{}"),
     "text": ("a text about {}", "a passage about {}", "{}"),
 }
-TEMPLATES["video"] = TEMPLATES["image"]  # a video's pictures
-TEMPLATES["soundtrack"] = TEMPLATES["audio"]  # a video's sound
 MAX_LABEL_CHARS = 200
+
+
+def templates_for(track: str) -> tuple[str, ...]:
+    """The prompt templates for ``track`` (see TEMPLATES)."""
+    if track in TEMPLATES:
+        return TEMPLATES[track]
+    return TEMPLATES.get(modalities.embed_as(track), ("{}",))
 
 
 def check_labels(labels) -> list[str]:
@@ -55,7 +62,7 @@ def label_vectors(encoder, labels: Sequence[str], track: str) -> np.ndarray:
     embeddings averaged, renormalised."""
     from xsearch.encoders.base import l2_normalize
 
-    templates = TEMPLATES.get(track, ("{}",))
+    templates = templates_for(track)
     prompts = [t.format(label) for label in labels for t in templates]
     vecs = encoder.embed("text", prompts, space=encoder.index_space(track))
     return l2_normalize(vecs.reshape(len(labels), len(templates), -1).mean(1))
@@ -99,8 +106,7 @@ def tag_files(writer, encoder, labels: Sequence[str], *, top: int = 3, min_score
         writer.set_tags(fid, tags)
         tagged += bool(tags)
     return {"labels": labels, "files": len(best), "tagged": tagged, "untagged": len(best) - tagged, "top": top,
-            "min_score": min_score, "tracks": files_per_track, "templates": {t: list(TEMPLATES.get(t, ("{}",)))
-                                                                             for t in tracks},
+            "min_score": min_score, "tracks": files_per_track, "templates": {t: list(templates_for(t)) for t in tracks},
             "tag_counts": writer.tag_counts(), "seconds": round(time.time() - t0, 3)}
 
 

@@ -8,6 +8,8 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from xsearch.media import modalities as _modalities
+
 DEFAULT_SPACE = "shared"
 
 
@@ -47,20 +49,21 @@ class Encoder(Protocol):
     def describe(self) -> dict: ...
 
 
-#: Tracks built on another modality's tower: a video's picture windows (frames pooled in the image space) and its
-#: sound track (audio windows). Any encoder with the parent tower embeds them; they are indexed in its space.
-DERIVED_TRACKS: dict[str, str] = {"video": "image", "soundtrack": "audio"}
+# Tracks built on another modality's tower (a video's picture windows, frames pooled in the image space, and its
+# sound track, audio windows) are declared in the modality registry (xsearch.media.modalities: Track.embed_as).
+# Any encoder with the parent tower embeds them; they are indexed in its space.
 
 
 def tracks(encoder) -> tuple[str, ...]:
     """Everything ``encoder`` can embed and index: its modalities plus the derived tracks their towers carry."""
     own = tuple(encoder.modalities)
-    return own + tuple(t for t, parent in DERIVED_TRACKS.items() if parent in own and t not in own)
+    derived = _modalities.derived_tracks()
+    return own + tuple(t for t, parent in derived.items() if parent in own and t not in own)
 
 
 def parent_modality(track: str) -> str:
     """The modality whose tower embeds ``track`` (itself for image / audio / text)."""
-    return DERIVED_TRACKS.get(track, track)
+    return _modalities.embed_as(track)
 
 
 def pool_clips(vectors: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
@@ -91,7 +94,7 @@ class ModalityDispatch:
         return {m: f for m, f in table.items() if f is not None}
 
     def embed(self, modality: str, batch: Sequence, space: str | None = None) -> np.ndarray:
-        if modality in DERIVED_TRACKS and modality not in self.EMBEDDERS:
+        if modality not in self.EMBEDDERS and modality in _modalities.derived_tracks():
             return self._embed_derived(modality, batch, space)
         fn = self.embedders().get(modality)
         if fn is None:
@@ -99,9 +102,10 @@ class ModalityDispatch:
         return fn(batch, space=space)
 
     def _embed_derived(self, track: str, batch: Sequence, space: str | None) -> np.ndarray:
-        parent = DERIVED_TRACKS[track]
+        declared = _modalities.track(track)
+        parent = declared.embed_as
         space = space or self.index_space(track)
-        if track == "video":  # each item is a clip: a list of frames, pooled into one vector
+        if declared.pooled:  # each item is a clip: a list of frames, pooled into one vector
             clips = [list(clip) for clip in batch]
             if not clips:
                 return self.embed(parent, [], space=space)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from xsearch.encoders._batching import BatchRunner
+from xsearch.encoders._checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint_dir
 from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device, weights_digest
 from xsearch.errors import ModelError
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 ARCHITECTURE = "xsearch-builtin-v1"
 
 
@@ -232,20 +231,7 @@ def default_weights_dir() -> Path:
 
 def save_checkpoint(model: BuiltinModel, out_dir: Path, meta: dict | None = None, half: bool = True) -> Path:
     """Write ``model.safetensors`` (fp16 by default: half the size, no measurable retrieval change) + config.json."""
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().cpu().contiguous()
-        state[k] = v.half() if half and v.is_floating_point() else v
-    tmp = out_dir / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"architecture": ARCHITECTURE})
-    tmp.replace(out_dir / WEIGHTS_FILE)
-    config = {"architecture": ARCHITECTURE, "model": asdict(model.cfg), **(meta or {})}
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
-    return out_dir
+    return save_checkpoint_dir(model, out_dir, ARCHITECTURE, meta, half=half)
 
 
 def load_checkpoint(ckpt_dir: Path | str) -> tuple[BuiltinModel, dict]:

@@ -19,7 +19,7 @@ It works on vectors of one encoder's space, so a checkpoint is tied to the model
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -28,12 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from xsearch.encoders._checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint_dir
 from xsearch.errors import ModelError, UsageError
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 ARCHITECTURE = "xsearch-reranker-v1"
-#: Query modalities and candidate tracks the type embeddings know (an unknown one maps to the last entry).
+#: Query modalities and candidate tracks the type embeddings know (an unknown one maps to the last entry). These are
+#: the trained checkpoint's vocabulary (entry i is row i of its type embeddings), so they stay fixed here rather than
+#: follow the modality registry: a modality registered later maps to "other" until a checkpoint is trained with it.
 QUERY_TYPES: tuple[str, ...] = ("text", "image", "audio", "video", "other")
 ITEM_TYPES: tuple[str, ...] = ("image", "audio", "text", "video", "soundtrack", "other")
 
@@ -194,24 +195,8 @@ def default_reranker_dir() -> Path:
 
 
 def save_reranker(model: RerankerModel, out_dir: Path | str, meta: dict | None = None, half: bool = True) -> Path:
-    """Write ``model.safetensors`` (fp16 by default) + ``config.json`` (architecture, dims, ``meta``)."""
-    from safetensors.torch import save_file
-
-    from xsearch.encoders.base import weights_digest
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().cpu().contiguous()
-        state[k] = v.half() if half and v.is_floating_point() else v
-    tmp = out_dir / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"architecture": ARCHITECTURE})
-    tmp.replace(out_dir / WEIGHTS_FILE)
-    config = {"architecture": ARCHITECTURE, "model": asdict(model.cfg), **(meta or {}),
-              "digest": weights_digest([out_dir / WEIGHTS_FILE])}
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n")
-    return out_dir
+    """Write ``model.safetensors`` (fp16 by default) + ``config.json`` (architecture, dims, ``meta``, digest)."""
+    return save_checkpoint_dir(model, out_dir, ARCHITECTURE, meta, half=half, digest=True)
 
 
 def load_reranker(path: str | Path | None = None, device: str | None = None) -> Reranker:

@@ -19,7 +19,7 @@ import numpy as np
 
 from xsearch.errors import MediaError, UsageError
 from xsearch.evaluation.metrics import DEFAULT_KS
-from xsearch.evaluation.runner import (
+from xsearch.evaluation.scoring import (
     ALL_DIRECTIONS,
     MODALITIES,
     DirectionResult,

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from xsearch.evaluation.cca import N_COMPONENTS, UnimodalFeatures, evaluate_subspace
 from xsearch.evaluation.metrics import DEFAULT_KS
-from xsearch.evaluation.runner import EvalReport
+from xsearch.evaluation.scoring import EvalReport
 
 
 def evaluate_pls(manifest_path: str, *, split: str | None = None, train_split: str = "train",

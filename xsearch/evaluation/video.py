@@ -33,6 +33,7 @@ import numpy as np
 
 from xsearch.errors import UsageError, XsearchError
 from xsearch.evaluation.metrics import DEFAULT_KS, log_comb, p_first_within
+from xsearch.train.manifest import jsonl_lines
 
 VIDEOS_NAME = "videos.jsonl"
 QUERY_MODALITIES = ("text", "image", "audio")
@@ -104,13 +105,7 @@ def load_scenes(videos_file: str | os.PathLike) -> tuple[dict[Path, float], list
     base = path.parent
     videos: dict[Path, float] = {}
     scenes: list[Scene] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise XsearchError(f"cannot read {path}: {e}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, line in jsonl_lines(path):
         try:
             raw = json.loads(line)
             video = base / raw["video"]

@@ -1,12 +1,20 @@
 """The registry of media modalities: what a modality is, as data.
 
 A :class:`Modality` says how files of one kind are found (extensions, a content sniffer), decoded into
-segments, and where a segment sits in its file (``offset_unit``). Discovery, sniffing and decoding all read this
-registry, so a new modality (say video) is one :func:`register` call here plus its support in the encoders
+segments, where a segment sits in its file (``offset_unit``), which :class:`Track` (index) its segments go to
+and which modality's tower embeds each track. Discovery, sniffing, decoding, indexing and search all read this
+registry, so a new modality is one :func:`register` call here plus its support in the encoders
 (``embed(modality, batch)``; see ``xsearch.encoders.base.ModalityDispatch``)::
 
     register(Modality("video", extensions=(".mp4", ".mkv"), decoder="xsearch.media.video:decode_video",
-                      offset_unit="s", sniff=is_video))
+                      offset_unit="s", sniff=is_video,
+                      tracks=(Track("video", embed_as="image", pooled=True, matched="picture"),
+                              Track("soundtrack", embed_as="audio", matched="sound"))))
+
+A modality without ``tracks`` has one, named like it and embedded by its own tower (image, audio, text). A track
+embedded by another modality's tower (a video's pictures by the image tower) is indexed by every encoder that has
+that tower, in that tower's space. A modality with several tracks is searched through all of them, each file
+keeping its best moment (``Track.matched`` says which track it came from).
 
 Files are recognised by content first: the first registered modality whose ``sniff`` accepts the file's first
 bytes wins, whatever the extension says. A file no sniffer recognises is taken by its extension: a modality with
@@ -38,6 +46,29 @@ _OFFSET_FORMATS: dict[str, Callable[[float], str]] = {
 
 
 @dataclass(frozen=True)
+class Track:
+    """One index that a modality's segments go to.
+
+    - ``name``: the index's name (catalog rows, vector files, ``Segment.track``), unique across modalities.
+    - ``embed_as``: the modality whose tower embeds its segments, in that tower's space (default: ``name``).
+    - ``pooled``: each segment is a clip, a list of ``embed_as`` segments (frames) embedded and mean-pooled into
+      one vector.
+    - ``matched``: what a hit says it matched when its file's modality has several tracks ("picture", "sound").
+    """
+
+    name: str
+    embed_as: str = ""
+    pooled: bool = False
+    matched: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and self.name.isidentifier() and self.name == self.name.lower()):
+            raise ValueError(f"a track name is a lower-case identifier, not {self.name!r}")
+        if not self.embed_as:
+            object.__setattr__(self, "embed_as", self.name)
+
+
+@dataclass(frozen=True)
 class Modality:
     """One kind of media, as data.
 
@@ -52,6 +83,10 @@ class Modality:
       None for a modality without magic numbers (text).
     - ``check_content``: only for modalities without ``sniff``: ``check_content(head) -> reason | None``, why a
       file with one of its extensions is not really of this kind (None: take it).
+    - ``tracks``: the indexes its segments go to (default: one :class:`Track` named like the modality). Offsets
+      of every track count in ``offset_unit``; with ``"s"`` the tracks are *windowed* (a hit has an end).
+    - ``truncation``: what the indexing report says of a file cut at a decoding limit, a ``str.format`` template
+      with ``{duration}`` (s), ``{segments}`` (how many were indexed) and ``{opts}`` (the DecodeOptions).
     """
 
     name: str
@@ -61,6 +96,8 @@ class Modality:
     label: str = ""
     sniff: Callable[[bytes], bool] | None = None
     check_content: Callable[[bytes], str | None] | None = None
+    tracks: tuple[Track, ...] = ()
+    truncation: str = "only part of it was indexed"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and self.name.isidentifier() and self.name == self.name.lower()):
@@ -75,6 +112,10 @@ class Modality:
             raise ValueError(f"decoder of {self.name!r}: give a callable or 'module:function', not {self.decoder!r}")
         if self.sniff is not None and self.check_content is not None:
             raise ValueError(f"modality {self.name!r}: check_content is for modalities without a sniffer")
+        tracks = tuple(self.tracks) or (Track(self.name),)
+        if len({t.name for t in tracks}) != len(tracks):
+            raise ValueError(f"modality {self.name!r} names a track twice")
+        object.__setattr__(self, "tracks", tracks)
 
     def decode(self, file, opts) -> list:
         """``file`` (a MediaFile of this modality) decoded into its Segments."""
@@ -85,6 +126,19 @@ class Modality:
         """A segment's offset for display: ``""`` (image), ``"12.0s"`` (audio window start), ``"¶3"`` (passage 3)."""
         fmt = _OFFSET_FORMATS.get(self.offset_unit)
         return fmt(offset) if fmt is not None else f"{offset:g} {self.offset_unit}"
+
+    @property
+    def track_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tracks)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether its offsets are window starts in seconds (a hit then has an end: start + window)."""
+        return self.offset_unit == "s"
+
+    def truncation_note(self, duration: float, segments: int, opts) -> str:
+        """What the report says of a file of this modality cut at a decoding limit (no path)."""
+        return self.truncation.format(duration=duration, segments=segments, opts=opts)
 
 
 @cache
@@ -106,6 +160,9 @@ def register(modality: Modality, *, replace: bool = False) -> Modality:
             shared = modality.extensions & other.extensions
             if other.name != modality.name and shared:
                 raise ValueError(f"{', '.join(sorted(shared))} already belong(s) to modality {other.name!r}")
+            taken = set(modality.track_names) & (set(other.track_names) | {other.name})
+            if other.name != modality.name and taken:
+                raise ValueError(f"track(s) {', '.join(sorted(taken))} already belong to modality {other.name!r}")
         _registry[modality.name] = modality
     return modality
 
@@ -126,6 +183,11 @@ def get(name: str) -> Modality:
     return found
 
 
+def find(name: str) -> Modality | None:
+    """The registered modality called ``name``, or None."""
+    return _registry.get(name)
+
+
 def names() -> tuple[str, ...]:
     """The registered modality names, in registration order (``("image", "audio", "text")`` built in)."""
     return tuple(_registry)
@@ -134,6 +196,46 @@ def names() -> tuple[str, ...]:
 def registered() -> tuple[Modality, ...]:
     """The registered modalities, in registration order."""
     return tuple(_registry.values())
+
+
+def tracks_of(name: str) -> tuple[str, ...]:
+    """The tracks (indexes) a modality is searched through, e.g. ``("video", "soundtrack")``; a name that is no
+    registered modality (a track such as ``"soundtrack"``) is its own one track."""
+    found = find(name)
+    return found.track_names if found is not None else (name,)
+
+
+def multi_track(name: str) -> bool:
+    """Whether modality ``name`` is searched through several tracks, merged per file (a video)."""
+    return len(tracks_of(name)) > 1
+
+
+def owner(track: str) -> Modality | None:
+    """The registered modality one of whose tracks is ``track`` (``"soundtrack"`` → video), or None."""
+    return next((m for m in registered() if track in m.track_names), None)
+
+
+def track(name: str) -> Track:
+    """The registered track called ``name``; a name no modality declares is a track embedded as itself."""
+    found = owner(name)
+    return next(t for t in found.tracks if t.name == name) if found is not None else Track(name)
+
+
+def embed_as(track_name: str) -> str:
+    """The modality whose tower embeds ``track_name`` (``"soundtrack"`` → audio; image / audio / text: itself)."""
+    return track(track_name).embed_as
+
+
+def derived_tracks() -> dict[str, str]:
+    """{track: modality whose tower embeds it} for every track that another modality's tower embeds, in
+    registration order (``{"video": "image", "soundtrack": "audio"}`` built in)."""
+    return {t.name: t.embed_as for m in registered() for t in m.tracks if t.embed_as != t.name}
+
+
+def windowed(track_name: str) -> bool:
+    """Whether ``track_name``'s (or a modality's) offsets are window starts in seconds (a hit then has an end)."""
+    found = owner(track_name)
+    return found is not None and found.windowed
 
 
 def for_extension(suffix: str) -> Modality | None:
@@ -162,6 +264,7 @@ register(Modality(
     decoder="xsearch.media.audio:decode_audio",
     offset_unit="s",
     sniff=is_audio,
+    truncation="{duration:.0f} s long; only the first {opts.max_audio_s:.0f} s were indexed",
 ))
 register(Modality(
     "text",
@@ -169,6 +272,8 @@ register(Modality(
     decoder="xsearch.media.text:decode_text",
     offset_unit="passage",
     check_content=text_content_problem,
+    truncation=("longer than {opts.max_text_chars:,} characters; only the first {opts.max_text_chars:,} were indexed "
+                "({segments} passages)"),
 ))
 register(Modality(
     "video",
@@ -176,4 +281,9 @@ register(Modality(
     decoder="xsearch.media.video:decode_video",
     offset_unit="s",
     sniff=is_video,
+    # a video is two tracks on one time grid: its pictures (each window's frames pooled in the image space) and
+    # its sound (audio windows); a search merges them per file
+    tracks=(Track("video", embed_as="image", pooled=True, matched="picture"),
+            Track("soundtrack", embed_as="audio", matched="sound")),
+    truncation="{duration:.0f} s long; only the first {opts.max_video_s:.0f} s were indexed",
 ))

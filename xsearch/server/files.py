@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from xsearch.errors import UsageError
+from xsearch.media import modalities
 from xsearch.media.signatures import HEAD_BYTES
 from xsearch.server.uploads import media_format
 from xsearch.types import Hit
@@ -26,16 +27,19 @@ def file_of(hit: Hit) -> Path:
 
 
 def content_type(path: Path, modality: str) -> str:
-    """What the file really is: media by its first bytes; text as UTF-8 when it decodes so."""
+    """What the file really is: media by its first bytes; text as UTF-8 when it decodes so. ``modality`` may be a
+    track (a video's ``soundtrack``): the file is then of the modality the track belongs to."""
     with open(path, "rb") as f:
         head = f.read(max(HEAD_BYTES, 65536))
+    owner = modalities.owner(modality)
+    modality = owner.name if owner is not None else modality
     if modality == "text":
         try:
             head.decode("utf-8")
             return "text/plain; charset=utf-8"
         except UnicodeDecodeError as e:
             return "text/plain; charset=utf-8" if e.start > len(head) - 4 else "text/plain"
-    if modality in ("video", "soundtrack"):  # a video's item: one of its picture windows or sound windows
+    if modality == "video":  # a video's item: one of its picture windows or sound windows
         return video_type(head)
     found = media_format(head)
     if found is not None:

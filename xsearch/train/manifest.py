@@ -9,6 +9,7 @@ or a list (the first is the canonical caption used for evaluation). Bad lines ar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,18 @@ class Manifest:
         return [r for r in self.records if name is None or r.split == name]
 
 
+def jsonl_lines(path: Path, label: str = "") -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for each non-blank line of a JSONL file, read as UTF-8 (XsearchError "cannot read
+    [label ]PATH" when it cannot be read; raised on the first iteration)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise XsearchError(f"cannot read {label + ' ' if label else ''}{path}: {e}") from None
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            yield n, line
+
+
 def load_manifest(path: str | Path) -> Manifest:
     """Read a paired-data manifest (JSONL). Lines that are not JSON, or name missing files, are reported and skipped."""
     path = Path(path).expanduser()
@@ -57,13 +70,7 @@ def load_manifest(path: str | Path) -> Manifest:
     base = path.parent
     folder = base.resolve()
     records, problems = [], []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise XsearchError(f"cannot read manifest {path}: {e}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, line in jsonl_lines(path, "manifest"):
         where = f"{path.name}:{n}"
         try:
             raw = json.loads(line)
