@@ -50,6 +50,7 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -205,6 +206,7 @@ class Collection:
         self._lock = lock
         self._indexes: dict[str, VectorIndex] = {}
         self._loaded_files: dict[str, str | None] = {}  # modality -> vector file its loaded index came from
+        self._loaders: dict[str, threading.Lock] = {}  # modality -> held by the reader thread loading a newer file
         self._dirty: set[str] = set()
         self._replaced: dict[str, str] = {}  # modality -> why a writer started its index afresh
         self._pending_choices: dict[str, dict] = {}  # index choices to mirror into the manifest
@@ -539,6 +541,58 @@ class Collection:
         self._indexes[modality] = index
         self._loaded_files[modality] = name
         return index
+
+    def reader_index(self, modality: str, catalog_lock) -> VectorIndex:
+        """A reader's index of ``modality``, the newest committed one, loaded *beside* the one in use.
+
+        ``catalog_lock`` serialises catalog access (it is held only for the catalog look-ups). When a writer has
+        committed a newer vector file, one thread reads and checks it outside that lock while the others keep
+        searching the index already loaded (their results are the previous commit's); the new index then
+        replaces it. Checks and errors are those of :meth:`index`.
+        """
+        dim = self._modality_dim(modality)
+        name = None
+        for _attempt in range(20):
+            with catalog_lock:
+                name = self.catalog.vector_files().get(modality)
+                current = self._indexes.get(modality)
+                if current is not None and self._loaded_files.get(modality) == name:
+                    return current
+            loader = self._loaders.setdefault(modality, threading.Lock())
+            if current is not None and not loader.acquire(blocking=False):
+                return current  # another thread is loading the newer file
+            if current is None:
+                loader.acquire()
+            try:
+                with catalog_lock:
+                    name = self.catalog.vector_files().get(modality)
+                    if modality in self._indexes and self._loaded_files.get(modality) == name:
+                        return self._indexes[modality]  # loaded while this thread waited
+                    name, catalog_ids = self.catalog.vector_state(modality)
+                if name is None:
+                    index = self._empty_index(modality)
+                else:
+                    path = self.path / name
+                    try:
+                        index = VectorIndex.load(path)
+                    except FileNotFoundError:
+                        time.sleep(0.05)  # a writer just replaced it: read the new name
+                        continue
+                    problem = self._mismatch(modality, index, dim)
+                    if problem:
+                        raise _vectors_damaged(self.path, path, problem)
+                    if not np.array_equal(index.ids(), catalog_ids):
+                        raise _vectors_damaged(
+                            self.path, path, f"it holds {index.ntotal} vectors whose ids differ from the catalog's "
+                                             f"{catalog_ids.size} {modality} items")
+                with catalog_lock:
+                    self._indexes[modality] = index
+                    self._loaded_files[modality] = name
+                return index
+            finally:
+                loader.release()
+        raise CollectionError(f"vector index {self.path / name} is missing", code="collection.vectors_missing",
+                              collection=str(self.path), path=str(self.path / name), modality=modality)
 
     @staticmethod
     def _mismatch(modality: str, index: VectorIndex, dim: int) -> str | None:

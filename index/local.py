@@ -32,8 +32,12 @@ def search_best_files(col: Collection, modality: str, queries: np.ndarray, k: in
                       lock: threading.RLock) -> list[list[Hit]]:
     """Top-k files per query vector: over-fetch items (all queries in one FAISS call), keep each file's best item,
     and fetch more for the queries that still have fewer than k files."""
+    if col.writable:
+        with lock:
+            index = col.index(modality)
+    else:  # a newer commit's index is loaded beside the one in use, so searches do not wait for it
+        index = col.reader_index(modality, lock)
     with lock:
-        index = col.index(modality)
         active = filters.active() if filters else {}
         allowed = col.catalog.filter_ids(modality, **active) if active else None
     total = index.ntotal if allowed is None else int(len(allowed))

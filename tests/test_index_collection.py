@@ -433,3 +433,43 @@ def test_crash_at_random_points_loses_only_the_uncommitted_batch(tmp_path, facto
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip().endswith("done")
     check_after_crash(root, TOTAL_BATCHES - 1)
+
+
+def test_a_newer_commit_is_loaded_beside_the_index_in_use(tmp_path, monkeypatch):
+    """While one search thread reads a writer's new vector file, other searches keep answering from the index
+    already loaded instead of waiting for the load; once loaded, the new commit is what they see."""
+    from xsearch.index.store import StoreSpec, open_store, open_writer
+
+    def unit(seed):
+        v = np.random.default_rng(seed).standard_normal((1, 8)).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    uri = str(tmp_path / "c")
+    with open_writer(uri, create=StoreSpec("m@x:8", "m", {"image": 8}, "Flat")) as w:
+        fid = w.upsert_file("/a.png", modality="image", size=1, mtime_ns=1, hash="a")
+        w.replace_items(fid, {"image": ([0.0], unit(1), None)})
+    with open_store(uri) as reader:
+        assert [h.path for h in reader.search_files("image", unit(1), 5)[0]] == ["/a.png"]
+        with open_writer(uri) as w:
+            fid = w.upsert_file("/b.png", modality="image", size=1, mtime_ns=1, hash="b")
+            w.replace_items(fid, {"image": ([0.0], unit(2), None)})
+        started, release = threading.Event(), threading.Event()
+        real_load = vectors_module.VectorIndex.load
+
+        def slow_load(path, *a, **kw):
+            started.set()
+            assert release.wait(30)
+            return real_load(path, *a, **kw)
+
+        monkeypatch.setattr(vectors_module.VectorIndex, "load", staticmethod(slow_load))
+        loaded: list = []
+        loader = threading.Thread(target=lambda: loaded.append(reader.search_files("image", unit(2), 5)[0]))
+        loader.start()
+        assert started.wait(30)
+        t0 = time.monotonic()
+        during = reader.search_files("image", unit(2), 5)[0]  # the previous commit's index, without waiting
+        assert time.monotonic() - t0 < 5 and [h.path for h in during] == ["/a.png"]
+        release.set()
+        loader.join(30)
+        assert [h.path for h in loaded[0]] == ["/b.png", "/a.png"]
+        assert [h.path for h in reader.search_files("image", unit(2), 5)[0]] == ["/b.png", "/a.png"]
