@@ -264,3 +264,15 @@ def test_cli_hybrid_with_rerank(indexed, world, cli):
     hits = out["results"]["audio"]
     assert len(hits) == 3 and "hybrid" in out["rerank"]["score"]
     assert all(h["score"] > h["retrieval_score"] for h in hits)  # the re-ranker's list adds 1 / (60 + rank)
+
+
+def test_saved_checkpoint_is_readable_like_its_config(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_reranker(RerankerModel(RerankerConfig(dim=8, width=8)), tmp_path / "rr", meta={"encoder_model_id": "x"})
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "rr").iterdir()}
+    assert modes == {"model.safetensors": 0o644, "config.json": 0o644}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def save_checkpoint_dir(model, out_dir: Path | str, architecture: str, meta: dic
         state[k] = v.half() if half and v.is_floating_point() else v
     tmp = out_dir / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"architecture": architecture})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; a checkpoint is shared like config.json
     tmp.replace(out_dir / WEIGHTS_FILE)
     config = {"architecture": architecture, "model": asdict(model.cfg), **(meta or {})}
     if digest:
