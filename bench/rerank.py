@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import time
@@ -114,6 +115,7 @@ def run(workdir: Path, reranker: Path | None, log=print, limit: int | None = Non
     from xsearch.engine import Engine
     from xsearch.types import Query
 
+    load_start = os.getloadavg()
     collection, test, label_of = build_collection(workdir, log)
     sets = query_sets(test)
     if limit:
@@ -144,7 +146,9 @@ def run(workdir: Path, reranker: Path | None, log=print, limit: int | None = Non
     return {"world": EVAL_WORLD, "split": "test", "groups": len(test), "gallery": gallery,
             "reranker": engine.reranker().describe(), "sets": {k: sum(s["kind"] == k for s in sets)
                                                               for k in ("single", "pair", "combo")},
-            "table": summarise(rows), "latency_ms": latency, "seconds": round(time.time() - t0, 1)}
+            "table": summarise(rows), "latency_ms": latency, "seconds": round(time.time() - t0, 1),
+            "machine": {"cpus": os.cpu_count(), "load_start": [round(x, 2) for x in load_start],
+                        "load_end": [round(x, 2) for x in os.getloadavg()]}}
 
 
 def measure_latency(engine, sets: list[dict]) -> dict:
@@ -188,9 +192,11 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {r['kind']} | {r['method']} | {r['sets']} | {r['P@1']:.3f} | {r['P@5']:.3f} | "
                      f"{r['P@10']:.3f} | {r['R@10']:.3f} | {r['MRR']:.3f} | {r['MedR']:g} |")
     lat = result["latency_ms"]
+    m = result["machine"]
     lines += ["", f"latency per query (k=10, {lat['plain']['queries']} single and pair queries, same loop): "
               f"plain median {lat['plain']['median']} ms (p90 {lat['plain']['p90']}), re-ranked median "
-              f"{lat['rerank']['median']} ms (p90 {lat['rerank']['p90']})", ""]
+              f"{lat['rerank']['median']} ms (p90 {lat['rerank']['p90']}); {m['cpus']} CPUs, load average "
+              f"{m['load_start'][0]} at the start, {m['load_end'][0]} at the end ({result['seconds']:.0f} s)", ""]
     return "\n".join(lines)
 
 
