@@ -62,10 +62,23 @@ HNSW_M = 32
 #: HNSW build / search breadth. efSearch=128 gives recall@10 >= 0.99 on the clustered tests and benchmark.
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-#: IVF lists probed by default: nlist / IVF_NPROBE_DIVISOR, clamped to [IVF_NPROBE_MIN, IVF_NPROBE_MAX].
+#: IVF lists probed before calibration: nlist / IVF_NPROBE_DIVISOR, clamped to [IVF_NPROBE_MIN, IVF_NPROBE_MAX].
 IVF_NPROBE_DIVISOR = 8
 IVF_NPROBE_MIN = 16
 IVF_NPROBE_MAX = 256
+#: Calibration of the search defaults (IVF types, unless a caller pinned them; _calibrate): after training, the
+#: smallest nprobe (at least min(nlist, IVF_NPROBE_MIN)) whose probed lists hold CALIBRATION_RECALL of the true
+#: 10 nearest neighbours of CALIBRATION_QUERIES stored vectors used as queries (themselves excluded), and for a
+#: refined type the smallest k_factor of CALIBRATION_K_FACTORS whose candidates keep all but
+#: CALIBRATION_RERANK_LOSS of what those lists hold; redone when the index has grown CALIBRATION_GROWTH× since.
+#: A fixed share of the lists does not carry across data: nlist/8 held 0.92 of the neighbours at 20k clustered
+#: 512-d vectors (IVF512) but 0.99 at 100k (IVF1024), and no re-ranking finds a neighbour in a list not probed.
+CALIBRATION_RECALL = 0.98
+CALIBRATION_QUERIES = 256
+CALIBRATION_K = 10
+CALIBRATION_GROWTH = 2.0
+CALIBRATION_K_FACTORS = (10, 20, 40, 80)
+CALIBRATION_RERANK_LOSS = 0.01
 #: Refined types ("<first stage>,RFlat" / ",Refine(SQfp16)"): the first stage returns k · REFINE_K_FACTOR
 #: candidates, re-scored with the exact vectors (see index/exact.py). At 200k clustered 512-d vectors,
 #: IVF2048,PQ64x4fs re-ranked from 100 candidates reached recall@10 0.94, from 200 0.97.
@@ -278,6 +291,8 @@ def _threads_for(n_queries: int):
     if n_queries > SINGLE_THREAD_QUERIES:
         yield
         return
+    # With the libgomp bundled in faiss-cpu, omp_set_num_threads sets only the calling thread's setting:
+    # concurrent searches on other threads keep theirs, and restoring ``before`` is per-thread too.
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -298,6 +313,7 @@ class VectorIndex:
         self._k_factor = REFINE_K_FACTOR
         self._choice: dict | None = None  # why this type was chosen (index/budget.py), saved in the header
         self._pending_search: dict[str, int] = {}  # nprobe / efSearch to apply once trained (set_search_defaults)
+        self._calibration: dict | None = None  # the last nprobe calibration (IVF types; see _calibrate_nprobe)
         self._index = None  # the CPU index, always the source of truth
         self._layout = _STAGING
         self._train_needed = 0
@@ -368,6 +384,7 @@ class VectorIndex:
             self._train_needed = _training_points_needed(target)
         self._ids = np.empty(0, dtype=np.int64)
         self._tombstones = np.empty(0, dtype=np.int64)
+        self._calibration = None
         self._invalidate_gpu()
 
     # -- properties --------------------------------------------------------------------------------------
@@ -433,6 +450,9 @@ class VectorIndex:
         self._invalidate_gpu()
         if self._layout == _STAGING and self.ntotal >= self._train_needed:
             self._train_from_staging()
+        elif self._calibration is not None and self.ntotal >= CALIBRATION_GROWTH * self._calibration["n"] and \
+                self._exact_vectors_at_hand():
+            self._calibrate()
 
     def train(self, sample) -> None:
         """Train an untrained IVF/PQ index on ``sample`` now and move the staged vectors in."""
@@ -480,7 +500,7 @@ class VectorIndex:
         ids = self._ids.copy()
         source = self._vector_source()
         old = (self._factory, self._first, self._refine, self._exact, self._index, self._layout, self._train_needed,
-               self._ids, self._tombstones)
+               self._ids, self._tombstones, self._calibration)
         try:
             if factory is not None:
                 self._factory = factory
@@ -503,7 +523,7 @@ class VectorIndex:
                     self._add_first_stage(chunk, np.ascontiguousarray(vecs, dtype=np.float32), chunk)
         except BaseException:
             (self._factory, self._first, self._refine, self._exact, self._index, self._layout, self._train_needed,
-             self._ids, self._tombstones) = old
+             self._ids, self._tombstones, self._calibration) = old
             raise
 
     def _vector_source(self):
@@ -549,7 +569,145 @@ class VectorIndex:
         self._ids = _sorted_unique(ids)
         self._tombstones = np.empty(0, dtype=np.int64)
         self._invalidate_gpu()
-        self._apply_search_defaults()
+        self._calibration = None
+        self._apply_search_defaults()  # a pinned nprobe first: k_factor is calibrated at the nprobe searches use
+        self._calibrate(source)
+
+    def _calibrate(self, source=None) -> None:
+        """Set an IVF's nprobe to the smallest number of lists (at least min(nlist, IVF_NPROBE_MIN)) that hold
+        CALIBRATION_RECALL of the true CALIBRATION_K nearest neighbours of a sample of stored vectors used as
+        queries (each query itself excluded), and a refined type's k_factor to the smallest of
+        CALIBRATION_K_FACTORS whose first-stage candidates lose at most CALIBRATION_RERANK_LOSS of those.
+
+        nprobe is measured on the coarse stage alone (which lists a query probes, its centroids ranked as the IVF
+        ranks them, and which list holds each neighbour), so it bounds the recall of any code or re-ranking
+        behind it; k_factor by the first stage's own search at that nprobe. Either is left alone when a caller
+        pinned it (set_search_defaults). The result is saved in the file header and shown by describe()."""
+        faiss = _faiss()
+        ivf = faiss.try_extract_index_ivf(self._index) if self._layout == _NATIVE_IVF else None
+        if ivf is None or self.ntotal == 0:
+            return
+        pin_nprobe = "nprobe" in self._pending_search
+        pin_k_factor = self._exact is None or "k_factor" in self._pending_search
+        if pin_nprobe and pin_k_factor:
+            return
+        nlist, n, k = int(ivf.nlist), self.ntotal, CALIBRATION_K
+        record = {"n": n, "k": k, "target": CALIBRATION_RECALL, "queries": 0, "recall": None}
+        if n <= 4 * k:
+            self._calibration = {**record, "nprobe": int(ivf.nprobe)}
+            return
+        source = source or self._vector_source()
+        ids = self._ids
+        rng = np.random.default_rng(n)
+        query_ids = np.sort(rng.choice(ids, size=min(CALIBRATION_QUERIES, n), replace=False))
+        queries = np.ascontiguousarray(source(query_ids), dtype=np.float32)
+        neighbours = self._true_neighbours(queries, query_ids, k, source)
+        valid = neighbours >= 0
+        if not valid.any():
+            return
+        record["queries"] = int(queries.shape[0])
+        if pin_nprobe:
+            nprobe = int(ivf.nprobe)
+        else:
+            # which list holds each stored id, and the rank of every list for each query
+            list_ids, list_nos = [], []
+            lists = ivf.invlists
+            for list_no in range(nlist):
+                size = lists.list_size(list_no)
+                if size:
+                    list_ids.append(faiss.rev_swig_ptr(lists.get_ids(list_no), size).copy())
+                    list_nos.append(np.full(size, list_no, dtype=np.int64))
+            list_ids = np.concatenate(list_ids).astype(np.int64)
+            list_nos = np.concatenate(list_nos)
+            order = np.argsort(list_ids, kind="stable")
+            list_ids, list_nos = list_ids[order], list_nos[order]
+            where = np.clip(np.searchsorted(list_ids, np.where(valid, neighbours, 0)), 0, list_ids.size - 1)
+            held = valid & (list_ids[where] == neighbours)
+            coarse = self._coarse_ranking(ivf, queries, nlist)
+            rank = np.empty_like(coarse)
+            np.put_along_axis(rank, coarse, np.broadcast_to(np.arange(nlist, dtype=coarse.dtype), coarse.shape),
+                              axis=1)
+            needed = np.take_along_axis(rank, np.where(held, list_nos[where], 0), axis=1)[held]  # 0-based
+            covered = np.cumsum(np.bincount(needed, minlength=nlist)) / max(1, int(valid.sum()))
+            nprobe = int(np.searchsorted(covered, CALIBRATION_RECALL - 1e-9) + 1)
+            nprobe = int(min(nlist, max(min(nlist, IVF_NPROBE_MIN), nprobe)))
+            ivf.nprobe = nprobe
+            record["recall"] = round(float(covered[nprobe - 1]), 4)
+        record["nprobe"] = nprobe
+        if not pin_k_factor:
+            # the first stage's candidates at this nprobe (the query finds itself: one more, then dropped)
+            most = k * max(CALIBRATION_K_FACTORS) + 1
+            keep: list = []
+            params = self._search_params(None, {"nprobe": nprobe}, keep)
+            _, cand = self._index.search(queries, min(most, n), params=params)
+            found = {}
+            for kf in CALIBRATION_K_FACTORS:
+                hits = 0
+                for row in range(queries.shape[0]):
+                    c = cand[row][(cand[row] != query_ids[row]) & (cand[row] >= 0)][:k * kf]
+                    hits += int(np.isin(neighbours[row][valid[row]], c).sum())
+                found[kf] = hits / int(valid.sum())
+            best = max(found.values())
+            k_factor = next(kf for kf in CALIBRATION_K_FACTORS if found[kf] >= best - CALIBRATION_RERANK_LOSS)
+            self._k_factor = int(k_factor)
+            record.update({"k_factor": int(k_factor), "candidate_recall": round(float(found[k_factor]), 4)})
+        self._calibration = record
+        self._invalidate_gpu()
+
+    def _exact_vectors_at_hand(self) -> bool:
+        """Whether this index can give back (nearly) exact vectors: a refined type's exact store, IVF-Flat or 8-bit+
+        scalar codes. Calibrating on PQ-decoded vectors would find neighbours in the decoded space (each next to
+        its own centroid) and probe too few lists, so a PQ index without a refine stage keeps the calibration made
+        when it was trained (on the exact staged vectors)."""
+        faiss = _faiss()
+        if self._exact is not None:
+            return True
+        inner = _unwrap(self._index)
+        if isinstance(inner, faiss.IndexIVFFlat):
+            return True
+        if isinstance(inner, faiss.IndexIVFScalarQuantizer):
+            sq = faiss.ScalarQuantizer
+            return int(inner.sq.qtype) in (sq.QT_8bit, sq.QT_8bit_uniform, sq.QT_fp16, sq.QT_bf16, sq.QT_8bit_direct)
+        return False
+
+    def _true_neighbours(self, queries: np.ndarray, query_ids: np.ndarray, k: int, source) -> np.ndarray:
+        """Ids of the exact ``k`` nearest stored vectors of each query, the query's own id excluded (-1 pads)."""
+        faiss = _faiss()
+        ids, kk = self._ids, k + 1
+        best_s = np.full((queries.shape[0], kk), -np.inf, dtype=np.float32)
+        best_i = np.full((queries.shape[0], kk), -1, dtype=np.int64)
+        for start in range(0, ids.size, _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            d, pos = faiss.knn(queries, np.ascontiguousarray(source(chunk), dtype=np.float32), min(kk, chunk.size),
+                               metric=faiss.METRIC_INNER_PRODUCT)
+            all_s = np.concatenate([best_s, d], axis=1)
+            all_i = np.concatenate([best_i, np.where(pos >= 0, chunk[np.clip(pos, 0, None)], -1)], axis=1)
+            top = np.argsort(-all_s, axis=1, kind="stable")[:, :kk]
+            best_s, best_i = np.take_along_axis(all_s, top, axis=1), np.take_along_axis(all_i, top, axis=1)
+        out = np.full((queries.shape[0], k), -1, dtype=np.int64)
+        for row in range(queries.shape[0]):
+            others = best_i[row][(best_i[row] != query_ids[row]) & (best_i[row] >= 0)][:k]
+            out[row, :others.size] = others
+        return out
+
+    def _coarse_ranking(self, ivf, queries: np.ndarray, nlist: int) -> np.ndarray:
+        """Every list number ordered by its centroid's inner product with each query (best first); queries go
+        through the index's pre-transform (OPQ, PCA) first when it has one."""
+        faiss = _faiss()
+        outer = faiss.downcast_index(self._index)
+        if isinstance(outer, faiss.IndexPreTransform):
+            for i in range(outer.chain.size()):
+                queries = np.ascontiguousarray(outer.chain.at(i).apply(queries), dtype=np.float32)
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        try:
+            centroids = quantizer.reconstruct_n(0, nlist)
+        except RuntimeError:  # a quantizer that cannot reconstruct: its own search order
+            _, order = quantizer.search(queries, nlist)
+            return order.astype(np.int64)
+        score = queries @ centroids.T
+        if quantizer.metric_type == faiss.METRIC_L2:  # nearest by L2: largest q·c - |c|²/2
+            score -= 0.5 * np.einsum("ij,ij->i", centroids, centroids)[None, :]
+        return np.argsort(-score, axis=1, kind="stable").astype(np.int64)
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -777,7 +935,8 @@ class VectorIndex:
             raise ValueError(f"unknown search parameters: {sorted(unknown)} (known: nprobe, efSearch, k_factor)")
         if "k_factor" in params:
             self._k_factor = max(1, int(params["k_factor"]))
-        self._pending_search = {k: int(v) for k, v in params.items() if k in ("nprobe", "efSearch")}
+        # kept (and saved) so that calibration leaves a pinned nprobe / k_factor alone
+        self._pending_search = {k: int(v) for k, v in params.items() if k in ("nprobe", "efSearch", "k_factor")}
         self._apply_search_defaults()
 
     def _apply_search_defaults(self) -> None:
@@ -858,6 +1017,8 @@ class VectorIndex:
             info["tombstones"] = int(self._tombstones.size)
         if self._choice is not None:
             info["choice"] = dict(self._choice)
+        if self._calibration is not None:
+            info["nprobe_calibration"] = dict(self._calibration)
         return info
 
     # -- persistence -------------------------------------------------------------------------------------
@@ -893,6 +1054,8 @@ class VectorIndex:
             header["search"] = dict(self._pending_search)
         if self._choice is not None:
             header["choice"] = self._choice
+        if self._calibration is not None:
+            header["calibration"] = self._calibration
         meta = json.dumps(header).encode()
         with atomic_write(path, "wb") as f:
             f.write(_HEADER.pack(_MAGIC, len(meta), zlib.crc32(meta)))
@@ -987,6 +1150,8 @@ class VectorIndex:
             self._k_factor = int(meta.get("k_factor", REFINE_K_FACTOR))
             self._pending_search = {str(k): int(v) for k, v in dict(meta.get("search") or {}).items()}
             self._choice = dict(meta["choice"]) if meta.get("choice") is not None else None
+            calibration = meta.get("calibration")
+            self._calibration = None if calibration is None else {**dict(calibration), "n": int(calibration["n"])}
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise _damaged(path, f"bad header ({type(exc).__name__}: {exc})") from None
         if index.d != self._dim:
