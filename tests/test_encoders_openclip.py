@@ -217,3 +217,26 @@ def test_a_cached_tag_loads_offline_from_the_hub_cache(monkeypatch, tmp_path, ck
     assert enc.model_id == f"{enc.spec}@{weights_digest([safetensors])}:{TINY_CLIP_DIM}"
     local = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu")
     np.testing.assert_allclose(enc.embed_text(TEXTS), local.embed_text(TEXTS), atol=1e-6)
+
+
+def test_decoders_may_shrink_early_to_the_transform_s_resize(encoder, tmp_path):
+    """The transform starts with a bicubic Resize of the shorter side, so the encoder advertises it
+    (``image_short_side``): decode workers shrink (and decode JPEGs in draft mode) to it, and a PNG's vector is
+    the same as from the full-size picture."""
+    import open_clip
+
+    from xsearch.embed import decode_options
+    from xsearch.encoders.openclip import _short_side_resize
+    from xsearch.media import MediaFile, decode
+
+    side = encoder.image_short_side
+    assert side == int(encoder.model.visual.image_size[0]) and decode_options(encoder).image_short_side == side
+    rng = np.random.default_rng(1)
+    path = tmp_path / "big.png"
+    Image.fromarray(rng.integers(0, 255, (4 * side, 5 * side, 3), dtype=np.uint8)).save(path)
+    (seg,) = decode(MediaFile(path, "image", path.stat().st_size, 0), decode_options(encoder))
+    assert min(seg.data.size) == side
+    np.testing.assert_allclose(encoder.embed_images([seg.data]), encoder.embed_images([Image.open(path)]),
+                               atol=1e-5)
+    _, _, squash = open_clip.create_model_and_transforms(TINY_CLIP_ARCH, image_resize_mode="squash")
+    assert _short_side_resize(squash) == 0  # a squash resize needs the full picture

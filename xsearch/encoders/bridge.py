@@ -159,6 +159,7 @@ class BridgedEncoder(ModalityDispatch):
         self.spec = spec or f"{vision.spec}+{audio.spec}" + ("+bind" if bind is not None else "+bridge")
         self.sample_rate = audio.sample_rate
         self.audio_window_s = audio.audio_window_s
+        self.image_short_side = getattr(vision, "image_short_side", 0) or 0  # images go to the vision tower
         self.device = vision.device
         key = hashlib.sha256(
             f"{_CACHE_VERSION}\n{vision.model_id}\n{audio.model_id}\n{self.vocab_hash}".encode()

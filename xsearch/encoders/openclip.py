@@ -94,6 +94,25 @@ def _download_tag(arch: str, tag: str, hf_hub: str) -> Path:
     )
 
 
+def _short_side_resize(preprocess) -> int:
+    """The size of ``preprocess``'s leading bicubic Resize of the shorter side (open_clip's resize_mode
+    "shortest"), or 0 when it starts otherwise (squash, longest side, another filter): then images reach the
+    transform as decoded."""
+    first = (getattr(preprocess, "transforms", None) or [None])[0]
+    try:
+        from torchvision.transforms import InterpolationMode, Resize
+    except ImportError:  # pragma: no cover - open_clip depends on torchvision
+        return 0
+    if not isinstance(first, Resize) or first.interpolation != InterpolationMode.BICUBIC or first.max_size:
+        return 0
+    size = first.size
+    if isinstance(size, (list, tuple)):
+        if len(size) != 1:
+            return 0
+        size = size[0]
+    return int(size) if isinstance(size, int) and size > 0 else 0
+
+
 class OpenClipEncoder(SingleSpace):
     """open_clip CLIP as an Encoder: modalities image + text, one space (``DEFAULT_SPACE``)."""
 
@@ -147,6 +166,9 @@ class OpenClipEncoder(SingleSpace):
             raise ModelError(f"cannot load the tokenizer of open_clip {arch} ({_hub.short_reason(e)}).") from None
         self.model = model.to(self.device).eval()
         self.preprocess = preprocess
+        # a transform that starts with a bicubic Resize of the shorter side lets decoders shrink (and JPEGs
+        # decode in draft mode) to that size early, in the worker processes (xsearch.embed.decode_options)
+        self.image_short_side = _short_side_resize(preprocess)
         self.checkpoint = checkpoint
         self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
         self.spaces = {DEFAULT_SPACE: self.dim}
