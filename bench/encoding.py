@@ -243,8 +243,9 @@ def run_real(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=p
             files = [MediaFile(p, "image", p.stat().st_size, 0) for p in photos]
             own = decode_options(encoder)
             size = int(getattr(encoder.model.visual, "image_size", (224, 224))[0])
-            opts = [("as `xsearch index` decodes for this encoder (full size, resized by its transform)", own),
-                    (f"shrunk to {size} in the decode workers, JPEG draft", replace(own, image_short_side=size))]
+            opts = [("full size, resized by the model's transform", replace(own, image_short_side=0)),
+                    (f"as `xsearch index` decodes for this encoder: shrunk to {size} in the decode workers, "
+                     "JPEG draft", replace(own, image_short_side=size))]
         else:
             encoder = _real_clap(workdir, device)
             world = ensure_world(workdir, cfg.world_groups)

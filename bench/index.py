@@ -31,14 +31,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import clustered_vectors, world_embeddings
-from bench.measure import percentile_ms, ratio, recall_at_k
+from bench.measure import percentile_ms, ratio, recall_at_k, recall_with_ties
 from bench.peers import make_peer, peer_version
 from bench.report import fmt, table
 
 KINDS = ("Flat", "HNSW32", "IVF-Flat", "IVF-PQ")
 COMPRESSED_KINDS = ("IVF-PQfs+refine", "IVF-HNSW-PQfs+refine", "budget")
-#: Build-speed variants: our HNSW32 with half the construction breadth (efConstruction 40 instead of 80).
-BUILD_KINDS = ("HNSW32-efC40",)
+#: Build-speed variants: our HNSW32 with half / a quarter of the construction breadth (efConstruction 40 / 20
+#: instead of 80); compared with HNSW32 at equal recall (the efSearch each needs to reach HNSW32's recall).
+BUILD_KINDS = ("HNSW32-efC40", "HNSW32-efC20")
+#: efConstruction of each build variant.
+EF_CONSTRUCTION = {"HNSW32-efC40": 40, "HNSW32-efC20": 20}
 ALL_KINDS = KINDS + COMPRESSED_KINDS + BUILD_KINDS
 #: ef values swept for every HNSW implementation (ours via efSearch, peers via ef / expansion_search).
 EF_GRID = (10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512)
@@ -65,6 +68,8 @@ class IndexBenchConfig:
     budget_bytes_per_vector: float = 256.0  # memory budget of the "budget" kind and autofaiss: this × n bytes
     autofaiss: bool = False  # also build autofaiss's choice under the same budget (its own interpreter)
     measure_loaded: bool = False  # resident memory and cold-cache latency of compressed kinds in a fresh process
+    autofaiss_timeout_s: float = 7200.0  # autofaiss's build + search is abandoned (row skipped, saying so) past this
+    rows_log: str | None = None  # append every row as one JSON line as soon as it is measured (long runs)
 
 
 def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 256.0) -> str:
@@ -73,7 +78,7 @@ def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 25
 
     if kind == "Flat":
         return "Flat"
-    if kind in ("HNSW32", "HNSW32-efC40"):
+    if kind == "HNSW32" or kind in EF_CONSTRUCTION:
         return f"HNSW{HNSW_M}"
     if kind == "IVF-Flat":
         return f"IVF{ivf_nlist(n)},Flat"
@@ -104,6 +109,14 @@ def min_training_vectors(factory: str) -> int:
             bits = part[2:].rstrip("fsr").partition("x")[2]
             need = max(need, 2 ** int(bits or 8))
     return need
+
+
+def _nlist(factory: str) -> int | None:
+    """The list count of an IVF factory string ("IVF4096_HNSW32,PQ64x4fs,..." → 4096), else None."""
+    head = factory.split(",")[0]
+    if head.startswith("IVF"):
+        return int(head[3:].split("_")[0])
+    return None
 
 
 def _faiss():
@@ -287,6 +300,7 @@ def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.
         "library": "xsearch", "kind": None, "factory": factory, "n": n, "dim": dim,
         "params": index.search_defaults(), "training": training,
         "build_s": build_s, "recall": recall_at_k(found, truth),
+        "recall_ties": recall_with_ties(found, truth, base, queries),
         "batch_ms_per_query": batch_s * 1000, "p50_ms": percentile_ms(single, 50), "p99_ms": percentile_ms(single, 99),
         "p50_ms_1thread": percentile_ms(single_1t, 50), "p99_ms_1thread": percentile_ms(single_1t, 99),
         "bytes_per_vector": saved / n, "ram_bytes_per_vector": index.memory_bytes() / n, "save_s": save_s,
@@ -300,6 +314,18 @@ def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.
             row["rss_file_after_queries_bytes_per_vector"] = loaded_row["rss_file_after_queries_bytes"] / n
     elif loaded_row:
         row["loaded_error"] = loaded_row.get("loaded_error")
+    calibration = index.describe().get("nprobe_calibration")
+    if calibration:
+        row["calibration"] = calibration
+    nlist = _nlist(factory)
+    if nlist:  # recall vs lists probed (at the default k_factor): where the first stage caps recall
+        probes = sorted({p for p in (nlist // 64, nlist // 32, nlist // 16, nlist // 8, nlist // 4, nlist // 2,
+                                     index.search_defaults().get("nprobe", 0)) if 1 <= p <= nlist})
+        row["nprobe_sweep"] = []
+        for p in probes:
+            found, per_q = _time_batch(lambda q, p=p: index.search(q, k, params={"nprobe": p})[1], queries)
+            row["nprobe_sweep"].append({"nprobe": p, "recall": recall_at_k(found, truth),
+                                        "batch_ms_per_query": per_q * 1000})
     if index.describe().get("refine"):
         row["refine_sweep"] = []
         for kf in (5, 10, 20, 40):
@@ -352,6 +378,7 @@ def measure_peer(name: str, base: np.ndarray, queries: np.ndarray, truth: np.nda
     single = _time_single(lambda q: peer.search(q, k, threads=1), queries, cfg.n_single)
     row.update({
         "factory": f"HNSW{HNSW_M}", "params": {"ef": chosen["ef"]}, "recall": recall_at_k(found, truth),
+        "recall_ties": recall_with_ties(found, truth, base, queries),
         "batch_ms_per_query": per_q * 1000, "p50_ms": percentile_ms(single, 50), "p99_ms": percentile_ms(single, 99),
         "bytes_per_vector": peer.serialized_bytes() / n,
         "ram_bytes_per_vector": (peer.ram_bytes() / n) if peer.ram_bytes() is not None else None,
@@ -366,52 +393,71 @@ def _bench_dataset(label: str, base: np.ndarray, queries: np.ndarray, cfg: Index
     t0 = time.perf_counter()
     truth = exact_top_k(base, queries, cfg.k)
     result = {"label": label, "n": n, "dim": dim, "n_queries": len(queries), "exact_s": time.perf_counter() - t0,
-              "rows": []}
+              "load_average_start": _load(), "rows": []}
+
+    def add_row(row: dict) -> None:
+        result["rows"].append(row)
+        if cfg.rows_log:
+            with open(cfg.rows_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"dataset": label, **row}, default=str) + "\n")
+
     for kind in cfg.kinds:
         factory = factory_for(kind, n, dim, cfg.budget_bytes_per_vector)
         choice = budget_choice(n, dim, cfg.budget_bytes_per_vector) if kind == "budget" else None
+        same = next((r for r in result["rows"] if choice is not None and r.get("library") == "xsearch"
+                     and r.get("factory") == factory and "skipped" not in r and not choice.search), None)
+        if same is not None:  # the budget's choice was measured already under its own kind name: not rebuilt
+            add_row({**same, "kind": kind, "choice": choice.to_dict(), "same_build_as": same["kind"]})
+            continue
         need = min_training_vectors(factory)
         if n < need:
-            result["rows"].append({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
-                                   "skipped": f"{n} vectors are too few to train it (needs {need})"})
+            add_row({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
+                     "skipped": f"{n} vectors are too few to train it (needs {need})"})
             continue
         if kind == "HNSW32":
             est = _hnsw_build_estimate(previous.get("xsearch"), n)
             if est is not None and est > cfg.hnsw_max_build_s:
-                result["rows"].append({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
-                                       "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
+                add_row({"library": "xsearch", "kind": kind, "factory": factory, "n": n,
+                         "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
                 continue
         log(f"  {label}: xsearch {factory} ({kind})")
-        with _ef_construction(40 if kind == "HNSW32-efC40" else None):
+        with _ef_construction(EF_CONSTRUCTION.get(kind)):
             row = measure_ours(factory, base, queries, truth, cfg, scratch, use_gpu,
-                               sweep=kind in ("HNSW32", "HNSW32-efC40"),
+                               sweep=kind == "HNSW32" or kind in EF_CONSTRUCTION,
                                search_defaults=choice.search if choice else None,
                                loaded=cfg.measure_loaded and (kind in COMPRESSED_KINDS or kind in ("Flat", "HNSW32")))
-        if kind == "HNSW32-efC40":
-            row["params"] = {**row["params"], "efConstruction": 40}
+        if kind in EF_CONSTRUCTION:
+            row["params"] = {**row["params"], "efConstruction": EF_CONSTRUCTION[kind]}
         row["kind"] = kind
         if choice is not None:
             row["choice"] = choice.to_dict()
-        result["rows"].append(row)
+        add_row(row)
         if kind == "HNSW32":
             previous["xsearch"] = row
     ours_hnsw = next((r for r in result["rows"] if r["kind"] == "HNSW32" and "skipped" not in r), None)
     for name in cfg.peers:
         est = _hnsw_build_estimate(previous.get(name), n)
         if est is not None and est > cfg.hnsw_max_build_s:
-            result["rows"].append({"library": name, "kind": "HNSW32", "n": n,
-                                   "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
+            add_row({"library": name, "kind": "HNSW32", "n": n,
+                     "skipped": f"build estimated at {est:.0f} s (> {cfg.hnsw_max_build_s:.0f} s)"})
             continue
         log(f"  {label}: {name}")
         row = measure_peer(name, base, queries, truth, cfg, ours_hnsw["recall"] if ours_hnsw else None)
-        result["rows"].append(row)
+        add_row(row)
         if "skipped" not in row:
             previous[name] = row
     if cfg.autofaiss:
         log(f"  {label}: autofaiss under {cfg.budget_bytes_per_vector:g} B/vector")
-        result["rows"].append(measure_autofaiss(base, queries, truth, cfg, scratch))
+        add_row(measure_autofaiss(base, queries, truth, cfg, scratch))
     result["ratios"] = _ratios(result["rows"])
+    result["load_average_end"] = _load()
     return result
+
+
+def _load() -> list[float] | None:
+    from bench.machine import load_average
+
+    return load_average()
 
 
 def measure_autofaiss(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
@@ -422,7 +468,7 @@ def measure_autofaiss(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, 
     n, dim = base.shape
     budget = int(cfg.budget_bytes_per_vector * n)
     row = {"library": "autofaiss", "kind": "auto", "n": n, "dim": dim, "memory_budget_bytes": budget}
-    got = run_autofaiss(base, queries, cfg.k, budget, cfg.n_single, scratch)
+    got = run_autofaiss(base, queries, cfg.k, budget, cfg.n_single, scratch, timeout_s=cfg.autofaiss_timeout_s)
     if "skipped" in got:
         return {**row, "skipped": got["skipped"]}
     infos = got.get("infos", {})
@@ -430,6 +476,7 @@ def measure_autofaiss(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, 
         "version": got.get("version"), "factory": infos.get("index_key", "?"),
         "params": {"autofaiss": infos.get("index_param", "?")}, "build_s": got["build_s"],
         "recall": recall_at_k(got["found"], truth), "batch_ms_per_query": got["batch_s_per_query"] * 1000,
+        "recall_ties": recall_with_ties(got["found"], truth, base, queries),
         "p50_ms": percentile_ms(got["single_s"], 50), "p99_ms": percentile_ms(got["single_s"], 99),
         "bytes_per_vector": got["bytes"] / n, "ram_bytes_per_vector": got["bytes"] / n, "infos": infos,
     })
@@ -466,10 +513,11 @@ def _ratios(rows: list[dict]) -> dict:
     auto = next((r for r in live if r["library"] == "autofaiss"), None)
     out["compressed"] = []
     for r in live:
-        if r["library"] != "xsearch" or r["kind"] not in COMPRESSED_KINDS + BUILD_KINDS:
+        if r["library"] != "xsearch" or r["kind"] not in COMPRESSED_KINDS:
             continue
         resident = r.get("rss_bytes_per_vector", r["ram_bytes_per_vector"])
-        entry = {"kind": r["kind"], "factory": r["factory"], "recall": r["recall"], "p50_ms": r["p50_ms"],
+        entry = {"kind": r["kind"], "factory": r["factory"], "recall": r["recall"],
+                 "recall_ties": r.get("recall_ties"), "p50_ms": r["p50_ms"],
                  "resident_bytes_per_vector": resident,
                  "resident_over_flat": ratio(resident, flat.get("rss_bytes_per_vector", flat["ram_bytes_per_vector"]))
                  if flat else None,
@@ -477,11 +525,28 @@ def _ratios(rows: list[dict]) -> dict:
                  "recall_minus_hnsw": (r["recall"] - hnsw["recall"]) if hnsw else None}
         if auto is not None:
             entry.update({"autofaiss_factory": auto["factory"], "autofaiss_recall": auto["recall"],
+                          "autofaiss_recall_ties": auto.get("recall_ties"),
+                          "recall_ties_over_autofaiss": ratio(r.get("recall_ties"), auto.get("recall_ties")),
                           "recall_over_autofaiss": ratio(r["recall"], auto["recall"]),
                           "build_over_autofaiss": ratio(r["build_s"], auto["build_s"]),
                           "p50_over_autofaiss": ratio(r["p50_ms"], auto["p50_ms"]),
                           "bytes_over_autofaiss": ratio(resident, auto["ram_bytes_per_vector"])})
         out["compressed"].append(entry)
+    out["build_variants"] = []
+    for r in live:
+        if r["library"] != "xsearch" or r["kind"] not in BUILD_KINDS + ("IVF-HNSW-PQfs+refine",) or hnsw is None:
+            continue
+        entry = {"kind": r["kind"], "factory": r["factory"], "params": r["params"], "build_s": r["build_s"],
+                 "build_over_hnsw": ratio(r["build_s"], hnsw["build_s"]), "recall": r["recall"],
+                 "hnsw_recall": hnsw["recall"], "batch_over_hnsw": ratio(r["batch_ms_per_query"],
+                                                                          hnsw["batch_ms_per_query"])}
+        reaching = [s for s in r.get("sweep", []) if s["recall"] >= hnsw["recall"] - MATCH_TOLERANCE]
+        if reaching:  # the smallest efSearch at which the variant reaches our HNSW32's recall
+            s = reaching[0]
+            entry["at_equal_recall"] = {"efSearch": s["ef"], "recall": s["recall"],
+                                        "batch_over_hnsw": ratio(s["batch_ms_per_query"],
+                                                                 hnsw["batch_ms_per_query"])}
+        out["build_variants"].append(entry)
     return out
 
 
@@ -535,21 +600,26 @@ def to_markdown(result: dict) -> str:
         if "source" in ds:
             src = ds["source"]
             head += (f" (builtin model {src['model_id']}, {'trained' if src['trained'] else 'random weights'})")
+        if ds.get("load_average_start"):
+            head += (f"; load average {', '.join(map(str, ds['load_average_start']))} at its start, "
+                     f"{', '.join(map(str, ds.get('load_average_end') or []))} at its end")
         parts.append(head)
         rows = []
         for r in ds["rows"]:
             name = r["library"] + (f" {r['version']}" if r.get("version") else "")
             if "skipped" in r:
-                rows.append([name, r.get("factory", r["kind"]), "skipped: " + r["skipped"]] + [""] * 10)
+                rows.append([name, r.get("factory", r["kind"]), "skipped: " + r["skipped"]] + [""] * 11)
                 continue
             params = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-"
             one = (f"{fmt(r['p50_ms_1thread'])} / {fmt(r['p99_ms_1thread'])}" if "p50_ms_1thread" in r
                    else "(one thread)")
             cold = f"{fmt(r['cold_p50_ms'])} / {fmt(r['cold_p99_ms'])}" if "cold_p50_ms" in r else "-"
-            rows.append([name, r["factory"], params, r["build_s"], r["recall"], r["p50_ms"], r["p99_ms"], one,
+            rows.append([name, r["factory"], params, r["build_s"], r["recall"], r.get("recall_ties"), r["p50_ms"],
+                         r["p99_ms"], one,
                          r["batch_ms_per_query"], r["bytes_per_vector"], r.get("ram_bytes_per_vector"),
                          r.get("rss_bytes_per_vector"), cold])
-        parts.append(table(["library", "index", "search params", "build s", "recall", "p50 ms", "p99 ms",
+        parts.append(table(["library", "index", "search params", "build s", "recall", "recall, ties counted",
+                            "p50 ms", "p99 ms",
                             "p50 / p99 ms, 1 FAISS thread", "batch ms/query", "bytes/vec (saved, all files)",
                             "bytes/vec (RAM est.)", "bytes/vec resident (measured)",
                             "cold-cache p50 / p99 ms"], rows))
@@ -566,19 +636,48 @@ def to_markdown(result: dict) -> str:
                          "gains by loading the index (exact vectors are a memory-mapped file, read only for "
                          "candidates); ratios are ours / other (build < 1: ours faster; recall > 1: ours better).")
             parts.append(table(
-                ["kind", "index", "recall", "p50 ms", "resident B/vec", "resident / Flat", "build / our HNSW32",
-                 "recall − our HNSW32", "autofaiss index", "autofaiss recall", "recall / autofaiss",
-                 "build / autofaiss", "p50 / autofaiss"],
-                [[c["kind"], c["factory"], c["recall"], c["p50_ms"], c["resident_bytes_per_vector"],
-                  c["resident_over_flat"], c["build_over_hnsw"], c["recall_minus_hnsw"],
-                  c.get("autofaiss_factory", "-"), c.get("autofaiss_recall"), c.get("recall_over_autofaiss"),
+                ["kind", "index", "recall (ties counted)", "p50 ms", "resident B/vec", "resident / Flat",
+                 "build / our HNSW32", "recall − our HNSW32", "autofaiss index", "autofaiss recall (ties counted)",
+                 "recall / autofaiss (ties counted)", "build / autofaiss", "p50 / autofaiss"],
+                [[c["kind"], c["factory"], f"{fmt(c['recall'])} ({fmt(c.get('recall_ties'))})", c["p50_ms"],
+                  c["resident_bytes_per_vector"], c["resident_over_flat"], c["build_over_hnsw"],
+                  c["recall_minus_hnsw"], c.get("autofaiss_factory", "-"),
+                  f"{fmt(c['autofaiss_recall'])} ({fmt(c.get('autofaiss_recall_ties'))})"
+                  if "autofaiss_recall" in c else "-",
+                  f"{fmt(c.get('recall_over_autofaiss'))} ({fmt(c.get('recall_ties_over_autofaiss'))})"
+                  if "autofaiss_recall" in c else "-",
                   c.get("build_over_autofaiss"), c.get("p50_over_autofaiss")] for c in compressed]))
+            probed = [r for r in ds["rows"] if r.get("nprobe_sweep")]
+            if probed:
+                parts.append("IVF lists probed (nprobe; * = the calibrated default, see index/vectors.py): "
+                             "recall / batch ms per query, at the default k_factor:")
+                rows = []
+                for r in probed:
+                    default = (r.get("calibration") or {}).get("nprobe", r["params"].get("nprobe"))
+                    rows.append([r["factory"], " · ".join(
+                        f"{s['nprobe']}{'*' if s['nprobe'] == default else ''}: {fmt(s['recall'])} / "
+                        f"{fmt(s['batch_ms_per_query'])}" for s in r["nprobe_sweep"])])
+                parts.append(table(["index", "nprobe: recall / batch ms"], rows))
             sweeps = [r for r in ds["rows"] if r.get("refine_sweep")]
             if sweeps:
                 parts.append("Re-ranked candidates per result (k_factor): recall / batch ms per query:")
                 parts.append(table(["index"] + [f"k_factor={s['k_factor']}" for s in sweeps[0]["refine_sweep"]],
                                    [[r["factory"]] + [f"{fmt(s['recall'])} / {fmt(s['batch_ms_per_query'])}"
                                                       for s in r["refine_sweep"]] for r in sweeps]))
+        variants = ds["ratios"].get("build_variants") or []
+        if variants:
+            parts.append("Faster builds vs our HNSW32 (efConstruction 80): build time, and search cost at equal "
+                         "recall (the smallest efSearch at which the variant reaches HNSW32's recall; ratios "
+                         "< 1: the variant is faster).")
+            rows = []
+            for v in variants:
+                eq = v.get("at_equal_recall")
+                rows.append([v["kind"], v["factory"], v["build_s"], v["build_over_hnsw"],
+                             f"{fmt(v['recall'])} / {fmt(v['hnsw_recall'])}", v["batch_over_hnsw"],
+                             f"efSearch={eq['efSearch']}: {fmt(eq['recall'])}, batch {fmt(eq['batch_over_hnsw'])}"
+                             if eq else "-"])
+            parts.append(table(["variant", "index", "build s", "build / HNSW32", "recall (default) / HNSW32's",
+                                "batch / HNSW32 (default)", "at HNSW32's recall"], rows))
         vs_peers = ds["ratios"]["vs_peers"]
         if vs_peers:
             parts.append("Ours (HNSW32, default efSearch) vs peer at matched recall: ours / peer "

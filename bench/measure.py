@@ -23,6 +23,21 @@ def percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds), q) * 1000.0)
 
 
+def recall_with_ties(found: np.ndarray, truth: np.ndarray, base: np.ndarray, queries: np.ndarray,
+                     eps: float = 1e-5) -> float:
+    """Recall@k where a found id counts when its exact score reaches the k-th true score (less ``eps``), as
+    ann-benchmarks counts it: with duplicate vectors (real collections have them) the true top-k is one of
+    several equally right answers, and id recall would penalise the others."""
+    k = truth.shape[1]
+    kth = np.einsum("ij,ij->i", queries, base[truth[:, -1]])
+    hits = 0
+    for row in range(found.shape[0]):
+        ids = np.unique(found[row][found[row] >= 0])
+        if ids.size:
+            hits += min(k, int(np.sum(base[ids] @ queries[row] >= kth[row] - eps)))
+    return hits / (found.shape[0] * k)
+
+
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row's true top-k that ``found`` contains (ids; -1 never matches)."""
     k = truth.shape[1]

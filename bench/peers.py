@@ -200,8 +200,13 @@ def run_autofaiss(base: np.ndarray, queries: np.ndarray, k: int, memory_budget_b
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "base.npy", np.ascontiguousarray(base, dtype=np.float32))
     np.save(work / "queries.npy", np.ascontiguousarray(queries, dtype=np.float32))
-    proc = subprocess.run([python, "-c", _AUTOFAISS_SCRIPT, str(work), f"{int(memory_budget_bytes)}B", str(k),
-                           str(n_single)], capture_output=True, text=True, timeout=timeout_s)
+    try:
+        proc = subprocess.run([python, "-c", _AUTOFAISS_SCRIPT, str(work), f"{int(memory_budget_bytes)}B", str(k),
+                               str(n_single)], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        for name in ("base.npy", "queries.npy", "found.npy"):
+            (work / name).unlink(missing_ok=True)
+        return {"skipped": f"autofaiss did not finish building and searching within {timeout_s:.0f} s"}
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return {"skipped": "autofaiss failed: " + " | ".join(tail)}

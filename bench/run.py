@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default=",".join(PRESET_PEERS),
                     help="comma-separated peer libraries for the index benchmark ('' for none: ours only); "
                          f"known: {','.join(PEERS)}")
-    ap.add_argument("--sizes", default=None, help="override the index sizes, e.g. 100000,1000000")
+    ap.add_argument("--sizes", default=None, help="override the index sizes, e.g. 100000,1000000 ('' for none)")
     ap.add_argument("--kinds", default=None,
                     help=f"override our index kinds (comma-separated; known: {','.join(index.ALL_KINDS)})")
     ap.add_argument("--no-autofaiss", action="store_true", help="do not build autofaiss's choice")
@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="memory budget of the 'budget' kind and autofaiss, bytes per vector (default 256)")
     ap.add_argument("--max-build-s", type=float, default=None,
                     help="skip an HNSW build estimated (from a smaller size) to take longer (default 900)")
+    ap.add_argument("--autofaiss-timeout", type=float, default=None,
+                    help="give up on autofaiss (its row says so) after this many seconds (default 7200)")
+    ap.add_argument("--rows-log", type=Path, default=None,
+                    help="index: append every measured row here as a JSON line as soon as it is measured")
     ap.add_argument("--world-groups", type=int, default=None, help="groups of the world whose embeddings are "
                     "indexed too (0: none)")
     ap.add_argument("--real-models", default=None, help="encoding: real-size models at random weights, "
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{', '.join(BENCHMARKS)}")
     p = preset("quick" if args.quick else "full" if args.full else "default")
     p.index.peers = tuple(x.strip() for x in args.peers.split(",") if x.strip())
-    if args.sizes:
+    if args.sizes is not None:  # '' = no synthetic sizes (e.g. only the world's embeddings)
         p.index.sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
     if args.kinds:
         p.index.kinds = tuple(x.strip() for x in args.kinds.split(",") if x.strip())
@@ -149,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         p.index.budget_bytes_per_vector = args.budget
     if args.max_build_s is not None:
         p.index.hnsw_max_build_s = args.max_build_s
+    if args.autofaiss_timeout is not None:
+        p.index.autofaiss_timeout_s = args.autofaiss_timeout
+    if args.rows_log is not None:
+        p.index.rows_log = str(args.rows_log)
     if args.world_groups is not None:
         p.index.world_groups = args.world_groups
     if args.real_models is not None:

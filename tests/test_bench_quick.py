@@ -179,3 +179,25 @@ def test_scale_out_fields(tmp_path):
     for title in ("## Measured in this run", "## Per-item costs", "## Estimate (paper, not measured)"):
         assert title in text
     json.dumps(r)
+
+
+def test_compressed_kinds_build_variants_and_the_budget_row(tmp_path):
+    cfg = IndexBenchConfig(sizes=(3000,), dim=32, n_queries=30, n_single=3, world_groups=0, peers=(),
+                           kinds=("Flat", "HNSW32", "IVF-PQfs+refine", "budget", "HNSW32-efC20"),
+                           rows_log=str(tmp_path / "rows.jsonl"))
+    out = index.run(cfg, tmp_path, log=lambda msg: None)
+    ds = out["datasets"][0]
+    assert ds["load_average_start"] is None or len(ds["load_average_start"]) == 3
+    rows = {r["kind"]: r for r in ds["rows"]}
+    refined = rows["IVF-PQfs+refine"]
+    assert refined["factory"].endswith(",Refine(SQfp16)") and refined["calibration"]["nprobe"] >= 1
+    assert any(s["nprobe"] == refined["params"]["nprobe"] for s in refined["nprobe_sweep"])
+    assert [s["k_factor"] for s in refined["refine_sweep"]] == [5, 10, 20, 40]
+    assert rows["budget"]["factory"] == "Flat" and rows["budget"]["same_build_as"] == "Flat"  # below 50k: Flat
+    assert rows["HNSW32-efC20"]["params"]["efConstruction"] == 20
+    variant = next(v for v in ds["ratios"]["build_variants"] if v["kind"] == "HNSW32-efC20")
+    assert variant["build_over_hnsw"] > 0 and variant["hnsw_recall"] == rows["HNSW32"]["recall"]
+    logged = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in logged] == [r["kind"] for r in ds["rows"]]
+    text = index.to_markdown(out)
+    assert "IVF lists probed" in text and "Faster builds vs our HNSW32" in text
