@@ -177,6 +177,30 @@ def test_coded_errors(cli, mworld, tmp_path, monkeypatch):
     assert os.environ["XSEARCH_MILVUS_TOKEN"] == "user:secret"
 
 
+def test_serve_api_on_milvus_lite(lite, local, records):
+    """`xsearch serve -c milvus-lite:…`: the HTTP API answers from the Milvus store as from the local one."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from xsearch.server import create_app
+
+    rec = next(r for r in records if r["split"] == "test")
+    app = create_app({"m": lite[0], "l": local}, warm=False)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        got = {}
+        for name in ("m", "l"):
+            body = client.get(f"/api/collections/{name}/search", params={"q": rec["text"][0], "to": "all",
+                                                                         "limit": 5})
+            assert body.status_code == 200, body.text
+            got[name] = {t: [h["path"] for h in hits] for t, hits in body.json()["results"].items()}
+        assert got["m"] == got["l"] and set(got["m"]) == set(MODS)
+        hit = client.get("/api/collections/m/search", params={"q": rec["text"][0], "limit": 1}).json()
+        media = client.get(hit["results"]["image"][0]["media_url"])
+        assert media.status_code == 200 and media.headers["content-type"] == "image/png"
+        stats = client.get("/api/collections/m").json()
+        assert {m: stats["modalities"][m]["files"] for m in MODS} == {m: 30 for m in MODS}
+
+
 def test_remove(cli, lite, mworld, records):
     """Last: it changes the shared collection (and puts the file back)."""
     uri = lite[0]

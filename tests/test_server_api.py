@@ -312,6 +312,54 @@ def test_duplicates(client):
     _error(client.get("/api/collections/world/duplicates", params={"modality": "smell"}), 400, "usage.bad_target")
 
 
+def test_rerank(client, indexed):
+    from xsearch.engine import Engine
+    from xsearch.types import Query
+
+    plain = _search(client, q="two large red circles", to="image", limit=5).json()
+    assert plain["rerank"] is None and all("retrieval_score" not in h for h in plain["results"]["image"])
+    body = _search(client, q="two large red circles", to="image", limit=5, rerank="true").json()
+    assert body["rerank"]["parameters"] > 0 and "path" not in body["rerank"]
+    hits = body["results"]["image"]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5] and all("retrieval_score" in h for h in hits)
+    want = Engine(indexed).search([Query("text", "two large red circles")], to="image", k=5, rerank=True)["image"]
+    assert [h["path"] for h in hits] == [h.path for h in want]
+    assert [h["score"] for h in hits] == pytest.approx([h.score for h in want], abs=1e-5)
+    first = hits[0]  # "more like this" re-ranked takes the search path, not the plain similar-item one
+    liked = _search(client, like=first["item_id"], to="image", limit=3, rerank="true").json()
+    assert liked["rerank"] and first["path"] not in [h["path"] for h in liked["results"]["image"]]
+    _error(_search(client, q="x", rerank="maybe"), 422, "usage.bad_request")
+
+
+def test_tags_and_the_tag_filter(indexed, thumbs, tmp_path):
+    from xsearch.engine import Engine
+    from xsearch.types import Filters, Query
+
+    col = tmp_path / "world"
+    shutil.copytree(indexed, col)  # the session's collection stays untagged
+    with TestClient(create_app({"world": str(col)}, thumbs_dir=thumbs), base_url=BASE) as client:
+        url = "/api/collections/world/tags"
+        labels = ["red", "green", "blue", "yellow"]
+        report = client.post(url, json={"labels": labels, "top": 1}).json()
+        assert report["labels"] == labels and report["files"] == report["tagged"] > 0
+        assert sum(report["tag_counts"].values()) == report["tagged"]
+        assert client.get("/api/collections/world").json()["tags"] == report["tag_counts"]
+        label = max(report["tag_counts"], key=report["tag_counts"].get)
+        body = _search(client, q="a circle", to="all", tag=label, limit=90).json()
+        got = {t: [h["path"] for h in hits] for t, hits in body["results"].items()}
+        assert sum(map(len, got.values())) == report["tag_counts"][label]
+        want = Engine(col).search([Query("text", "a circle")], to="all", k=90, filters=Filters(tag=label))
+        assert got == {t: [h.path for h in hits] for t, hits in want.items()}
+        assert _search(client, q="a circle", tag="no such tag").json()["results"]["image"] == []
+        again = client.post(url, json={"labels": "red, blue", "top": 2, "min_score": 2.0}).json()
+        assert again["tagged"] == 0 and client.get("/api/collections/world").json()["tags"] == {}
+        _error(client.post(url, json={"labels": " , "}), 400, "tag.no_labels")
+        _error(client.post(url, json={"labels": ["red"], "top": 0}), 400)
+        # a form or plain-text body (what another web page can send without asking) is not a tag request
+        _error(client.post(url, content=b'{"labels": ["red"]}', headers={"content-type": "text/plain"}), 422)
+        _error(client.post("/api/collections/nope/tags", json={"labels": ["red"]}), 404)
+
+
 # -- uploads ------------------------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,11 @@
-"""Collections: the list, one collection's stats, near-duplicate pairs."""
+"""Collections: the list, one collection's stats, near-duplicate pairs, zero-shot tagging."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
 from xsearch.errors import XsearchError
-from xsearch.server.schemas import ERRORS, CollectionsOut, DuplicatesOut
+from xsearch.server.schemas import ERRORS, CollectionsOut, DuplicatesOut, TagsIn, TagsOut
 
 router = APIRouter(tags=["collections"])
 
@@ -48,3 +48,15 @@ def duplicates(name: str, request: Request,
         pairs = engine.duplicates(modality, threshold)
     return {"collection": name, "modality": modality, "threshold": threshold, "pairs": pairs[:limit],
             "total": len(pairs)}
+
+
+@router.post("/api/collections/{name}/tags", response_model=TagsOut, responses=ERRORS,
+             summary="Tag every file with its best labels (zero-shot, prompt-ensembled); replaces earlier tags. "
+                     "Search with ?tag=LABEL; the collection's stats count files per tag")
+def tag(name: str, body: TagsIn, request: Request) -> dict:
+    state = request.app.state.xs
+    engine = state.collections.get(name)
+    with state.collections.slot():
+        report = engine.tag(body.labels, top=body.top, min_score=body.min_score)
+    report["collection"] = name
+    return report

@@ -35,6 +35,7 @@ class SearchArgs:
     threshold: float | None
     filters: Filters
     params: dict = field(default_factory=dict)
+    rerank: bool = False
 
 
 def search_args(
@@ -43,7 +44,7 @@ def search_args(
     like: list[int] = Query([], description="An item id: search with that item (\"more like this\"; repeatable)."),
     weights: str | None = Query(None, description="Comma-separated weight per query, in the order: q, upload "
                                                   "(then files posted with the request), like.", examples=["0.7,0.3"]),
-    fusion: str = Query("mean", description="How several queries combine: mean, weighted, rrf or vote."),
+    fusion: str = Query("mean", description="How several queries combine: mean, weighted, rrf, vote or hybrid."),
     to: str = Query("image", description="Target modality: image, audio, text, video, or all (one list per "
                                           "modality)."),
     limit: int = Query(20, ge=1, description="Results per target in this page."),
@@ -56,13 +57,18 @@ def search_args(
     max_size: int | None = Query(None, ge=0, le=2**63 - 1, description="Only files of at most this many bytes."),
     since: str | None = Query(None, description="Only files modified on or after this date (2024-01-31)."),
     until: str | None = Query(None, description="Only files modified before this date."),
+    tag: str | None = Query(None, description="Only files carrying this zero-shot tag (POST .../tags)."),
     nprobe: int | None = Query(None, description="IVF lists to visit (recall vs speed)."),
     ef_search: int | None = Query(None, description="HNSW search breadth (recall vs speed)."),
+    rerank: bool = Query(False, description="Re-score the best max(offset + limit, 50) candidates per target with "
+                                            "the cross-attention re-ranker; each hit keeps the index's score as "
+                                            "retrieval_score."),
 ) -> SearchArgs:
     filters = Filters(path_glob or None, min_duration, max_duration, min_size, max_size, _epoch("since", since),
-                      _epoch("until", until))
+                      _epoch("until", until), tag or None)
     params = {k: v for k, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
-    return SearchArgs([t for t in q], upload, like, weights, fusion, to, limit, offset, threshold, filters, params)
+    return SearchArgs([t for t in q], upload, like, weights, fusion, to, limit, offset, threshold, filters, params,
+                      rerank)
 
 
 @router.get("/api/collections/{name}/search", response_model=SearchOut, responses=ERRORS,
@@ -120,17 +126,18 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
     t0 = time.perf_counter()
     with state.collections.slot():
         alone = len(likes) == 1 and len(queries) == 1 and args.threshold is None and not args.filters.active() \
-            and not args.params
+            and not args.params and not args.rerank
         if alone:
             results = _similar(engine, likes[0].item_id, args.to, window + 1)
         else:
             results = _with_k(lambda k: engine.search(queries, to=args.to, k=k, weights=weights, fusion=args.fusion,
                                                       threshold=args.threshold, filters=args.filters,
-                                                      params=args.params), window + 1)
+                                                      params=args.params, rerank=args.rerank), window + 1)
             own = {h.path for h in likes}
             results = {t: _reranked([h for h in hits if h.path not in own]) for t, hits in results.items()}
     took = (time.perf_counter() - t0) * 1000.0
-    return {"collection": name, "queries": echo, "fusion": args.fusion, "to": list(results), "offset": args.offset,
+    return {"collection": name, "queries": echo, "fusion": args.fusion,
+            "rerank": _reranker_info(engine) if args.rerank else None, "to": list(results), "offset": args.offset,
             "limit": args.limit, "results": {t: [hit_out(name, h) for h in hits[args.offset:window]]
                                              for t, hits in results.items()},
             "has_more": {t: len(hits) > window for t, hits in results.items()}, "took_ms": round(took, 2)}
@@ -159,6 +166,11 @@ def _similar(engine, item_id: int, to: str, k: int) -> dict:
     if not results:
         raise UsageError("the collection is empty", code="collection.empty")
     return results
+
+
+def _reranker_info(engine) -> dict:
+    """The re-ranker that scored the results, without where it lives on the server's disk."""
+    return {k: v for k, v in engine.reranker().describe().items() if k != "path"}
 
 
 def _reranked(hits: list) -> list:

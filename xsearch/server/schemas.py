@@ -50,6 +50,7 @@ class SearchOut(BaseModel):
     collection: str
     queries: list[QueryOut]
     fusion: str
+    rerank: dict | None = None  # the re-ranker that re-scored the results (rerank=true)
     to: list[str]
     offset: int
     limit: int
@@ -78,6 +79,24 @@ class CollectionSummary(BaseModel):
 
 class CollectionsOut(BaseModel):
     collections: list[CollectionSummary]
+
+
+class TagsIn(BaseModel):
+    """Labels to tag every file with (zero-shot, through the text tower), as `xsearch tag` does."""
+
+    labels: list[str] | str  # a list, or one string split at commas ("dog, cat, rain")
+    top: int = 3  # the best labels kept per file
+    min_score: float | None = None  # keep only labels scoring at least this cosine
+
+
+class TagsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    collection: str
+    labels: list[str]
+    files: int
+    tagged: int
+    untagged: int
+    tag_counts: dict[str, int]
 
 
 class PassageOut(BaseModel):
