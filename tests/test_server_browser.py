@@ -381,6 +381,32 @@ def test_errors_and_empty_states_are_sentences(page, shots, tmp_path):
     page.screenshot(path=shots / "no-collection.png")
 
 
+@needs_browser
+def test_rerank_box_and_tag_filter(page, shots):
+    page.goto("/")
+    page.wait_for_selector("#stats:has-text('90 images')")
+    page.fill("#q", "two large red circles")
+    page.press("#q", "Enter")
+    _results(page, "image", 10)
+    assert "rerank" not in page.url
+    with page.expect_response(lambda r: "/search?" in r.url and "rerank=true" in r.url) as response:
+        page.check("#rerank")
+    body = response.value.json()
+    assert response.value.ok and body["rerank"]["parameters"] > 0
+    page.wait_for_function("() => document.querySelector('.card.image .score')?.title.startsWith(\"the re-ranker\")")
+    want = [Path(h["path"]).name for h in body["results"]["image"]]
+    assert page.locator(".card.image .name").all_text_contents()[:len(want)] == want
+    assert "rerank=true" in page.url
+    page.reload()  # the query, re-ranking included, lives in the URL
+    page.wait_for_selector("#rerank:checked")
+    _results(page, "image", 10)
+    assert page.locator(".card.image .name").all_text_contents()[:len(want)] == want
+    page.screenshot(path=shots / "reranked.png")
+    page.goto("/?q=a+red+circle&tag=no-such-tag")
+    page.wait_for_selector("#message:has-text('Nothing found')")
+    assert page.input_value("input[name=tag]") == "no-such-tag"
+
+
 def _api_search(server: str, **params) -> dict:
     import json
     from urllib.parse import urlencode

@@ -5,11 +5,11 @@
 const PAGE = 24;  // results per page (per target; half of it for "all")
 const KINDS = { image: "Images", audio: "Sounds", text: "Texts", video: "Videos" };
 const VIDEO_TRACKS = ["video", "soundtrack"];  // a video's items: its picture windows and its sound windows
-const FILTERS = ["path_glob", "threshold", "min_duration", "max_duration", "min_kb", "max_kb", "since", "until"];
+const FILTERS = ["path_glob", "threshold", "min_duration", "max_duration", "min_kb", "max_kb", "since", "until", "tag"];
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  collections: [], collection: null, texts: [], chips: [], to: "image", fusion: "mean",
+  collections: [], collection: null, texts: [], chips: [], to: "image", fusion: "mean", rerank: false,
   offset: 0, loading: false, hasMore: false, request: 0, scoreLabel: "",
 };
 
@@ -113,6 +113,7 @@ function urlParams() {
   }
   if (all.length > 1 && all.some((q) => Number(q.weight) !== 1)) p.set("w", all.map((q) => Number(q.weight)).join(","));
   if (all.length > 1 && state.fusion !== "mean") p.set("fusion", state.fusion);
+  if (state.rerank) p.set("rerank", "true");
   p.set("to", state.to);
   for (const [key, value] of Object.entries(filterValues())) p.set(key, value);
   return p;
@@ -150,6 +151,7 @@ function readUrl() {
   state.texts = state.texts.slice(0, 1);
   state.to = (KINDS[p.get("to")] || p.get("to") === "all") ? p.get("to") : "image";
   state.fusion = p.get("fusion") || "mean";
+  state.rerank = p.get("rerank") === "true";
   if (p.get("c")) state.collection = p.get("c");
   const form = $("search");
   for (const name of FILTERS) form.elements[name].value = p.get(name) || "";
@@ -165,6 +167,7 @@ function syncForm() {
   $("q-weight").value = state.texts[0].weight;
   for (const radio of document.querySelectorAll('input[name="to"]')) radio.checked = radio.value === state.to;
   $("fusion").value = state.fusion;
+  $("rerank").checked = state.rerank;
   renderChips();
 }
 
@@ -331,7 +334,8 @@ function card(hit) {
 }
 
 function render(body, append) {
-  state.scoreLabel = body.queries.length > 1 && body.fusion !== "mean" ? `${body.fusion} score of the fused queries`
+  state.scoreLabel = body.rerank ? "the re-ranker's score (compare within this list only)"
+    : body.queries.length > 1 && body.fusion !== "mean" ? `${body.fusion} score of the fused queries`
     : "cosine similarity to the query";
   const results = $("results");
   if (!append) results.replaceChildren();
@@ -476,6 +480,7 @@ function wire() {
     radio.addEventListener("change", () => { state.to = radio.value; if (queryCount()) search(); });
   }
   $("fusion").addEventListener("change", (e) => { state.fusion = e.target.value; search(); });
+  $("rerank").addEventListener("change", (e) => { state.rerank = e.target.checked; if (queryCount()) search(); });
   $("collection").addEventListener("change", (e) => { state.collection = e.target.value; if (showStats()) search(); });
   $("file").addEventListener("change", (e) => { const files = [...e.target.files]; e.target.value = ""; addFiles(files); });
   const drop = $("drop");
