@@ -84,6 +84,7 @@ DEFAULT_PORT = 19530
 #: ping inside one long call with GOAWAY, cutting calls longer than ~30 s. Pinging rarely avoids that.
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000}
 CONNECT_TIMEOUT_S = 10.0  # how long to try reaching a Milvus server
+LOAD_RETRIES = 3  # load-and-retry rounds for a call that finds its collection released (see _Db.call)
 MAX_TOPK = 16_384  # Milvus's limit on search / query results per call
 LITE_GROUP_OVERFETCH = 10  # milvus-lite's group_by looks at limit × 10 items (engine/collection.py)
 ID_CHUNK = 1000  # ids per `in [...]` expression
@@ -557,9 +558,18 @@ class _Db:
                 text = str(getattr(exc, "message", "") or exc).lower()
                 if not ("released" in text or "not loaded" in text or "call load" in text) or not args:
                     raise
-            # not loaded (milvus-lite after a restart, a server after someone released it): load, try again
-            self.c.load_collection(args[0])
-            return fn(*args, **kwargs)
+            # not loaded (milvus-lite after a restart, a server after someone released it): load, try again;
+            # milvus-lite's delete-by-filter flips a released collection to "loaded" and back without its lock, so a
+            # load that lands in between returns at once and the retry can still find it released
+            for attempt in range(LOAD_RETRIES):
+                self.c.load_collection(args[0])
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001
+                    text = str(getattr(exc, "message", "") or exc).lower()
+                    if attempt == LOAD_RETRIES - 1 or not ("released" in text or "call load" in text):
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
         except XsearchError:
             raise
         except Exception as exc:  # noqa: BLE001 - MilvusException, grpc errors: one coded line
@@ -573,6 +583,13 @@ class _Db:
 
     def exists(self) -> bool:
         return bool(self.call("inspect", self.c.has_collection, self.t.coll("meta")))
+
+    def load_all(self) -> None:
+        """Load every Milvus collection of this xsearch collection (a no-op for loaded ones). milvus-lite reopens
+        collections released; loading them when a reader or writer opens keeps every later call on loaded ones."""
+        for name in self.call("list", self.c.list_collections):
+            if name.startswith(self.t.name + "__"):
+                self.call("load", self.c.load_collection, name)
 
     def meta_get(self, key: str) -> dict | None:
         rows = self.call("read", self.c.query, self.t.coll("meta"), filter=f"key == {quote(key)}",
@@ -989,6 +1006,7 @@ class MilvusStore(_MilvusReads, Store):
         self._closed = False
         self._spec = self._read_spec()
         self._creation = self._spec.get("creation", "")
+        self._db.load_all()
 
     def _read_spec(self) -> dict:
         spec = self._db.meta_get("spec") if self._db.exists() else None
@@ -1215,6 +1233,7 @@ class MilvusWriter(_MilvusReads, StoreWriter):
                                   code="collection.damaged", collection=self.uri, reason="meta rows missing")
         self._raw_state = raw
         self._closed = False
+        self._db.load_all()
         self._load_files()
         self._counts = self._counts_from_table()
         self.repair_report = self._repair() if repair and raw.get("pending") is not None else MilvusRepair()

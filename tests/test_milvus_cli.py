@@ -201,6 +201,28 @@ def test_serve_api_on_milvus_lite(lite, local, records):
         assert {m: stats["modalities"][m]["files"] for m in MODS} == {m: 30 for m in MODS}
 
 
+def test_tag_matches_the_local_store(cli, lite, local, tmp_path):
+    """`xsearch tag` and `--tag` on milvus-lite give the local store's tags and filtered results."""
+    import shutil
+
+    own = tmp_path / "local"
+    shutil.copytree(local, own)  # the module's local collection stays untagged
+    reports = {}
+    for name, uri in (("m", lite[0]), ("l", str(own))):
+        r = cli("tag", "-c", uri, "--labels", "red, green, blue", "--top", 1, "--json")
+        assert r.code == 0, r.err
+        reports[name] = json.loads(r.out)
+    assert reports["m"]["tag_counts"] == reports["l"]["tag_counts"] and reports["m"]["tagged"] == 90
+    label = max(reports["m"]["tag_counts"], key=reports["m"]["tag_counts"].get)
+    got = {name: _search(cli, uri, "a shape", "--to", "all", "--tag", label, "-k", 30)
+           for name, uri in (("m", lite[0]), ("l", str(own)))}
+    assert sum(map(len, got["m"].values())) == reports["m"]["tag_counts"][label]
+    for target in MODS:
+        assert [h["path"] for h in got["m"][target]] == [h["path"] for h in got["l"][target]]
+    info = json.loads(cli("info", "-c", lite[0], "--json").out)["collection"]
+    assert info["tags"] == reports["m"]["tag_counts"]
+
+
 def test_remove(cli, lite, mworld, records):
     """Last: it changes the shared collection (and puts the file back)."""
     uri = lite[0]

@@ -165,6 +165,51 @@ def _crash_on(monkeypatch, method: str, nth: int):
     monkeypatch.setattr(milvus._Db, method, crashing)
 
 
+def test_opening_loads_the_released_collections(uri):
+    """milvus-lite reopens indexed collections released; a reader or writer loads them when it opens, so no later
+    call meets a released collection (and milvus-lite's lock-free delete-by-filter toggle cannot race a load)."""
+    with open_writer(uri, create=SPEC) as w:
+        add(w, "/a.png", unit(1))
+        w.commit()
+    client = milvus._Conn.acquire(milvus.parse_uri(uri), wait_s=5)
+    try:
+        names = [n for n in client.client.list_collections() if n.startswith(client.target.name + "__")]
+        for name in names:
+            client.client.release_collection(name)
+        assert {str(client.client.get_load_state(n)["state"]) for n in names} != {"Loaded"}
+        with open_store(uri) as s:
+            assert {str(client.client.get_load_state(n)["state"]) for n in names} == {"Loaded"}
+            assert s.search_files("image", unit(1)[0], 1)[0][0].path == "/a.png"
+    finally:
+        client.release()
+
+
+def test_a_call_that_meets_a_released_collection_loads_and_retries():
+    class Client:
+        loads = 0
+        failures = 2
+
+        def load_collection(self, name):
+            Client.loads += 1
+
+        def search(self, name):
+            if Client.failures:
+                Client.failures -= 1
+                raise RuntimeError(f"Collection {name!r} is in state 'released'; call load() before search")
+            return "hits"
+
+    class Conn:
+        target = milvus.parse_uri("milvus-lite:/tmp/x.db")
+        client = Client()
+
+    db = milvus._Db(Conn())
+    assert db.call("search", Conn.client.search, "c__image") == "hits" and Client.loads == 2
+    Client.failures = milvus.LOAD_RETRIES + 1
+    with pytest.raises(XsearchError) as e:
+        db.call("search", Conn.client.search, "c__image")
+    assert e.value.code == "store.milvus_error" and "released" in str(e.value)
+
+
 def test_crash_before_publishing_is_undone(uri, monkeypatch):
     with open_writer(uri, create=SPEC) as w:
         for i in range(4):
