@@ -84,7 +84,6 @@ def test_openapi_page_and_static(client):
                  "/api/collections/{name}/duplicates", "/api/uploads", "/api/uploads/{upload_id}"):
         assert path in spec["paths"], path
     assert set(spec["paths"]["/api/collections/{name}/search"]) == {"get", "post"}
-    assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
@@ -93,6 +92,23 @@ def test_openapi_page_and_static(client):
         r = client.get(asset)
         assert r.status_code == 200 and kind in r.headers["content-type"]
     assert client.get("/api/collections").headers["x-content-type-options"] == "nosniff"
+
+
+def test_api_docs_load_nothing_from_elsewhere(client):
+    """/docs works offline: every script, style and icon it names is served by xsearch itself."""
+    import re
+
+    for url, kinds in (("/docs", ("javascript", "text/css", "image/png")),):
+        r = client.get(url)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assets = re.findall(r'(?:src|href)="([^"]+)"', r.text) + re.findall(r"(?:src|href)='([^']+)'", r.text)
+        assert assets and all(a.startswith("/static/api-docs/") for a in assets), assets
+        assert "cdn." not in r.text and "fonts.googleapis" not in r.text
+        served = {client.get(a).headers["content-type"].split(";")[0] for a in assets}
+        assert all(any(k in t for t in served) for k in kinds), served
+        for a in assets:
+            got = client.get(a)
+            assert got.status_code == 200 and len(got.content) > 1000, a
 
 
 # -- search -------------------------------------------------------------------------------------------------------

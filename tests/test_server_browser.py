@@ -540,6 +540,30 @@ def test_narrow_screen(browser, server, shots):
 
 
 @needs_browser
+def test_api_docs_render_with_the_network_cut(page, server, shots):
+    """Swagger UI at /docs draws the API's operations, and tries one, with every request off 127.0.0.1 aborted."""
+    elsewhere: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(server) or route.request.url.startswith(("data:", "blob:")):
+            return route.continue_()
+        elsewhere.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", only_local)
+    page.goto("/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/collections/{name}/search']")
+    assert page.locator(".opblock").count() >= 10
+    page.screenshot(path=shots / "api-docs.png")
+    page.locator(".opblock-summary-path[data-path='/api/collections']").click()
+    page.get_by_role("button", name="Try it out").click()
+    page.get_by_role("button", name="Execute").click()
+    page.locator(".responses-wrapper .response-col_status", has_text="200").first.wait_for()
+    assert '"collections"' in page.locator(".responses-wrapper .highlight-code").first.inner_text()
+    assert not elsewhere, elsewhere
+
+
+@needs_browser
 def test_screenshot_files_are_pngs(shots):
     pngs = sorted(shots.glob("*.png"))
     assert len(pngs) >= 6

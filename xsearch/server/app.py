@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
@@ -29,6 +30,7 @@ STATIC = Path(__file__).parent / "static"
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; script-src 'self'; "
             "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1"]
+DOCS_ASSETS = "/static/api-docs"
 
 DESCRIPTION = """Search images, sounds, texts and videos by meaning. Every error answers
 `{"error": {"code", "message", "params"}}` with a status from its code (400 bad arguments, 401 token, 404 missing
@@ -70,7 +72,10 @@ def create_app(collections: Mapping[str, str] | Iterable[str | Path | None] | No
             state.collections.close()
             state.uploads.close()
 
-    app = FastAPI(title="xsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs: Swagger UI from files installed with the package (FastAPI's own loads it from a CDN). No /redoc: its
+    # bundle still fetches a logo from the network.
+    app = FastAPIOffline(title="xsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                         static_url=DOCS_ASSETS, redoc_url=None)
     app.state.xs = state
     errors.install(app)
     for router in (routes_info.router, routes_search.router, routes_media.router):
