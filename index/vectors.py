@@ -40,6 +40,7 @@ trailer. ``load`` checks the CRC before FAISS parses anything, so a damaged file
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -299,6 +300,19 @@ def _threads_for(n_queries: int):
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def release_freed_heap() -> None:
+    """Give the memory freed by a load back to the system (glibc only; elsewhere nothing to do).
+
+    Reading an index interleaves short-lived read buffers with the index's own arrays in the C heap; glibc keeps
+    the freed holes, so without this a loaded IVF-PQ index held about twice its size in RssAnon.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 class VectorIndex:
@@ -1081,6 +1095,13 @@ class VectorIndex:
 
         A missing file raises FileNotFoundError; a link, a special file or an unreadable file is a CollectionError.
         """
+        try:
+            return cls._read(path, use_gpu=use_gpu)
+        finally:
+            release_freed_heap()  # after the reader's temporaries are gone
+
+    @classmethod
+    def _read(cls, path: str | os.PathLike, *, use_gpu: bool | None = None) -> VectorIndex:
         faiss = _faiss()
         path = Path(path)
         fd = open_regular(path, os.O_RDONLY, collection=path.parent, doing="read")

@@ -307,3 +307,36 @@ def test_gpu_matches_cpu(tmp_path, factory):
     assert np.mean(g_ids == c_ids) >= 0.99  # near-ties may swap places
     gpu.save(tmp_path / "back.faiss")  # what is persisted is the CPU index
     assert np.array_equal(VectorIndex.load(tmp_path / "back.faiss", use_gpu=False).ids(), cpu.ids())
+
+
+_RSS_AFTER_LOAD = """
+import sys
+import numpy as np
+from xsearch.index import VectorIndex
+
+def anon():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+
+VectorIndex.create(4, "Flat", use_gpu=False).search(np.ones((1, 4), np.float32), 1)  # libraries warm
+before = anon()
+index = VectorIndex.load(sys.argv[1], use_gpu=False)
+print(anon() - before, index.memory_bytes())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RssAnon from /proc")
+def test_a_loaded_compressed_index_holds_about_its_estimate(tmp_path):
+    """Resident memory a fresh process gains by loading an IVF-PQ + exact re-ranking index stays near
+    memory_bytes(): the reader's freed buffers go back to the system (they were about as much again)."""
+    import subprocess
+    import sys
+
+    n, d = 100_000, 256
+    index = VectorIndex.create(d, "IVF256,PQ32x4fs,Refine(SQfp16)", use_gpu=False)
+    index.add(np.arange(n), np.random.default_rng(0).standard_normal((n, d)).astype(np.float32))
+    index.save(tmp_path / "v.faiss")
+    out = subprocess.run([sys.executable, "-c", _RSS_AFTER_LOAD, str(tmp_path / "v.faiss")], capture_output=True,
+                         text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    grown, estimate = map(int, out.split())
+    assert estimate > 3_000_000 and 0.8 * estimate < grown < 1.5 * estimate, (grown, estimate)
