@@ -28,7 +28,8 @@ WORDS = ("red", "blue", "green", "yellow", "large", "small", "circle", "star", "
 
 
 def build_collection(path: Path, n: int, factory: str, seed: int = 0, log=print) -> str:
-    """A local collection of ``n`` image items in the builtin model's space, built through the store writer."""
+    """A local collection of ``n`` image items in the builtin model's space, built through the store writer
+    (a commit every 5,000 items, or every n/20 for large n: each commit writes the index file whole)."""
     from xsearch.encoders.registry import load_encoder
     from xsearch.index.store import StoreSpec, open_writer
 
@@ -37,10 +38,11 @@ def build_collection(path: Path, n: int, factory: str, seed: int = 0, log=print)
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((64, dim)).astype(np.float32)
     spec = StoreSpec(enc.model_id, enc.spec, {m: dim for m in enc.modalities}, factory)
+    step = max(5000, n // 20)
     t0 = time.perf_counter()
     with open_writer(str(path), create=spec) as w:
-        for start in range(0, n, 5000):
-            m = min(5000, n - start)
+        for start in range(0, n, step):
+            m = min(step, n - start)
             vecs = centres[rng.integers(0, 64, m)] + 0.6 * rng.standard_normal((m, dim)).astype(np.float32)
             for i in range(m):
                 fid = w.upsert_file(f"/synthetic/f{start + i:07d}.png", modality="image", size=1000 + i,
