@@ -8,8 +8,8 @@ HNSW32's (the smallest ef reaching at least ours - MATCH_TOLERANCE). Recall is a
 (faiss.knn on the same vectors).
 
 Compressed kinds (COMPRESSED_KINDS): an IVF-PQ fast-scan first stage re-ranked with float16 exact vectors kept
-in a memory-mapped file ("IVF-PQfs+refine", dim/8 4-bit codes; the same with an HNSW coarse quantiser, a faster
-build), and "budget": whatever index/budget.py chooses under ``budget_bytes_per_vector`` × n bytes. For these
+in a memory-mapped file ("IVF-PQfs+refine", dim/8 4-bit codes; "IVF-PQfs-small+refine", dim/16 of them, half the
+codes; the same with an HNSW coarse quantiser, a faster build), and "budget": whatever index/budget.py chooses under ``budget_bytes_per_vector`` × n bytes. For these
 the resident memory is measured, not estimated: a fresh process loads the saved index and reports its
 anonymous RSS growth (the exact vectors are file pages the kernel can drop, reported apart), then times
 single queries with the exact-vector file evicted from the page cache (cold: every candidate is a disk read).
@@ -36,7 +36,7 @@ from bench.peers import make_peer, peer_version
 from bench.report import fmt, table
 
 KINDS = ("Flat", "HNSW32", "IVF-Flat", "IVF-PQ")
-COMPRESSED_KINDS = ("IVF-PQfs+refine", "IVF-HNSW-PQfs+refine", "budget")
+COMPRESSED_KINDS = ("IVF-PQfs+refine", "IVF-PQfs-small+refine", "IVF-HNSW-PQfs+refine", "budget")
 #: Build-speed variants: our HNSW32 with half / a quarter of the construction breadth (efConstruction 40 / 20
 #: instead of 80); compared with HNSW32 at equal recall (the efSearch each needs to reach HNSW32's recall).
 BUILD_KINDS = ("HNSW32-efC40", "HNSW32-efC20")
@@ -86,6 +86,8 @@ def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 25
         return f"IVF{ivf_nlist(n)},PQ{max(1, dim // 8)}"
     if kind == "IVF-PQfs+refine":
         return f"IVF{ivf_nlist(n)},PQ{max(1, dim // 8)}x4fs,Refine(SQfp16)"
+    if kind == "IVF-PQfs-small+refine":
+        return f"IVF{ivf_nlist(n)},PQ{max(1, dim // 16)}x4fs,Refine(SQfp16)"
     if kind == "IVF-HNSW-PQfs+refine":
         return f"IVF{ivf_nlist(n)}_HNSW32,PQ{max(1, dim // 8)}x4fs,Refine(SQfp16)"
     if kind == "budget":

@@ -166,14 +166,17 @@ def candidates(n: int, dim: int) -> list[Candidate]:
         fac = f"IVF{nlist},{code}"
         ms = ivf_ms if code == "Flat" else _MS_IVF * dim * nlist + _MS_IVF * dim * scanned * 0.6
         out.append(Candidate(fac, name, recall, ms, bpv(fac, dim, n), disk(fac, dim, n)))
-    # Compressed first stage + exact re-ranking: PQ fast-scan codes of dim/8 (4-bit, dim/16 bytes) or dim/4
-    # (dim/8 bytes) sub-quantizers; float16 exact vectors on disk.
-    for m, recall in ((max(1, dim // 8), 0.96), (max(1, dim // 4), 0.97)):
-        if dim % m:
+    # Compressed first stage + exact re-ranking: PQ fast-scan codes of dim/16 (4-bit, dim/32 bytes), dim/8 (dim/16
+    # bytes) or dim/4 (dim/8 bytes) sub-quantizers; float16 exact vectors on disk. The smallest codes need more
+    # candidates re-ranked: calibration gave k_factor 80 at 1M × 512 (recall@10 0.969, bench/results/
+    # cpu-2core-1m-memory.md) where dim/8 needed 40 (0.977) and dim/4 10-20.
+    for m, recall, k_factor in ((max(1, dim // 16), 0.955, 80), (max(1, dim // 8), 0.96, REFINE_K_FACTOR),
+                                (max(1, dim // 4), 0.97, REFINE_K_FACTOR)):
+        if dim % m or (m == dim // 16 and m < 8):
             continue
         fac = f"IVF{nlist},PQ{m}x4fs,Refine(SQfp16)"
         ms = (_MS_FLAT * nlist * dim + _MS_FASTSCAN_BYTE * scanned * m / 2
-              + _MS_RERANK_ROW * 10 * REFINE_K_FACTOR * scale)
+              + _MS_RERANK_ROW * 10 * k_factor * scale)
         out.append(Candidate(fac, "IVF-PQ fast scan + exact re-ranking (float16, memory-mapped)", recall, ms,
                              bpv(fac, dim, n), disk(fac, dim, n)))
     return out

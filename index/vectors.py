@@ -166,6 +166,16 @@ def _code_bytes(code: str, dim: int) -> float | None:
     return None
 
 
+#: Resident bytes of an IVF index with fast-scan codes ("PQ64x4fs"), measured ÷ the sum of its parts below: 1.22 for
+#: both IVF4096,PQ32x4fs and IVF4096,PQ64x4fs + Refine(SQfp16) at 1M × 512 (bench/results/cpu-2core-1m-memory.md):
+#: fast-scan lists are padded to whole blocks of 32 codes, plus allocation slack.
+FASTSCAN_RESIDENT_FACTOR = 1.22
+
+
+def _is_fastscan(head: list[str]) -> bool:
+    return head[0].startswith("IVF") and len(head) > 1 and head[-1].startswith("PQ") and head[-1].endswith("fs")
+
+
 def bytes_per_vector(factory: str, dim: int, n: int | None = None) -> float:
     """Estimated resident bytes per stored vector of ``factory`` (ids, codes or vectors, graph links; with ``n``
     also the IVF centroids' share). A refine stage is memory-mapped and adds nothing here: see
@@ -185,7 +195,8 @@ def bytes_per_vector(factory: str, dim: int, n: int | None = None) -> float:
         if n:
             nlist = int(head[0][3:].split("_")[0])
             extra = nlist * dim * 4.0 / max(n, 1)
-        return (4.0 * dim if code is None else code) + id_cost + extra
+        total = (4.0 * dim if code is None else code) + id_cost + extra
+        return total * FASTSCAN_RESIDENT_FACTOR if _is_fastscan(head) else total
     return 4.0 * dim + id_cost
 
 
@@ -203,7 +214,7 @@ def choose_factory(n: int, dim: int, memory_budget_bytes: int | None = None,
     """The FAISS factory string index/budget.py's ``choose_index`` picks for ``n`` vectors of ``dim`` dimensions:
     "Flat" below FLAT_MAX_VECTORS; without a budget "HNSW32"; with a memory and/or latency budget the fastest
     candidate within them whose expected recall@10 reaches 0.95 (IVF-Flat, IVF-SQ8, HNSW32, or an IVF-PQ
-    fast-scan first stage re-ranked with float16 exact vectors on disk, "IVF{nlist},PQ{dim/8}x4fs,Refine(SQfp16)").
+    fast-scan first stage re-ranked with float16 exact vectors on disk, "IVF{nlist},PQ{dim/16, /8 or /4}x4fs,Refine(SQfp16)").
     """
     from .budget import choose_index
 
@@ -991,6 +1002,8 @@ class VectorIndex:
             pq = getattr(inner, "pq", None)
             if pq is not None:
                 total += int(pq.M) * int(pq.ksub) * int(pq.dsub) * 4
+            if _is_fastscan(split_refine(self._factory)[0].split(",")):
+                total *= FASTSCAN_RESIDENT_FACTOR
             return int(total + exact)
         if isinstance(inner, faiss.IndexHNSW):
             hnsw = inner.hnsw

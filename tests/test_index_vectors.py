@@ -258,8 +258,10 @@ def test_choose_factory_rules():
     assert choose_factory(n, 512, memory_budget_bytes=10 * 2**30) == "HNSW32"
     # below HNSW32's memory: IVF-PQ fast scan re-ranked with float16 exact vectors on disk (index/budget.py)
     assert choose_factory(n, 512, memory_budget_bytes=int(2.1e9)) == "IVF4096,PQ128x4fs,Refine(SQfp16)"
-    assert choose_factory(n, 512, memory_budget_bytes=int(0.06e9)) == "IVF4096,PQ64x4fs,Refine(SQfp16)"
-    assert choose_factory(n, 512, memory_budget_bytes=1) == "IVF4096,PQ64x4fs,Refine(SQfp16)"  # most compact
+    assert choose_factory(n, 512, memory_budget_bytes=int(0.08e9)) == "IVF4096,PQ64x4fs,Refine(SQfp16)"
+    # 64 B/vector: only the dim/16 codes fit (their measured resident size at 1M: 49 B/vector)
+    assert choose_factory(n, 512, memory_budget_bytes=int(0.064e9)) == "IVF4096,PQ32x4fs,Refine(SQfp16)"
+    assert choose_factory(n, 512, memory_budget_bytes=1) == "IVF4096,PQ32x4fs,Refine(SQfp16)"  # most compact
     assert choose_factory(100_000, 512, memory_budget_bytes=10**8).startswith("IVF1024,")
 
 
