@@ -8,8 +8,9 @@ HNSW32's (the smallest ef reaching at least ours - MATCH_TOLERANCE). Recall is a
 (faiss.knn on the same vectors).
 
 Compressed kinds (COMPRESSED_KINDS): an IVF-PQ fast-scan first stage re-ranked with float16 exact vectors kept
-in a memory-mapped file ("IVF-PQfs+refine", dim/8 4-bit codes; "IVF-PQfs-small+refine", dim/16 of them, half the
-codes; the same with an HNSW coarse quantiser, a faster build), and "budget": whatever index/budget.py chooses under ``budget_bytes_per_vector`` × n bytes. For these
+in a memory-mapped file ("IVF-PQfs+refine", dim/8 4-bit codes; "IVF-PQfs-small+refine", dim/16 of them, half
+the codes; the same with an HNSW coarse quantiser, a faster build), and "budget": whatever index/budget.py
+chooses under ``budget_bytes_per_vector`` × n bytes. For these
 the resident memory is measured, not estimated: a fresh process loads the saved index and reports its
 anonymous RSS growth (the exact vectors are file pages the kernel can drop, reported apart), then times
 single queries with the exact-vector file evicted from the page cache (cold: every candidate is a disk read).

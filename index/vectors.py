@@ -214,7 +214,8 @@ def choose_factory(n: int, dim: int, memory_budget_bytes: int | None = None,
     """The FAISS factory string index/budget.py's ``choose_index`` picks for ``n`` vectors of ``dim`` dimensions:
     "Flat" below FLAT_MAX_VECTORS; without a budget "HNSW32"; with a memory and/or latency budget the fastest
     candidate within them whose expected recall@10 reaches 0.95 (IVF-Flat, IVF-SQ8, HNSW32, or an IVF-PQ
-    fast-scan first stage re-ranked with float16 exact vectors on disk, "IVF{nlist},PQ{dim/16, /8 or /4}x4fs,Refine(SQfp16)").
+    fast-scan first stage re-ranked with float16 exact vectors on disk,
+    "IVF{nlist},PQ{dim/16, /8 or /4}x4fs,Refine(SQfp16)").
     """
     from .budget import choose_index
 
