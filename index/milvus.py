@@ -523,6 +523,12 @@ class _Conn:
                     server_manager_instance.release_server(self.target.path)
 
 
+def _says_not_loaded(exc: BaseException) -> bool:
+    """Whether a failed Milvus call says its collection is not loaded (released, or never loaded)."""
+    text = str(getattr(exc, "message", "") or exc).lower()
+    return "released" in text or "not loaded" in text or "call load" in text
+
+
 def _milvus_error(exc: BaseException, target: Target, doing: str) -> CollectionError:
     """One coded CollectionError for a failed Milvus call."""
     text = " ".join(str(getattr(exc, "message", "") or exc).split())[:300] or type(exc).__name__
@@ -555,8 +561,7 @@ class _Db:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001
-                text = str(getattr(exc, "message", "") or exc).lower()
-                if not ("released" in text or "not loaded" in text or "call load" in text) or not args:
+                if not _says_not_loaded(exc) or not args:
                     raise
             # not loaded (milvus-lite after a restart, a server after someone released it): load, try again;
             # milvus-lite's delete-by-filter flips a released collection to "loaded" and back without its lock, so a
@@ -566,8 +571,7 @@ class _Db:
                 try:
                     return fn(*args, **kwargs)
                 except Exception as exc:  # noqa: BLE001
-                    text = str(getattr(exc, "message", "") or exc).lower()
-                    if attempt == LOAD_RETRIES - 1 or not ("released" in text or "call load" in text):
+                    if attempt == LOAD_RETRIES - 1 or not _says_not_loaded(exc):
                         raise
                     time.sleep(0.05 * (attempt + 1))
         except XsearchError:
