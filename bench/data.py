@@ -67,7 +67,7 @@ def world_embeddings(workdir: Path, groups: int, device: str = "cpu", workers: i
 
 def embed_folder(encoder, root: Path, workers: int = 2, files_per_batch: int = 32) -> np.ndarray:
     """Vectors of every decodable item under ``root``, through the indexer's own decode + embed steps."""
-    from xsearch.embed import decode_options, embed_segments
+    from xsearch.engine.embed import decode_options, embed_segments
     from xsearch.media import MediaFile, discover, iter_decoded
 
     files = [f for f in discover(root) if isinstance(f, MediaFile) and f.modality in encoder.modalities]

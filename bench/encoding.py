@@ -1,7 +1,7 @@
 """Encoding benchmark: items/s of the indexing pipeline vs the model alone.
 
 Pipeline = what ``xsearch index`` does per file: discover → decode in DataLoader workers (``iter_decoded``)
-→ the builtin encoder's preprocessing + forward (``xsearch.embed.embed_segments``). Raw = ``BuiltinModel
+→ the builtin encoder's preprocessing + forward (``xsearch.engine.embed.embed_segments``). Raw = ``BuiltinModel
 .encode`` on tensors already preprocessed and on the device, in batches of the same size. The ratio
 pipeline / raw near 1 means decoding keeps the model fed; well below 1 means the model waits for input.
 
@@ -62,7 +62,7 @@ def measure_decode(files, opts, cfg: EncodingBenchConfig) -> dict:
 
 def measure_pipeline(encoder, modality: str, files, opts, cfg: EncodingBenchConfig) -> dict:
     """Decode (workers) + preprocess + embed, as the indexer runs it; also how long the model waited for input."""
-    from xsearch.embed import embed_segments
+    from xsearch.engine.embed import embed_segments
     from xsearch.media import iter_decoded
 
     items, waited, embedding = 0, 0.0, 0.0
@@ -187,7 +187,7 @@ def measure_real_model(kind: str, encoder, files, cfg: EncodingBenchConfig, opts
     """Pipeline items/s (for each decode option) and raw forward items/s of one real-size model."""
     import torch
 
-    from xsearch.embed import embed_segments
+    from xsearch.engine.embed import embed_segments
     from xsearch.media import decode
 
     modality = "image" if kind == "openclip" else "audio"
@@ -228,7 +228,7 @@ def run_real(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=p
     """JPEG draft decoding and the real-size models (see the module docstring)."""
     from dataclasses import replace
 
-    from xsearch.embed import decode_options
+    from xsearch.engine.embed import decode_options
     from xsearch.media import MediaFile
 
     out: dict = {}
@@ -258,8 +258,8 @@ def run_real(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=p
 
 def run(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
     """Pipeline, decode-only and raw-model throughput per modality on a generated world."""
-    from xsearch.embed import decode_options, embed_segments
     from xsearch.encoders.registry import load_encoder
+    from xsearch.engine.embed import decode_options, embed_segments
     from xsearch.media import decode
 
     world = ensure_world(workdir, cfg.world_groups)

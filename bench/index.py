@@ -75,7 +75,7 @@ class IndexBenchConfig:
 
 def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 256.0) -> str:
     """The FAISS factory string of one index kind at ``n`` vectors (IVF lists as choose_factory sizes them)."""
-    from xsearch.index.vectors import HNSW_M, ivf_nlist
+    from xsearch.index.local.vectors import HNSW_M, ivf_nlist
 
     if kind == "Flat":
         return "Flat"
@@ -98,7 +98,7 @@ def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 25
 
 def budget_choice(n: int, dim: int, budget_bytes_per_vector: float):
     """index/budget.py's choice for ``n`` vectors under ``budget_bytes_per_vector`` × n bytes."""
-    from xsearch.index.budget import choose_index
+    from xsearch.index.local.budget import choose_index
 
     return choose_index(n, dim, int(budget_bytes_per_vector * n))
 
@@ -174,7 +174,7 @@ def _faiss_threads(n: int):
 @contextmanager
 def _ef_construction(value: int | None):
     """Our HNSW's efConstruction set to ``value`` inside the block (None: unchanged)."""
-    from xsearch.index import vectors
+    from xsearch.index.local import vectors
 
     before = vectors.HNSW_EF_CONSTRUCTION
     if value is not None:
@@ -197,8 +197,8 @@ _LOADED_SCRIPT = """
 import json, os, sys, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
-from xsearch.index import VectorIndex
-from xsearch.index.exact import sidecar_path
+from xsearch.index.local import VectorIndex
+from xsearch.index.local.exact import sidecar_path
 
 def rss():
     fields = {}
@@ -260,8 +260,8 @@ def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.
 
     ``search_defaults`` (a budget choice's) are applied before building; ``loaded`` adds measure_loaded's
     resident memory and cold-cache latency."""
-    from xsearch.index import VectorIndex
-    from xsearch.index.exact import sidecar_path
+    from xsearch.index.local import VectorIndex
+    from xsearch.index.local.exact import sidecar_path
 
     n, dim = base.shape
     ids = np.arange(n, dtype=np.int64)
@@ -349,7 +349,7 @@ def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.
 def measure_peer(name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
                  target_recall: float | None) -> dict:
     """Build a peer with our HNSW graph parameters; tune ef to ``target_recall``; measure at that ef."""
-    from xsearch.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+    from xsearch.index.local.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
 
     n, dim = base.shape
     peer = make_peer(name, dim, HNSW_M, HNSW_EF_CONSTRUCTION)
@@ -565,7 +565,7 @@ def _ours_at_recall(hnsw: dict, recall: float, peer_batch_ms: float) -> dict | N
 
 def run(cfg: IndexBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
     """The index benchmark over ``cfg.sizes`` (synthetic) and a generated world's embeddings (peers on CPU)."""
-    from xsearch.index.vectors import gpu_available
+    from xsearch.index.local.vectors import gpu_available
 
     use_gpu = device.startswith("cuda") and gpu_available()  # FAISS on GPU only with a GPU build of FAISS
     scratch = Path(tempfile.mkdtemp(prefix="index-", dir=workdir))

@@ -32,7 +32,7 @@ COMMIT_EVERY = 5000
 
 
 def factory_for(n: int) -> str:
-    from xsearch.index.vectors import FLAT_MAX_VECTORS
+    from xsearch.index.local.vectors import FLAT_MAX_VECTORS
 
     return "Flat" if n < FLAT_MAX_VECTORS else "HNSW32"
 

@@ -61,10 +61,10 @@ def _drain(batches) -> dict:
 def measure_executors(world: Path, files_per_batch: int, workers: int, ray_cpus: int, ray_options: dict) -> dict:
     import ray
 
-    from xsearch.embed import decode_options
     from xsearch.encoders.registry import load_encoder
-    from xsearch.executors import LocalExecutor
-    from xsearch.executors_ray import RayExecutor
+    from xsearch.engine.embed import decode_options
+    from xsearch.engine.executors.local import LocalExecutor
+    from xsearch.engine.executors.ray import RayExecutor
 
     encoder = load_encoder("builtin", "cpu")
     opts = decode_options(encoder)

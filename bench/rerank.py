@@ -112,8 +112,8 @@ def first_relevant(paths: list[str], label: str, label_of: dict) -> float:
 
 
 def run(workdir: Path, reranker: Path | None, log=print, limit: int | None = None) -> dict:
+    from xsearch.core.types import Query
     from xsearch.engine import Engine
-    from xsearch.types import Query
 
     load_start = os.getloadavg()
     collection, test, label_of = build_collection(workdir, log)
@@ -153,7 +153,7 @@ def run(workdir: Path, reranker: Path | None, log=print, limit: int | None = Non
 
 def measure_latency(engine, sets: list[dict]) -> dict:
     """ms per query (k=10), plain and re-ranked, alternating on the same queries."""
-    from xsearch.types import Query
+    from xsearch.core.types import Query
 
     out: dict[str, list[float]] = {"plain": [], "rerank": []}
     for s in sets:

@@ -171,8 +171,8 @@ def in_process_parts(engine, texts: list[str]) -> dict:
 
 
 def run_size(items: int, n_queries: int, clients: int, factory: str, log=print) -> dict:
+    from xsearch.core.types import Query
     from xsearch.engine import Engine
-    from xsearch.types import Query
 
     with tempfile.TemporaryDirectory(prefix="xsearch-bench-serve-") as tmp:
         uri = build_collection(Path(tmp) / "col", items, factory, log=log)

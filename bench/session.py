@@ -65,8 +65,8 @@ def percentiles(seconds: list[float]) -> dict:
 
 
 def run(items: int, n_queries: int, factory: str, n_reopen: int = 20, log=print) -> dict:
+    from xsearch.core.types import Query
     from xsearch.engine import Engine
-    from xsearch.types import Query
 
     with tempfile.TemporaryDirectory(prefix="xsearch-session-") as tmp:
         uri = build_collection(Path(tmp) / "col", items, factory, log=log)

@@ -26,10 +26,10 @@ def demo(
 
     Queries come from the held-out test split: colour–shape combinations the builtin model never saw in training.
     """
+    from xsearch.core.paths import data_home
+    from xsearch.core.types import Query
     from xsearch.engine import Engine
     from xsearch.evaluation.runner import run_evaluation
-    from xsearch.paths import data_home
-    from xsearch.types import Query
     from xsearch.world.generate import is_world, make_world, world_info
 
     root = (directory or data_home() / "demo").expanduser().absolute()

@@ -6,7 +6,7 @@ and the flag advice that lower layers must not give (they do not know they run u
 
 from __future__ import annotations
 
-from xsearch.errors import XsearchError
+from xsearch.core.errors import XsearchError
 
 ADVICE: dict[str, str] = {
     "collection.missing": "create it with `xsearch index <folder> -c {collection}`",

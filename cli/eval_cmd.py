@@ -93,7 +93,7 @@ def eval_(
 
 def check_plot_path(plot: Optional[Path]) -> None:
     """A --plot target that cannot be written is a usage error now rather than after the whole evaluation."""
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
 
     if plot is None:
         return
@@ -106,7 +106,7 @@ def check_plot_path(plot: Optional[Path]) -> None:
 
 def report_manifest_problems(manifest: Path, shown: int = 5) -> None:
     """Say which manifest lines were skipped (not JSON, a file missing or outside the manifest's folder, …)."""
-    from xsearch.train.manifest import load_manifest
+    from xsearch.pairs import load_manifest
 
     problems = load_manifest(manifest).problems
     for p in problems[:shown]:
@@ -121,7 +121,7 @@ def split_directions(text: Optional[str], manifest: Path, videos: Optional[bool]
 
     Video directions are the X:video ones named in ``text``, or all three when none are named and the world has
     videos (``--videos`` insists on them; ``--no-videos`` leaves them out)."""
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
     from xsearch.evaluation.video import QUERY_MODALITIES, VIDEO_DIRECTIONS, has_videos, videos_file_for
 
     paired: Optional[list[str]] = None

@@ -60,7 +60,7 @@ def index(
     from xsearch.engine import Engine
 
     if workers < 0 or batch_files < 1:
-        from xsearch.errors import UsageError
+        from xsearch.core.errors import UsageError
 
         raise UsageError("--workers must be >= 0 and --batch-files >= 1.")
     engine = Engine(collection, model=model, device=device)

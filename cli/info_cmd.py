@@ -11,7 +11,7 @@ from xsearch.cli.output import collection_option, console, milvus_token_option, 
 
 def _not_created(engine) -> None:
     """None when there is no collection yet; raises when there is a damaged one (e.g. its manifest was lost)."""
-    from xsearch.errors import CollectionError
+    from xsearch.core.errors import CollectionError
 
     try:
         engine.store()
@@ -31,9 +31,9 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Versions, device, FAISS GPU support, where data lives, the collection's contents and model."""
+    from xsearch.core.paths import data_home
     from xsearch.engine import Engine
     from xsearch.media import modalities
-    from xsearch.paths import data_home
 
     engine = Engine(collection)
     out = engine.environment()

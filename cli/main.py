@@ -13,7 +13,7 @@ import typer
 from xsearch.cli import copy_cmd, demo_cmd, eval_cmd, index_cmd, info_cmd, search_cmd, serve_cmd, train_cmd, world_cmd
 from xsearch.cli.errors import OPTION_FLAGS, cli_message
 from xsearch.cli.output import fail, print_json
-from xsearch.errors import UsageError, XsearchError
+from xsearch.core.errors import UsageError, XsearchError
 
 app = typer.Typer(
     name="xsearch",

@@ -68,13 +68,13 @@ def search(
     Examples: xsearch search "a red circle" --to image;  xsearch search --image photo.jpg --to audio;
     xsearch search "sunset" --image beach.jpg --weight 0.7,0.3;  xsearch search "dog" "grass" -w 1,-0.5.
     """
+    from xsearch.core.types import Filters
     from xsearch.engine import Engine
-    from xsearch.query import make_queries, parse_weights
-    from xsearch.types import Filters
+    from xsearch.engine.query import make_queries, parse_weights
 
     queries = make_queries(text or [], {"image": image, "audio": audio, "video": video})
     if not queries:
-        from xsearch.errors import UsageError
+        from xsearch.core.errors import UsageError
 
         raise UsageError('no query: give text ("a red circle"), --image FILE or --audio FILE.', code="query.none")
     weights = parse_weights(weight, len(queries))
@@ -130,7 +130,7 @@ def _epoch(when: datetime | None) -> float | None:
 
 def _seconds(flag: str, value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and value >= 0):
-        from xsearch.errors import UsageError
+        from xsearch.core.errors import UsageError
 
         raise UsageError(f"{flag} must be a finite number of seconds, 0 or more, not {value}", code="usage.bad_filter",
                          flag=flag, value=value)
@@ -151,7 +151,7 @@ def _where(h) -> str:
     if h.end is not None:
         span = f"{h.offset:.1f}–{h.end:.1f}s"
         return f"{span} ({h.matched})" if h.matched else span
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
     from xsearch.media.modalities import get
 
     try:
@@ -195,8 +195,8 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Find items similar to a file (uses its stored vectors when it is indexed)."""
+    from xsearch.core.types import Query
     from xsearch.engine import Engine
-    from xsearch.types import Query
 
     engine = Engine(collection)
     results = engine.similar(path, to=to, k=k)
@@ -229,8 +229,8 @@ def duplicates(
     as_json: bool = typer.Option(False, "--json", help="Print pairs as JSON."),
 ) -> None:
     """List near-duplicate pairs of files in the collection."""
+    from xsearch.core.errors import UsageError
     from xsearch.engine import Engine
-    from xsearch.errors import UsageError
 
     try:
         pairs = Engine(collection).duplicates(modality, threshold)

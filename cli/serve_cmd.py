@@ -37,7 +37,7 @@ def serve(
     import logging
     import socket
 
-    from xsearch.errors import XsearchError
+    from xsearch.core.errors import XsearchError
 
     try:
         import uvicorn

@@ -32,8 +32,8 @@ def tag(
     "a text about {}") and averaged; a file's score is its best cosine with a label. The --top best labels
     (at least --min-score) replace the file's earlier tags. Then: xsearch search "..." --tag dog; xsearch info.
     """
+    from xsearch.core.errors import UsageError
     from xsearch.engine import Engine
-    from xsearch.errors import UsageError
 
     names = read_labels(labels)
     if top < 1:
@@ -62,8 +62,8 @@ def tag(
 def read_labels(value: str) -> list[str]:
     """``--labels``: a file (one label per line; blank lines and lines starting with # skipped), or labels
     separated by commas. A value that looks like a file name but names no file is an error, not a label."""
-    from xsearch.errors import UsageError
-    from xsearch.tagging import check_labels
+    from xsearch.core.errors import UsageError
+    from xsearch.engine.tagging import check_labels
 
     if not value.strip():
         return check_labels([])

@@ -76,7 +76,7 @@ def train(
     """
     from dataclasses import asdict
 
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
 
     if reranker:
         _train_reranker(manifest, out, world_dir, epochs, batch_size, lr, weight_decay, seed, device, threads,
@@ -111,7 +111,7 @@ def train(
                      tensorboard=str(tensorboard) if tensorboard else None, threads=threads, **recipe)
     check_out_dir(out)
     if manifest is None:
-        from xsearch.paths import data_home
+        from xsearch.core.paths import data_home
 
         wdir = world_dir or data_home() / "worlds" / f"{preset}-n{world['n']}-seed{world['seed']}"
         note(f"world: {wdir} (n={world['n']}, seed={world['seed']})")
@@ -125,8 +125,8 @@ def train(
 
 
 def _train_bind(bind, base, audio, manifest, out, epochs, lr, seed, device, as_json) -> None:
+    from xsearch.core.errors import UsageError
     from xsearch.encoders.registry import load_encoder
-    from xsearch.errors import UsageError
     from xsearch.train.bind import BindArgs, train_bind
     from xsearch.train.trainer import check_out_dir
 
@@ -163,7 +163,7 @@ def _train_reranker(manifest, out, world_dir, epochs, batch_size, lr, weight_dec
                       overwrite=overwrite, **overrides)  # checked before a world is generated
     check_out_dir(out)
     if manifest is None:
-        from xsearch.paths import data_home
+        from xsearch.core.paths import data_home
         from xsearch.train.presets import ensure_world
 
         wdir = world_dir or data_home() / "worlds" / f"reranker-n{WORLD['n']}-seed{WORLD['seed']}"

@@ -80,7 +80,7 @@ def vocab(
     Use it to join two separately trained models through text:
     --model 'builtin:<image-text ckpt>+builtin:<audio-text ckpt>+bridge:FILE'.
     """
-    from xsearch.errors import UsageError, XsearchError
+    from xsearch.core.errors import UsageError, XsearchError
     from xsearch.world import vocabulary
 
     out = out.expanduser()

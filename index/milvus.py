@@ -64,12 +64,12 @@ from pathlib import Path
 
 import numpy as np
 
-from xsearch.errors import CollectionError, CollectionLockedError, UsageError, XsearchError
-from xsearch.types import Filters, Hit
+from xsearch.core.errors import CollectionError, CollectionLockedError, UsageError, XsearchError
+from xsearch.core.types import Filters, Hit
 
 from . import locks
-from . import vectors as _vectors
-from .catalog import FileRow, to_ns
+from .local import vectors as _vectors
+from .local.catalog import FileRow, to_ns
 from .locks import WriterLock
 from .store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackData, assemble_items
 
@@ -350,7 +350,7 @@ class Compiled:
 
 def compile_filters(filters: Filters | None, *, exclude_paths: Sequence[str] = (), gen: int | None = None,
                     extra: Sequence[str] = ()) -> Compiled:
-    """Filters (xsearch.types.Filters) → a Milvus filter expression over item rows (see the module docstring)."""
+    """Filters (xsearch.core.types.Filters) → a Milvus filter expression over item rows (see the module docstring)."""
     terms = list(extra)
     glob_field, glob_regex = None, None
     active = filters.active() if filters else {}

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xsearch.types import Filters, Hit
+from xsearch.core.types import Filters, Hit
 
-from .catalog import FileRow
+from .local.catalog import FileRow
 
 #: One track's items for :meth:`StoreWriter.replace_items`: (offsets, vectors [n, dim], snippets or None).
 TrackData = tuple[Sequence[float], np.ndarray, "Sequence[str | None] | None"]
@@ -71,7 +71,7 @@ class StoreReader(abc.ABC):
 
     def check_model(self, model_id: str) -> None:
         """Raise CollectionError (code collection.model_mismatch) when built with another model."""
-        from xsearch.errors import CollectionError
+        from xsearch.core.errors import CollectionError
 
         if model_id != self.model_id:
             raise CollectionError(f"collection {self.uri} was built with model {self.model_id!r}, not {model_id!r}",
@@ -239,7 +239,7 @@ class StoreWriter(StoreReader):
 
     def set_budgets(self, *, memory_budget_bytes: int | None = None, latency_budget_ms: float | None = None) -> None:
         """Replace the memory / latency budget "auto" index types are chosen under (maybe_reindex re-chooses)."""
-        from xsearch.errors import UsageError
+        from xsearch.core.errors import UsageError
 
         raise UsageError(f"collection {self.uri} chooses its own index types; it takes no memory or latency budget",
                          code="store.unsupported_budget", collection=self.uri)
@@ -325,7 +325,7 @@ def backend_for(uri: str | None) -> Backend:
     """The backend for a collection argument: the longest matching prefix; anything else is local."""
     text = "" if uri is None else str(uri)
     if not _BACKENDS:
-        from .local import LocalBackend
+        from .local.store import LocalBackend
 
         register_backend("", LocalBackend())
         milvus = _LazyBackend("milvus", ".milvus", "MilvusBackend")
@@ -374,7 +374,7 @@ def copy_store(source: str | None, destination: str | None, *, replace: bool = F
     copy.destination_not_empty) unless ``replace``, which deletes it first. Returns what was copied."""
     import time
 
-    from xsearch.errors import CollectionError, UsageError
+    from xsearch.core.errors import CollectionError, UsageError
 
     t0 = time.time()
     src_uri, dst_uri = resolve_uri(source), resolve_uri(destination)

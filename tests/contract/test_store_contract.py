@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from xsearch.errors import CollectionError, CollectionLockedError
+from xsearch.core.errors import CollectionError, CollectionLockedError
+from xsearch.core.types import Filters
 from xsearch.index.store import StoreSpec, delete_store, open_store, open_writer, store_exists
-from xsearch.types import Filters
 
 DIM = 16
 SPEC = StoreSpec("test-model@abc:16", "test-model", {"image": DIM, "audio": DIM, "text": DIM, "video": DIM}, "Flat")

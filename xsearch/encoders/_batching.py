@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from xsearch.core.errors import ModelError
 from xsearch.encoders.base import l2_normalize
-from xsearch.errors import ModelError
 
 
 def autocast(device: str):

@@ -128,7 +128,7 @@ class SingleSpace(ModalityDispatch):
         return DEFAULT_SPACE
 
     def _check_space(self, space: str | None) -> None:
-        from xsearch.errors import ModelError
+        from xsearch.core.errors import ModelError
 
         if space not in (None, DEFAULT_SPACE):
             raise ModelError(f"{self.spec} has one embedding space, not {space!r}.")
@@ -136,7 +136,7 @@ class SingleSpace(ModalityDispatch):
 
 def unsupported_modality(encoder, modality: str):
     """The UsageError for a modality an encoder has no tower for (code ``model.modality_unsupported``)."""
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
 
     return UsageError(f"model {encoder.spec} cannot embed {modality} (it embeds {', '.join(encoder.modalities)}).",
                       code="model.modality_unsupported", modality=modality, model=encoder.spec)
@@ -165,7 +165,7 @@ def pick_device(requested: str | None = None) -> str:
     """``cuda`` when available (or asked for), else ``cpu``. ``requested`` may be 'cpu', 'cuda', 'cuda:1', 'auto'."""
     import torch
 
-    from xsearch.errors import ModelError
+    from xsearch.core.errors import ModelError
 
     if requested in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"

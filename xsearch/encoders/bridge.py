@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from xsearch.core.errors import ModelError
 from xsearch.encoders.base import Encoder, ModalityDispatch, l2_normalize, parent_modality, unsupported_modality
-from xsearch.errors import ModelError
 
 if TYPE_CHECKING:
     from xsearch.encoders.projection import ProjectionHead
@@ -319,7 +319,7 @@ class BridgedEncoder(ModalityDispatch):
 
 
 def _default_cache_dir() -> Path:
-    from xsearch.paths import data_home
+    from xsearch.core.paths import data_home
 
     return data_home() / "cache"
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from xsearch.core.errors import ModelError
 from xsearch.encoders._batching import BatchRunner
 from xsearch.encoders._checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint_dir
 from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device, weights_digest
-from xsearch.errors import ModelError
 
 ARCHITECTURE = "xsearch-builtin-v1"
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xsearch.core.errors import MediaError, ModelError, UsageError
 from xsearch.encoders import _hub
 from xsearch.encoders._batching import BatchRunner
 from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, pick_device, weights_digest
-from xsearch.errors import MediaError, ModelError, UsageError
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _MAX_MISSING_FRACTION = 0.1  # more weights missing than this: the checkpoint is not this architecture

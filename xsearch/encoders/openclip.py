@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xsearch.core.errors import MediaError, ModelError, UsageError
 from xsearch.encoders import _hub
 from xsearch.encoders._batching import BatchRunner
 from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device
-from xsearch.errors import MediaError, ModelError, UsageError
 
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz")
 _HF_WEIGHTS_NAME = "open_clip_pytorch_model.bin"  # open_clip.constants.HF_WEIGHTS_NAME
@@ -167,7 +167,7 @@ class OpenClipEncoder(SingleSpace):
         self.model = model.to(self.device).eval()
         self.preprocess = preprocess
         # a transform that starts with a bicubic Resize of the shorter side lets decoders shrink (and JPEGs
-        # decode in draft mode) to that size early, in the worker processes (xsearch.embed.decode_options)
+        # decode in draft mode) to that size early, in the worker processes (xsearch.engine.embed.decode_options)
         self.image_short_side = _short_side_resize(preprocess)
         self.checkpoint = checkpoint
         self.dim = int(open_clip.get_model_config(arch)["embed_dim"])

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xsearch.errors import ModelError
+from xsearch.core.errors import ModelError
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

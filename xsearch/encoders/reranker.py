@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from xsearch.core.errors import ModelError, UsageError
 from xsearch.encoders._checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint_dir
-from xsearch.errors import ModelError, UsageError
 
 ARCHITECTURE = "xsearch-reranker-v1"
 #: Query modalities and candidate tracks the type embeddings know (an unknown one maps to the last entry). These are

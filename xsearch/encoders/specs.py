@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from xsearch.errors import ModelError
+from xsearch.core.errors import ModelError
 
 DEFAULT_OPENCLIP = "openclip:ViT-B-32:laion2b_s34b_b79k"
 DEFAULT_CLAP = "clap:laion/clap-htsat-unfused"

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from xsearch.errors import MediaError, UsageError
+from xsearch.core.errors import MediaError, UsageError
 from xsearch.evaluation.metrics import DEFAULT_KS
 from xsearch.evaluation.scoring import (
     ALL_DIRECTIONS,
@@ -29,7 +29,7 @@ from xsearch.evaluation.scoring import (
     resolve_relevance,
     retrieve_and_score,
 )
-from xsearch.train.manifest import PairRecord, load_manifest
+from xsearch.pairs import PairRecord, load_manifest
 
 SAMPLE_RATE = 16000
 N_COMPONENTS = 32

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 from xsearch.evaluation.cca import UnimodalFeatures, evaluate_cca
 from xsearch.evaluation.metrics import DEFAULT_KS
 from xsearch.evaluation.pls import evaluate_pls
@@ -29,7 +29,7 @@ from xsearch.evaluation.scoring import (
     resolve_relevance,
     retrieve_and_score,
 )
-from xsearch.train.manifest import PairRecord, load_manifest
+from xsearch.pairs import PairRecord, load_manifest
 
 #: The shared pieces live in xsearch.evaluation.scoring (so the baselines need not import the runner); the runner
 #: keeps them in its public names.
@@ -39,7 +39,7 @@ __all__ = ["ALIGNERS", "ALL_DIRECTIONS", "MODALITIES", "DirectionResult", "EvalR
 
 
 class _Embedder:
-    """Embeds each record's items once per (modality, space), through xsearch.embed like indexing does. A file that
+    """Embeds each record's items once per (modality, space), through engine.embed like indexing does. A file that
     cannot be decoded is noted in ``skipped`` (one line naming it and why) and left out of its modality: its
     record is then neither a query nor a gallery item of the directions that need that file."""
 
@@ -64,7 +64,7 @@ class _Embedder:
         return self.cache[key]
 
     def _embed(self, modality: str, space: str, rows: np.ndarray) -> np.ndarray:
-        from xsearch.embed import embed_files, media_file
+        from xsearch.engine.embed import embed_files, media_file
 
         enc = self.encoder
         if not len(rows):

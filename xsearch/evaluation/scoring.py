@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 from xsearch.evaluation.metrics import DEFAULT_KS, chance_metrics, metrics_from_positions
-from xsearch.train.manifest import Manifest, PairRecord
+from xsearch.pairs import Manifest, PairRecord
 
 #: What a manifest record pairs (not every registered modality: videos are evaluated by xsearch.evaluation.video).
 MODALITIES = ("image", "audio", "text")
@@ -84,7 +84,7 @@ def retrieve_and_score(query_vecs: np.ndarray, query_labels: Sequence[str], gall
                        gallery_labels: Sequence[str], *, factory: str = "Flat",
                        ks: Sequence[int] = DEFAULT_KS) -> tuple[dict, dict]:
     """Index the gallery with our FAISS layer, rank it fully for each query, return (metrics, chance)."""
-    from xsearch.index import VectorIndex
+    from xsearch.index.local import VectorIndex
 
     index = VectorIndex.create(gallery_vecs.shape[1], factory)
     index.add(np.arange(len(gallery_vecs), dtype=np.int64), gallery_vecs)

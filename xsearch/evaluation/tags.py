@@ -69,7 +69,7 @@ def evaluate_tags(workdir: Path, *, split: str = "test", model: str = "builtin",
                   log=print) -> dict:
     """Tag accuracy per attribute and modality. ``ensemble=False``: the ablation without prompt ensembling
     (every label embedded as it is, one prompt "{}")."""
-    from xsearch import tagging
+    from xsearch.engine import tagging
 
     saved = dict(tagging.TEMPLATES)
     if not ensemble:

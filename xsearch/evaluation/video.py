@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xsearch.errors import UsageError, XsearchError
+from xsearch.core.errors import UsageError, XsearchError
 from xsearch.evaluation.metrics import DEFAULT_KS, log_comb, p_first_within
-from xsearch.train.manifest import jsonl_lines
+from xsearch.pairs import jsonl_lines
 
 VIDEOS_NAME = "videos.jsonl"
 QUERY_MODALITIES = ("text", "image", "audio")
@@ -188,8 +188,8 @@ def evaluate_videos(engine, videos: dict[Path, float], scenes: list[Scene], vide
     """Index ``video_dir`` with ``engine`` (a fresh collection) and score every direction (see the module)."""
     import time
 
-    from xsearch.embed import decode_options
-    from xsearch.types import Query
+    from xsearch.core.types import Query
+    from xsearch.engine.embed import decode_options
 
     directions = list(directions or VIDEO_DIRECTIONS)
     if split is None and any(s.split == "test" for s in scenes):
@@ -205,7 +205,7 @@ def evaluate_videos(engine, videos: dict[Path, float], scenes: list[Scene], vide
         if log:
             log(f"skipped: {line}")
     enc = engine.encoder()
-    opts = decode_options(enc)  # the windows the indexer cut (xsearch.embed, the one media → vectors path)
+    opts = decode_options(enc)  # the windows the indexer cut (xsearch.engine.embed, the one media → vectors path)
     window, hop = float(opts.audio_window_s), float(opts.audio_hop_s)
     indexed = {str(v) for v in videos} - {s["path"] for s in index_report.skipped}
     n_videos = len(indexed)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 
 
 def os_error_reason(exc: OSError) -> str:

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media._io import one_line, open_binary
 from xsearch.media.types import DecodeOptions, MediaFile, Segment
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media import modalities
 from xsearch.media._io import one_line, os_error_reason
 from xsearch.media.types import DecodeOptions, MediaFile, Segment

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media import modalities as registry
 from xsearch.media._io import os_error_reason
 from xsearch.media.sniff import HEAD_BYTES, describe_content, sniff_media

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media._io import one_line, open_binary
 from xsearch.media.types import DecodeOptions, MediaFile, Segment
 

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media._io import one_line, os_error_reason
 from xsearch.media.decode import decode
 from xsearch.media.types import DecodeOptions, MediaFile, Segment, Skipped

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 from xsearch.media.signatures import is_audio, is_image, is_video, text_content_problem
 
 #: How an offset reads for each ``offset_unit`` ('' = a file is one segment, no offset worth showing).

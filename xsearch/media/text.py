@@ -7,7 +7,7 @@ import os
 import re
 import unicodedata
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media._io import open_binary
 from xsearch.media.types import DecodeOptions, MediaFile, Segment
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xsearch.errors import MediaError
+from xsearch.core.errors import MediaError
 from xsearch.media._io import one_line
 from xsearch.media.types import DecodeOptions, MediaFile, Segment
 

@@ -18,7 +18,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
-from xsearch.paths import data_home
+from xsearch.core.paths import data_home
 from xsearch.server import errors, routes_info, routes_media, routes_search
 from xsearch.server.files import Thumbs
 from xsearch.server.guard import Guard

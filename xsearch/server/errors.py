@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from xsearch.errors import CollectionError, MediaError, ModelError, UsageError, XsearchError
+from xsearch.core.errors import CollectionError, MediaError, ModelError, UsageError, XsearchError
 
 log = logging.getLogger("xsearch.server")
 

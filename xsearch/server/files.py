@@ -8,11 +8,11 @@ import os
 import threading
 from pathlib import Path
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
+from xsearch.core.types import Hit
 from xsearch.media import modalities
 from xsearch.media.signatures import HEAD_BYTES
 from xsearch.server.uploads import media_format
-from xsearch.types import Hit
 
 THUMB_SIZES = (128, 256, 512)
 
@@ -103,7 +103,7 @@ class Thumbs:
 
 
 def _load(path: Path):
-    from xsearch.errors import MediaError
+    from xsearch.core.errors import MediaError
     from xsearch.media.image import load_image
 
     try:

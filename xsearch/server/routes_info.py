@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from xsearch.errors import XsearchError
+from xsearch.core.errors import XsearchError
 from xsearch.server.schemas import ERRORS, CollectionsOut, DuplicatesOut, TagsIn, TagsOut
 
 router = APIRouter(tags=["collections"])

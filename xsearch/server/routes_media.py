@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
+from xsearch.core.types import Hit
 from xsearch.server.files import content_type, file_of, passage
 from xsearch.server.schemas import ERRORS, HitOut, PassageOut
-from xsearch.types import Hit
 
 router = APIRouter(tags=["items"])
 CACHE = {"Cache-Control": "private, max-age=3600"}

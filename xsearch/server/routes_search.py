@@ -9,12 +9,12 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
+from xsearch.core.types import Filters
+from xsearch.core.types import Query as EngineQuery
 from xsearch.server.files import passage
 from xsearch.server.routes_media import MAX_ID, hit_out
 from xsearch.server.schemas import ERRORS, SearchOut, UploadOut
-from xsearch.types import Filters
-from xsearch.types import Query as EngineQuery
 
 router = APIRouter(tags=["search"])
 #: Epoch seconds a date filter is clamped to: the catalog compares modification times as signed 64-bit

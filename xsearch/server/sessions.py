@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from xsearch.core.errors import UsageError, XsearchError
+from xsearch.core.types import Query
 from xsearch.engine import Engine
-from xsearch.errors import UsageError, XsearchError
-from xsearch.types import Query
 
 log = logging.getLogger("xsearch.server")
 

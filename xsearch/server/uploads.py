@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 from xsearch.media.signatures import HEAD_BYTES, describe_content
 from xsearch.media.sniff import sniff_media
 from xsearch.server.sessions import Limits
@@ -180,7 +180,7 @@ def _display_name(name: str | None) -> str:
 def _video_duration(path: Path, shown: str, limit_s: float) -> float | None:
     """Seconds of a video clip as its container says (None when it does not say); an unreadable container, or
     one with neither picture nor sound, is refused now (422 ``query.bad_file``) rather than at search time."""
-    from xsearch.errors import MediaError
+    from xsearch.core.errors import MediaError
     from xsearch.media.video import probe
 
     try:

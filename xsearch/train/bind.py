@@ -17,11 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from xsearch.core.errors import XsearchError
 from xsearch.encoders.base import Encoder
-from xsearch.errors import XsearchError
 from xsearch.evaluation.metrics import rank_metrics, relevance_from_labels
+from xsearch.pairs import PairRecord, load_manifest
 from xsearch.train.loss import ClipLoss
-from xsearch.train.manifest import PairRecord, load_manifest
 
 
 @dataclass
@@ -51,16 +51,16 @@ class BindArgs:
 
 
 def _audio_embeddings(encoder: Encoder, records: list[PairRecord]) -> np.ndarray:
-    """One vector per record: the mean of its windows' embeddings, renormalised (the query rule, xsearch.embed)."""
-    from xsearch.embed import embed_files, media_file
+    """One vector per record: the mean of its windows' embeddings, renormalised (the query rule, engine.embed)."""
+    from xsearch.engine.embed import embed_files, media_file
 
     return embed_files(encoder, [media_file(rec.audio, "audio") for rec in records])
 
 
 def train_bind(args: BindArgs, vision: Encoder, audio: Encoder, *, log: Callable[[str], None] = print):
     """Train and save the head; returns ``(head, report)`` with validation audio→text/image R@1 in vision space."""
-    from xsearch.embed import embed_files, media_file
     from xsearch.encoders.projection import ProjectionHead
+    from xsearch.engine.embed import embed_files, media_file
     from xsearch.train.trainer import TrainingDiverged, check_finite, check_out_dir
 
     args.validate()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from xsearch.train.manifest import PairRecord
+from xsearch.pairs import PairRecord
 
 
 @dataclass

@@ -61,7 +61,7 @@ class MultiPairLoss(nn.Module):
 
 def parse_pair_weights(items: list[str] | None) -> dict[str, float]:
     """``["image-text=1", "image-audio=0.5"]`` → weights; unspecified pairs keep 1.0; names in either order."""
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
 
     weights = {pair_name(a, b): 1.0 for a, b in PAIRS}
     for item in items or []:
@@ -261,7 +261,7 @@ def parse_loss_weights(items: list[str] | None, objective: str = "contrastive") 
     be finite and >= 0; a term of another objective is a UsageError."""
     import math
 
-    from xsearch.errors import UsageError
+    from xsearch.core.errors import UsageError
 
     if objective not in OBJECTIVES:
         raise UsageError(f"--objective {objective!r}: choose {', '.join(OBJECTIVES)}.", code="train.bad_objective",

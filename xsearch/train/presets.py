@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 
 PRESETS: dict[str, dict] = {
     # The shipped model: `xsearch train --preset builtin --out xsearch/encoders/weights/builtin --overwrite`

@@ -43,9 +43,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from xsearch.core.errors import UsageError
 from xsearch.encoders.reranker import ITEM_TYPES, QUERY_TYPES, RerankerConfig, RerankerModel, save_reranker
-from xsearch.errors import UsageError
-from xsearch.train.manifest import PairRecord, load_manifest
+from xsearch.pairs import PairRecord, load_manifest
 from xsearch.world.attributes import ATTRIBUTES
 from xsearch.world.text import BACKGROUND_WORDS, COLOUR_WORDS, COUNT_WORDS, POSITION_WORDS, SHAPE_WORDS, SIZE_WORDS
 
@@ -146,9 +146,9 @@ class EmbeddedWorld:
 
 def embed_world(encoder, records: list[PairRecord], *, partial_per_group: int = 4, seed: int = 0,
                 log: Callable[[str], None] = print) -> EmbeddedWorld:
-    """Embed every record's image, sound and captions (through xsearch.embed, as indexing does) and
+    """Embed every record's image, sound and captions (through xsearch.engine.embed, as indexing does) and
     ``partial_per_group`` partial captions per group (random attribute subsets of size 1–3)."""
-    from xsearch.embed import embed_files, media_file
+    from xsearch.engine.embed import embed_files, media_file
 
     t0 = time.time()
     attrs = [dict(r.attributes or {}) for r in records]

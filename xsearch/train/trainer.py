@@ -21,12 +21,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from xsearch.core.errors import UsageError, XsearchError
 from xsearch.encoders.builtin import BuiltinConfig, BuiltinModel, BuiltinPreprocess, load_checkpoint, save_checkpoint
-from xsearch.errors import UsageError, XsearchError
 from xsearch.evaluation.metrics import rank_metrics, relevance_from_labels
+from xsearch.pairs import load_manifest
 from xsearch.train.data import PairedTensors, rows_with
 from xsearch.train.loss import OBJECTIVE_TERMS, OBJECTIVES, FeatureTargets, ObjectiveLoss
-from xsearch.train.manifest import load_manifest
 
 STATE_FILE = "trainer_state.pt"
 #: The modality discriminator (adversarial objective) learns this many times faster than the encoders: at the

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from xsearch.errors import XsearchError
+from xsearch.core.errors import XsearchError
 from xsearch.world.groups import SPLITS, Group, sample_groups
 from xsearch.world.image import render_image
 from xsearch.world.sound import render_audio, write_audio

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 from xsearch.world.attributes import BACKGROUNDS, COUNTS, HELD_OUT_PAIRS, POSITIONS, SEEN_PAIRS, SIZES
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from xsearch.errors import UsageError
+from xsearch.core.errors import UsageError
 from xsearch.world.attributes import ATTRIBUTES, all_attribute_sets
 from xsearch.world.groups import Group
 

@@ -1,0 +1,1 @@
+"""Executors: where files are decoded and embedded (local DataLoader workers, or Ray actors)."""

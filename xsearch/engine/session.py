@@ -1,0 +1,572 @@
+"""Engine: the Python API the CLI and a server call. One collection, its store and its model, opened once.
+
+    from xsearch import Engine
+    with Engine("~/my-collection") as eng:           # a directory, or a name under $XSEARCH_HOME
+        eng.index_folder("~/Pictures")
+        eng.search([Query("text", "a dog on a beach")], to="image", k=5)
+
+An Engine is a long-lived session: the store reader and the encoder are opened on first use and kept, so a
+search costs the query's embedding and the vector search, never loading or checksumming the index. It is
+thread-safe (many searches at once) and follows commits made by any writer (this process or another one) on
+the next call. Every argument is checked here, at the API edge, with an XsearchError carrying a stable code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xsearch.core.errors import UsageError
+from xsearch.core.types import Filters, Hit, IndexReport, Query
+from xsearch.engine.search import (
+    SearchRequest,
+    add_spans,
+    check_k,
+    check_targets,
+    run_search,
+    search_vectors,
+)
+from xsearch.media import modalities
+from xsearch.media.types import MODALITIES
+
+SEARCH_PARAMS = ("nprobe", "efSearch")
+MAX_SEARCH_PARAM = 1 << 16
+
+
+class Engine:
+    """One collection and the model it was built with.
+
+    ``model`` is a registry spec; for a new collection it defaults to ``auto``; for an existing one, the
+    collection's own model is used and a different ``model`` is an error (use ``rebuild=True`` to switch).
+    """
+
+    def __init__(self, collection: str | Path | None = None, model: str | None = None, device: str | None = None,
+                 reranker: str | Path | None = None):
+        from xsearch.index.store import resolve_uri
+
+        self.uri = resolve_uri(None if collection is None else str(collection))
+        self.path = Path(self.uri) if "://" not in self.uri and not self.uri.startswith("milvus") else None
+        self.model = model
+        self.device = device
+        self._lock = threading.RLock()
+        self._store = None
+        self._encoders: dict[str, object] = {}
+        self._checked: tuple[str, str] | None = None  # (store model_id, spec) already checked
+        self.reranker_path = reranker  # a re-ranker checkpoint dir for search(rerank=True); None: the shipped one
+        self._reranker = None
+
+    # -- session ------------------------------------------------------------------------------------------
+
+    def store(self):
+        """The long-lived reader of this collection (opened once; CollectionError when there is none)."""
+        with self._lock:
+            if self._store is None:
+                from xsearch.index.store import open_store
+
+                self._store = open_store(self.uri)
+            return self._store
+
+    def close(self) -> None:
+        """Close the store reader (encoders stay cached in the process)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def exists(self) -> bool:
+        from xsearch.index.store import store_exists
+
+        return store_exists(self.uri)
+
+    # -- model --------------------------------------------------------------------------------------------
+
+    def stored_model(self) -> str | None:
+        """The model spec the collection was built with (None when there is no collection yet)."""
+        if not self.exists():
+            return None
+        return self.store().model_spec or None
+
+    def resolve_model(self, spec: str | None = None) -> tuple[str, str]:
+        """(concrete spec, note): ``auto`` resolved once, in the registry; the note says what auto chose and why."""
+        from xsearch.encoders.registry import resolve_spec
+
+        return resolve_spec(spec or self.model or "auto")
+
+    def encoder(self, spec: str | None = None):
+        """The encoder for ``spec`` (default: the collection's model, else ``self.model``, else ``auto``),
+        loaded once per engine (thread-safe)."""
+        from xsearch.encoders.registry import load_encoder
+
+        spec = spec or self.model or self.stored_model() or "auto"
+        with self._lock:
+            if spec not in self._encoders:
+                concrete, _ = self.resolve_model(spec)
+                self._encoders[spec] = load_encoder(concrete, self.device)
+            return self._encoders[spec]
+
+    def needs_prepare(self, spec: str | None = None) -> bool:
+        """True when the model (default: the collection's, if this engine loaded it) has one-time work to do."""
+        with self._lock:
+            encoders = [self.encoder(spec)] if spec else list(self._encoders.values())
+        return any(getattr(e, "prepare", None) is not None and not getattr(e, "prepared", False) for e in encoders)
+
+    def prepare(self, spec: str | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+        """Do a model's one-time work now (a bridged pair embeds its vocabulary), e.g. behind a progress bar,
+        instead of silently inside the first query. Without ``spec``: every model this engine has loaded."""
+        with self._lock:
+            encoders = [self.encoder(spec)] if spec else list(self._encoders.values())
+        for encoder in encoders:
+            prepare = getattr(encoder, "prepare", None)
+            if prepare is not None:
+                prepare(progress=progress)
+
+    def _reader(self):
+        """(store, encoder) for searching; the model is checked against the collection once per model_id."""
+        store = self.store()
+        if self.model and self.model not in ("auto", store.model_spec):
+            store.check_model(self.encoder(self.model).model_id)  # a model other than the collection's: refuse
+        enc = self.encoder(store.model_spec)
+        key = (store.model_id, enc.model_id)
+        if self._checked != key:
+            store.check_model(enc.model_id)
+            self._checked = key
+        return store, enc
+
+    # -- indexing -----------------------------------------------------------------------------------------
+
+    def index_folder(self, root: str | Path, *, include: Sequence[str] = (), exclude: Sequence[str] = (),
+                     hidden: bool = False, prune: bool = True, prune_all: bool = False, rebuild: bool = False,
+                     index_factory: str = "auto", memory_budget: int | str | None = None,
+                     latency_budget: float | str | None = None, workers: int = 2, files_per_batch: int = 32,
+                     wait_s: float = 0.0,
+                     executor: str = "local", executor_options: dict | None = None,
+                     on_plan: Callable[[int], None] | None = None,
+                     on_progress: Callable[[int], None] | None = None, follow_links: bool = False) -> IndexReport:
+        """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport.
+        Symlinks that lead out of ``root`` are skipped (and reported) unless ``follow_links``.
+
+        ``executor``: where decoding and embedding run — "local" (``workers`` decode processes) or "ray"
+        (``executor_options`` such as ``{"address": "auto"}``); this process stays the one writer either way.
+
+        ``memory_budget`` (bytes, or "200MB", "1.5GB", "512MiB") and ``latency_budget`` (ms, or "5ms", "0.01s")
+        choose each "auto" index type from the collection's size and dimension (xsearch.index.local.budget: the fastest
+        type within both whose expected recall@10 reaches 0.95, e.g. IVF-PQ fast scan re-ranked with float16
+        exact vectors kept on disk); they are stored with the collection (replacing earlier budgets) and the
+        type is re-chosen as it grows. The choice and its reason show in ``stats()``."""
+        from xsearch.engine.executors.local import make_executor
+        from xsearch.engine.indexer import index_folder
+        from xsearch.index.local.budget import parse_latency, parse_size
+        from xsearch.index.store import StoreSpec, delete_store, open_writer
+        from xsearch.media import discover
+
+        _check_int("workers", workers, 0)
+        _check_int("files_per_batch", files_per_batch, 1)
+        _check_number("wait_s", wait_s, 0)
+        memory_budget_bytes, latency_budget_ms = parse_size(memory_budget), parse_latency(latency_budget)
+        run_with = make_executor(executor, workers=workers, files_per_batch=files_per_batch,
+                                 worker_init=_close_lock_fds_in_worker(), **dict(executor_options or {}))
+        root = Path(root).expanduser()
+        iter(discover(root))  # a missing root fails here, before any model is loaded
+        if rebuild and self.exists():
+            self.close()
+            delete_store(self.uri, wait_s=wait_s)
+        stored = self.stored_model()
+        note = ""
+        if stored:
+            if self.model and self.model not in (stored, "auto"):
+                self.store().check_model(self.encoder(self.model).model_id)  # raises with the way out
+            writer = open_writer(self.uri, wait_s=wait_s)
+            if memory_budget_bytes is not None or latency_budget_ms is not None:
+                try:
+                    writer.set_budgets(memory_budget_bytes=memory_budget_bytes, latency_budget_ms=latency_budget_ms)
+                except BaseException:
+                    writer.close()
+                    raise
+            enc = _LazyEncoder(writer.modalities, lambda: self._checked_writer_encoder(writer))
+        else:
+            from xsearch.encoders.base import tracks
+
+            spec, note = self.resolve_model(self.model or "auto")
+            enc = self.encoder(spec)
+            dims = {m: enc.spaces[enc.index_space(m)] for m in tracks(enc)}
+            writer = open_writer(self.uri, wait_s=wait_s,
+                                 create=StoreSpec(enc.model_id, enc.spec, dims, index_factory,
+                                                  memory_budget_bytes=memory_budget_bytes,
+                                                  latency_budget_ms=latency_budget_ms))
+        with writer:
+            report = IndexReport(str(root.absolute()), writer.uri, writer.model_spec, writer.model_id, note)
+            repaired = writer.repair_report
+            if repaired is not None and getattr(repaired, "changed", False):
+                report.repaired = str(repaired)
+            if getattr(repaired, "manifest_lost", False):
+                report.notes.append(f"{writer.uri}: its manifest.json was missing, so the collection was started "
+                                    "afresh: the old catalog and vectors were deleted and every file is embedded "
+                                    "again")
+            return index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
+                                prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
+                                on_plan=on_plan, on_progress=on_progress, report=report, executor=run_with,
+                                follow_links=follow_links)
+
+    def _checked_writer_encoder(self, writer):
+        enc = self.encoder(writer.model_spec)
+        writer.check_model(enc.model_id)
+        return enc
+
+    def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
+        """Drop files (or everything under folders) from the collection; returns how many files went."""
+        from xsearch.index.store import open_writer
+        from xsearch.media.discover import require_utf8
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        for p in paths:
+            require_utf8(p)  # such a path is never indexed, and the store cannot even look it up
+        with open_writer(self.uri, wait_s=wait_s) as writer:
+            ids = []
+            for p in paths:
+                ap = str(Path(p).expanduser().absolute())
+                row = writer.file(ap)
+                ids += [row.id] if row is not None else [r.id for r in writer.files(under=ap)]
+            if not ids:
+                raise UsageError(f"nothing in the collection matches {', '.join(str(p) for p in paths)}",
+                                 code="remove.no_match", paths=", ".join(str(p) for p in paths))
+            writer.remove_files(sorted(set(ids)))
+            return len(set(ids))
+
+    # -- searching ----------------------------------------------------------------------------------------
+
+    def targets(self, to: Sequence[str] | str | None) -> tuple[list[str], bool]:
+        """``to`` as a list of modalities (``"all"``: every modality) and whether it was named explicitly."""
+        if to == "all":
+            return list(MODALITIES), False
+        if not (isinstance(to, str) or to is None or isinstance(to, (list, tuple, set, frozenset))):
+            raise UsageError(f"target {to!r}: choose {_choices()}", code="usage.bad_target", target=str(to),
+                             choices=_choices())
+        targets = [to] if isinstance(to, str) or to is None else list(to)
+        if not targets:
+            raise UsageError("no target modality", code="usage.bad_target", target="", choices=_choices())
+        for t in targets:
+            if not isinstance(t, str) or t not in MODALITIES:
+                raise UsageError(f"target {t!r}: choose {_choices()}", code="usage.bad_target", target=t,
+                                 choices=_choices())
+        return targets, True
+
+    def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int | None = None, *,
+               weights: Sequence[float] | None = None, fusion: str = "mean", threshold: float | None = None,
+               filters: Filters | None = None, params: dict | None = None,
+               rerank: bool = False) -> dict[str, list[Hit]]:
+        """Ranked files per target modality (``to``: a modality, a list, or "all"); ``k`` files each (default 10,
+        fewer when the collection has fewer; an explicit ``k`` beyond the collection is an error).
+
+        ``fusion``: mean, weighted, rrf, vote or hybrid (xsearch.engine.fusion). ``rerank``: the best max(k, 50)
+        candidates per target are re-scored by the re-ranker (xsearch.encoders.reranker), k kept; a hit's
+        ``score`` is then the re-ranker's and ``retrieval_score`` the index's (``threshold`` applies to the
+        index's score)."""
+        from xsearch.engine.query import check_weights
+
+        if isinstance(queries, (str, bytes, Query)):  # one query given bare: not a sequence of its characters
+            queries = [queries]
+        queries = list(queries or [])
+        for q in queries:
+            if not isinstance(q, Query) or q.modality not in MODALITIES or not (
+                    isinstance(q.value, str) or (q.modality != "text" and isinstance(q.value, os.PathLike))):
+                raise UsageError(f"not a query: {q!r} (give Query(modality, text or file path))",
+                                 code="query.invalid")
+        if not queries:
+            raise UsageError("no query: give a text, an image file or an audio file", code="query.none")
+        k = _check_k_arg(k)
+        threshold = _check_threshold(threshold)
+        weights = check_weights(weights, len(queries)) if weights is not None else None
+        params = _check_params(params)
+        filters = _check_filters(filters or Filters())
+        if not isinstance(rerank, bool):
+            raise UsageError(f"rerank must be true or false, not {rerank!r}", code="usage.bad_value", name="rerank",
+                             value=rerank)
+        targets, explicit = self.targets(to)
+        store, enc = self._reader()
+        targets = check_targets(store, targets, explicit)
+        req = SearchRequest(queries, targets, k, list(weights or []), fusion, threshold, filters, params)
+        if rerank:
+            req.reranker = self.reranker(store, targets)
+        return run_search(store, enc, req)
+
+    def reranker(self, store=None, targets: Sequence[str] = ()):
+        """The re-ranker (``reranker`` given to the engine, else the shipped one), loaded once; checked against
+        the collection's model (code rerank.model_mismatch) when ``store`` is given."""
+        from xsearch.encoders.reranker import load_reranker
+
+        with self._lock:
+            if self._reranker is None:
+                self._reranker = load_reranker(self.reranker_path, self.device)
+        if store is not None:
+            for t in targets:
+                for track in modalities.tracks_of(t):
+                    if track in store.dims:
+                        self._reranker.check_encoder(store.model_id, store.dims[track])
+        return self._reranker
+
+    def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
+        """Files near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
+        from xsearch.engine.embed import mean_vector
+        from xsearch.engine.query import check_query_file
+        from xsearch.media.discover import require_utf8
+
+        k = _check_k_arg(k)
+        if not isinstance(path, (str, os.PathLike)):
+            raise UsageError(f"similar needs a file path, not {path!r}", code="query.invalid")
+        p = Path(path).expanduser().absolute()
+        require_utf8(p)  # such a path is never indexed, and the store cannot even look it up
+        store, enc = self._reader()
+        row = store.file(str(p))
+        if row is not None:
+            modality = row.modality
+        else:
+            if not p.exists():
+                raise UsageError(f"{p} is not in the collection and does not exist", code="query.file_missing",
+                                 path=str(p))
+            modality = _modality_of(p)
+            check_query_file(p, modality)
+        target = modality if to is None else to
+        targets, explicit = self.targets(target)
+        targets = check_targets(store, targets, explicit)
+        req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
+        single_track = target != "all" and not modalities.multi_track(modality) and not modalities.multi_track(target)
+        if row is not None and single_track and enc.index_space(modality) == enc.index_space(target):
+            req.k = check_k(store, targets, k)
+            vec = mean_vector(store.file_vectors(row.id))
+            hits = search_vectors(store, target, vec[None, :], [1.0], req)
+            return {target: add_spans(hits, getattr(enc, "audio_window_s", 0) or 0)}
+        return run_search(store, enc, req)  # embedded anew (a video: its pictures and sound fused)
+
+    def item(self, item_id: int) -> Hit:
+        """One indexed item (an image, an audio window, a text passage) with its file's metadata."""
+        item_id = _check_int("item_id", item_id, 0)
+        hit = self.store().item(item_id)
+        if hit is None:
+            raise UsageError(f"no item {item_id} in the collection", code="item.missing", item_id=item_id)
+        return hit
+
+    def similar_item(self, item_id: int, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
+        """"More like this": files near the file that holds ``item_id`` (see :meth:`similar`)."""
+        return self.similar(self.item(item_id).path, to=to, k=k)
+
+    def duplicates(self, modality: str = "image", threshold: float = 0.95, k: int = 8) -> list[dict]:
+        """Pairs of different files whose vectors have cosine ≥ ``threshold``, best first."""
+        if threshold is None or _check_threshold(threshold) is None or not 0 < threshold <= 1:
+            raise UsageError(f"threshold must be in (0, 1], not {threshold}", code="usage.bad_threshold",
+                             value=threshold, range=" in (0, 1]")
+        k = _check_int("k", k, 1)
+        if not isinstance(modality, str) or modality not in MODALITIES:
+            choices = ", ".join(MODALITIES)
+            raise UsageError(f"modality {modality!r}: choose {choices}", code="usage.bad_target",
+                             target=str(modality), choices=choices, name="modality")
+        targets, _ = self.targets(modality)
+        store, _ = self._reader()
+        check_targets(store, targets, True)
+        pairs: dict[tuple[str, str], float] = {}
+        paths: dict[int, str] = {}
+        for item_ids, file_ids, vectors in store.iter_items(modality):
+            hits_per_item = store.search_files(modality, vectors, min(k + 1, store.file_count(modality)),
+                                               threshold=threshold)
+            for file_id, hits in zip(file_ids.tolist(), hits_per_item):
+                if file_id not in paths:
+                    row = store.file_by_id(file_id)
+                    paths[file_id] = row.path if row else ""
+                a = paths[file_id]
+                for h in hits:
+                    if not a or h.path == a:
+                        continue
+                    key = tuple(sorted((a, h.path)))
+                    pairs[key] = max(pairs.get(key, -1.0), float(h.score))
+        return [{"a": a, "b": b, "score": s} for (a, b), s in sorted(pairs.items(), key=lambda kv: -kv[1])]
+
+    # -- info ---------------------------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """The collection's stats (files / items / index per modality, model; ``tags``: files per tag)."""
+        store = self.store()  # raises what is missing: the collection, or (local) its lost manifest
+        return {**store.stats(), "tags": store.tag_counts()}
+
+    # -- tags ---------------------------------------------------------------------------------------------
+
+    def tag(self, labels: Sequence[str] | str, top: int = 3, min_score: float | None = None,
+            on_progress: Callable[[int, int], None] | None = None, wait_s: float = 0.0) -> dict:
+        """Zero-shot tags: score every file against the text ``labels`` (prompt ensembling per modality, see
+        xsearch.engine.tagging) and store each file's ``top`` best labels scoring at least ``min_score`` (cosine) as its
+        tags, replacing earlier ones. ``search(filters=Filters(tag=...))`` then filters by them and ``stats()``
+        counts them. ``on_progress(done, total)`` counts vectors scored. Returns a report (files, tagged, counts)."""
+        from xsearch.engine.tagging import check_labels, tag_files
+        from xsearch.index.store import open_writer
+
+        labels = check_labels(labels)
+        top = _check_int("top", top, 1)
+        min_score = _check_number("min_score", min_score, None)
+        _check_number("wait_s", wait_s, 0)
+        store, enc = self._reader()  # the collection's model, checked
+        with open_writer(self.uri, wait_s=wait_s) as writer:
+            report = tag_files(writer, enc, labels, top=top, min_score=min_score, on_progress=on_progress)
+        report["collection"] = store.uri
+        return report
+
+    @staticmethod
+    def environment() -> dict:
+        """Versions, device and FAISS GPU support of this process."""
+        import importlib.metadata as md
+
+        import faiss
+        import torch
+
+        import xsearch
+
+        versions = {"xsearch": xsearch.__version__}
+        for dist in ("torch", "torchaudio", "faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "open-clip-torch",
+                     "transformers"):
+            try:
+                versions[dist] = md.version(dist)
+            except md.PackageNotFoundError:
+                pass
+        cuda = torch.cuda.is_available()
+        return {
+            "versions": versions,
+            "device": "cuda" if cuda else "cpu",
+            "gpu": torch.cuda.get_device_name(0) if cuda else None,
+            "faiss_gpus": int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0,
+            "faiss_gpu_support": hasattr(faiss, "StandardGpuResources"),
+        }
+
+
+def _choices() -> str:
+    return ", ".join(MODALITIES) + " or all"
+
+
+def _modality_of(path: Path) -> str:
+    from xsearch.media import discover
+    from xsearch.media.types import Skipped
+
+    found = next(iter(discover(path)), None)
+    if found is None or isinstance(found, Skipped):
+        reason = found.reason if found is not None else "not a media file xsearch can read"
+        raise UsageError(f"{path}: {reason}", code="query.bad_file", path=str(path))
+    return found.modality
+
+
+def _check_int(name: str, value, minimum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or abs(int(value)) > 2**63 - 1:
+        raise UsageError(f"{name} must be a whole number, not {value!r}", code="usage.bad_value", name=name,
+                         value=value)
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, not {value}", code="usage.bad_value", name=name,
+                         value=value)
+    return int(value)
+
+
+def _check_number(name: str, value, minimum: float | None):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise UsageError(f"{name} must be a finite number, not {value!r}", code="usage.bad_value", name=name,
+                         value=value)
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, not {value}", code="usage.bad_value", name=name,
+                         value=value)
+    return float(value)
+
+
+def _check_k_arg(k) -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise UsageError(f"k must be a whole number, not {k!r}", code="usage.bad_k", k=k)
+    if k <= 0:
+        raise UsageError(f"k must be at least 1, not {k}", code="usage.bad_k", k=k)
+    return int(k)
+
+
+def _check_threshold(threshold) -> float | None:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(threshold)):
+        raise UsageError(f"threshold must be a finite number, not {threshold!r}", code="usage.bad_threshold",
+                         value=threshold, range="")
+    return float(threshold)
+
+
+def _check_filters(filters) -> Filters:
+    """Filters with finite, in-range numbers and dates the catalog can compare."""
+    import datetime as dt
+
+    if not isinstance(filters, Filters):
+        raise UsageError(f"filters must be a Filters value, not {type(filters).__name__}", code="usage.bad_filter",
+                         name="filters", value=str(filters))
+    for name in ("min_duration", "max_duration"):
+        value = getattr(filters, name)
+        if value is not None and (_check_number(name, value, 0) is None):
+            raise UsageError(f"{name} must be a number", code="usage.bad_filter", name=name, value=value)
+    for name in ("min_size", "max_size"):
+        value = getattr(filters, name)
+        if value is not None:
+            _check_int(name, value, 0)
+            if value > 2**63 - 1:
+                raise UsageError(f"{name} is larger than any file can be: {value}", code="usage.bad_filter",
+                                 name=name, value=value)
+    for name in ("since", "until"):
+        value = getattr(filters, name)
+        if value is not None and not isinstance(value, (dt.date, dt.datetime)):
+            _check_number(name, value, None)
+    for name in ("path_glob", "tag"):
+        value = getattr(filters, name)
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{name} must be a string, not {value!r}", code="usage.bad_filter", name=name,
+                             value=value)
+    return filters
+
+
+def _check_params(params: dict | None) -> dict:
+    out = {}
+    for key, value in dict(params or {}).items():
+        if key not in SEARCH_PARAMS:
+            raise UsageError(f"unknown search parameter {key!r}; known: {', '.join(SEARCH_PARAMS)}",
+                             code="usage.bad_search_param", name=key, value=value)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_SEARCH_PARAM:
+            raise UsageError(f"{key} must be a whole number from 1 to {MAX_SEARCH_PARAM}, not {value!r}",
+                             code="usage.bad_search_param", name=key, value=value)
+        out[key] = int(value)
+    return out
+
+
+def _close_lock_fds_in_worker():
+    """What a forked decode worker runs first: close its copies of writer-lock descriptors (so a worker that
+    outlives a killed parent can never hold the collection's lock)."""
+    from xsearch.index.locks import close_inherited_lock_fds
+
+    return close_inherited_lock_fds
+
+
+class _LazyEncoder:
+    """Stands in for an encoder whose modalities are known; loads the real one on first use of anything else.
+
+    A re-run over an unchanged folder then never pays for loading a model.
+    """
+
+    def __init__(self, modalities, load: Callable[[], object]):
+        self.modalities = tuple(modalities)
+        self._load = load
+        self._encoder = None
+
+    def __getattr__(self, name):
+        if self._encoder is None:
+            self._encoder = self._load()
+        return getattr(self._encoder, name)
