@@ -45,8 +45,9 @@ def run(workdir: Path, log=print) -> dict:
     from xsearch.evaluation.cca import evaluate_cca
     from xsearch.evaluation.runner import evaluate
     from xsearch.train.bind import BindArgs, train_bind
-    from xsearch.train.presets import ensure_world, preset
+    from xsearch.train.presets import preset
     from xsearch.world import vocabulary
+    from xsearch.world.generate import ensure_world
 
     workdir.mkdir(parents=True, exist_ok=True)
     world = preset("builtin")["world"]

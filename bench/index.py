@@ -1,7 +1,7 @@
 """Index benchmark: build time, query latency, recall@k and memory of our index layer vs exact search and peers.
 
 For each size, clustered synthetic unit vectors (bench.data.clustered_vectors) and, once, the real embeddings
-of a generated world go through ``xsearch.index.VectorIndex`` as Flat, HNSW32, IVF-Flat and IVF-PQ (FAISS
+of a generated world go through ``xsearch.index.local.VectorIndex`` as Flat, HNSW32, IVF-Flat and IVF-PQ (FAISS
 factory strings, our default search parameters), and through hnswlib and usearch built with the same graph
 (M=32, same efConstruction). Each peer's search breadth (ef) is tuned until its recall@k is matched to our
 HNSW32's (the smallest ef reaching at least ours - MATCH_TOLERANCE). Recall is against exact search
@@ -75,7 +75,7 @@ class IndexBenchConfig:
 
 def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 256.0) -> str:
     """The FAISS factory string of one index kind at ``n`` vectors (IVF lists as choose_factory sizes them)."""
-    from xsearch.index.local.vectors import HNSW_M, ivf_nlist
+    from xsearch.index.factory import HNSW_M, ivf_nlist
 
     if kind == "Flat":
         return "Flat"
@@ -98,9 +98,9 @@ def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 25
 
 def budget_choice(n: int, dim: int, budget_bytes_per_vector: float):
     """index/budget.py's choice for ``n`` vectors under ``budget_bytes_per_vector`` × n bytes."""
-    from xsearch.index.local.budget import choose_index
+    from xsearch.index.local.budget import choose_factory
 
-    return choose_index(n, dim, int(budget_bytes_per_vector * n))
+    return choose_factory(n, dim, int(budget_bytes_per_vector * n))
 
 
 def min_training_vectors(factory: str) -> int:
@@ -174,15 +174,15 @@ def _faiss_threads(n: int):
 @contextmanager
 def _ef_construction(value: int | None):
     """Our HNSW's efConstruction set to ``value`` inside the block (None: unchanged)."""
-    from xsearch.index.local import vectors
+    from xsearch.index import factory
 
-    before = vectors.HNSW_EF_CONSTRUCTION
+    before = factory.HNSW_EF_CONSTRUCTION
     if value is not None:
-        vectors.HNSW_EF_CONSTRUCTION = value
+        factory.HNSW_EF_CONSTRUCTION = value
     try:
         yield
     finally:
-        vectors.HNSW_EF_CONSTRUCTION = before
+        factory.HNSW_EF_CONSTRUCTION = before
 
 
 def _hnsw_build_estimate(prev: dict | None, n: int) -> float | None:
@@ -349,7 +349,7 @@ def measure_ours(factory: str, base: np.ndarray, queries: np.ndarray, truth: np.
 def measure_peer(name: str, base: np.ndarray, queries: np.ndarray, truth: np.ndarray, cfg: IndexBenchConfig,
                  target_recall: float | None) -> dict:
     """Build a peer with our HNSW graph parameters; tune ef to ``target_recall``; measure at that ef."""
-    from xsearch.index.local.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+    from xsearch.index.factory import HNSW_EF_CONSTRUCTION, HNSW_M
 
     n, dim = base.shape
     peer = make_peer(name, dim, HNSW_M, HNSW_EF_CONSTRUCTION)
@@ -565,7 +565,7 @@ def _ours_at_recall(hnsw: dict, recall: float, peer_batch_ms: float) -> dict | N
 
 def run(cfg: IndexBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
     """The index benchmark over ``cfg.sizes`` (synthetic) and a generated world's embeddings (peers on CPU)."""
-    from xsearch.index.local.vectors import gpu_available
+    from xsearch.index.local.gpu import gpu_available
 
     use_gpu = device.startswith("cuda") and gpu_available()  # FAISS on GPU only with a GPU build of FAISS
     scratch = Path(tempfile.mkdtemp(prefix="index-", dir=workdir))

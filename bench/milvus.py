@@ -32,14 +32,15 @@ COMMIT_EVERY = 5000
 
 
 def factory_for(n: int) -> str:
-    from xsearch.index.local.vectors import FLAT_MAX_VECTORS
+    from xsearch.index.factory import FLAT_MAX_VECTORS
 
     return "Flat" if n < FLAT_MAX_VECTORS else "HNSW32"
 
 
 def build(uri: str, base: np.ndarray, factory: str) -> float:
     """Write ``base`` (one image file per vector) through the store's writer; seconds until searchable."""
-    from xsearch.index.store import StoreSpec, open_writer
+    from xsearch.index import open_writer
+    from xsearch.index.store import StoreSpec
 
     spec = StoreSpec("bench@0:%d" % base.shape[1], "bench", {"image": base.shape[1]}, factory)
     t0 = time.perf_counter()
@@ -70,7 +71,7 @@ def _wait_indexed(writer, timeout_s: float = 1800.0) -> None:
 
 
 def measure(uri: str, queries: np.ndarray, truth: np.ndarray) -> dict:
-    from xsearch.index.store import open_store
+    from xsearch.index import open_store
 
     with open_store(uri) as store:
         store.search_files("image", queries[:1], K)  # warm up (loads the index)

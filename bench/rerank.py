@@ -2,7 +2,7 @@
 
 ``python -m bench.rerank [--workdir DIR] [--reranker DIR] [--out bench/results/rerank-cpu-2core.md]``
 
-The evaluation world is the one the README's quality table uses (seed 1, 1,400 groups); only its **test** split
+The evaluation world is the one docs/models.md's quality table uses (seed 1, 1,400 groups); only its **test** split
 is indexed (209 groups whose colour–shape pairs the builtin model and the re-ranker never saw; the re-ranker is
 trained on another world, seed 2). Relevant = same six attributes. Query sets, drawn with a fixed seed:
 
@@ -43,7 +43,7 @@ PAIR_DIRECTIONS = [(("text", "audio"), "image"), (("text", "image"), "audio"), (
 def build_collection(workdir: Path, log) -> tuple[Path, list[dict], dict[str, str]]:
     """The evaluation world's test split copied into its own folder and indexed with the builtin model."""
     from xsearch.engine import Engine
-    from xsearch.train.presets import ensure_world
+    from xsearch.world.generate import ensure_world
 
     manifest = ensure_world(workdir / "eval-world", EVAL_WORLD["n"], EVAL_WORLD["seed"])
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]

@@ -139,7 +139,7 @@ def run_load(call, texts: list[str], clients: int) -> dict:
 
 def _writer_loop(uri: str, stop, commits, batch: int = 500) -> None:
     """Runs in a child process: add ``batch`` synthetic items and commit, until ``stop`` is set."""
-    from xsearch.index.store import open_writer
+    from xsearch.index import open_writer
 
     rng = np.random.default_rng(7)
     n = 0

@@ -31,7 +31,8 @@ def build_collection(path: Path, n: int, factory: str, seed: int = 0, log=print)
     """A local collection of ``n`` image items in the builtin model's space, built through the store writer
     (a commit every 5,000 items, or every n/20 for large n: each commit writes the index file whole)."""
     from xsearch.encoders.registry import load_encoder
-    from xsearch.index.store import StoreSpec, open_writer
+    from xsearch.index import open_writer
+    from xsearch.index.store import StoreSpec
 
     enc = load_encoder("builtin")
     dim = enc.spaces[enc.index_space("image")]

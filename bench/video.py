@@ -41,7 +41,7 @@ def ensure_video_world(workdir: Path, videos: int, seed: int = 0) -> Path:
 def run(videos: int = 24, workers: int = 2, device: str = "cpu", workdir: Path | None = None, repeat: int = 2,
         log=print) -> dict:
     """Each of the three runs is timed ``repeat`` times; the fastest counts (other load only ever slows a run)."""
-    import xsearch.engine.executors.local
+    import xsearch.engine.executors.base
     from xsearch.engine import Engine
     from xsearch.engine.embed import decode_options, embed_segments
     from xsearch.media import discover, iter_decoded
@@ -69,7 +69,7 @@ def run(videos: int = 24, workers: int = 2, device: str = "cpu", workdir: Path |
             embed_segments(encoder, track, [s for s in warm if s.track == track][:4])
 
         embed_time = {"s": 0.0}
-        original = xsearch.engine.executors.local.embed_segments
+        original = xsearch.engine.executors.base.embed_segments
 
         def timed_embed(enc, track, segments, space=None):
             start = time.perf_counter()
@@ -79,7 +79,7 @@ def run(videos: int = 24, workers: int = 2, device: str = "cpu", workdir: Path |
                 embed_time["s"] += time.perf_counter() - start
 
         index_s = embed_in_index = float("inf")
-        xsearch.engine.executors.local.embed_segments = timed_embed
+        xsearch.engine.executors.base.embed_segments = timed_embed
         try:
             for r in range(repeat):
                 log(f"video bench: index (end to end) {r + 1}/{repeat}")
@@ -92,7 +92,7 @@ def run(videos: int = 24, workers: int = 2, device: str = "cpu", workdir: Path |
                 if seconds < index_s:
                     index_s, embed_in_index = seconds, embed_time["s"]
         finally:
-            xsearch.engine.executors.local.embed_segments = original
+            xsearch.engine.executors.base.embed_segments = original
         engine.close()
         windows = dict(report.vectors_added)
 

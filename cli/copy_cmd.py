@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from xsearch.cli.output import milvus_token_option, print_json, progress_bar, say
+from xsearch.cli.output import print_json, progress_bar, say, store_token_option
 
 WHERE = "a name under $XSEARCH_HOME, a directory, milvus-lite:PATH.db or milvus://HOST:PORT/NAME"
 
@@ -18,7 +18,7 @@ def copy(
     index_factory: str = typer.Option(
         "auto", help="Index type of the destination (FAISS factory string, e.g. 'HNSW32'; 'auto' picks by size)."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer of the destination."),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print what was copied as JSON."),
 ) -> None:
     """Copy a collection to another store, vectors included (nothing is embedded again); the model carries over.
@@ -26,7 +26,7 @@ def copy(
     Examples: xsearch copy photos milvus-lite:photos.db;  xsearch copy milvus-lite:photos.db
     milvus://milvus.lan:19530/photos;  xsearch copy milvus://milvus.lan:19530/photos ./photos-local --replace
     """
-    from xsearch.index.store import copy_store
+    from xsearch.index.copy import copy_store
 
     with progress_bar("copying", disable=as_json) as bar:
         task = bar.add_task("copy", total=None)

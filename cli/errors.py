@@ -2,6 +2,8 @@
 and the flag advice that lower layers must not give (they do not know they run under a CLI).
 
 ``ADVICE`` maps an error code to what a CLI user can do about it; ``{param}`` fields come from the error's params.
+An error without CLI advice shows its own ``hint`` (what the layer that raised it knows: a store names its server),
+so nothing here depends on which store, model or medium raised it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,8 @@ ADVICE: dict[str, str] = {
     "collection.not_a_folder": "choose another path with -c (`xsearch index` creates the folder)",
     "usage.k_too_large": "use -k {n} or less",
     "copy.destination_not_empty": "pass --replace to overwrite it",
-    "collection.in_use": "wait for that process to end, or keep the collection on a Milvus server "
-                         "(-c milvus://HOST:PORT/NAME; `xsearch copy` moves it) to search while indexing",
     "store.unsupported_index": "pass one of those with --index-factory",
-    "store.unreachable": "check that Milvus runs there",
-    "store.auth": "pass the right token with --milvus-token or XSEARCH_MILVUS_TOKEN",
+    "store.auth": "pass the right token with --store-token or XSEARCH_STORE_TOKEN",
     "train.diverged": "try a lower --lr",
     "model.bad_spec": "see `xsearch models` for the accepted forms",
     "model.unknown_arch": "`xsearch models` lists the openclip:<arch>:<tag> choices",
@@ -44,8 +43,8 @@ ADVICE: dict[str, str] = {
 }
 
 
-#: The CLI flag that passes a query of each modality.
-QUERY_FLAGS = {"image": "--image", "audio": "--audio", "text": "a text argument"}
+#: How a query of a modality is passed where it is not ``--MODALITY`` (``--image``, ``--audio``, ``--video``).
+QUERY_FLAGS = {"text": "a text argument"}
 
 #: Messages that read better naming the flag the user typed; ``{param}`` fields come from the error's params.
 FLAG_MESSAGES: dict[str, str] = {
@@ -56,6 +55,7 @@ FLAG_MESSAGES: dict[str, str] = {
     "usage.weights_count": "--weight has {given} value(s) but there are {queries} queries",
     "usage.bad_weights": "--weight {text!r}: use comma-separated finite numbers such as 0.7,0.3",
     "usage.bad_threshold": "--threshold must be a finite number{range}, not {value}",
+    "query.none": 'no query: give text ("a red circle"), --image FILE or --audio FILE',
     "query.wrong_modality": "{path} is {actual}, not {expected}; pass it with {flag}",
     "usage.bad_search_param": "{flag} must be a whole number from 1 to 65536, not {value}",
     "train.bad_value": "{flag} must be {rule}, not {value}",
@@ -73,10 +73,11 @@ OPTION_FLAGS: dict[str, str] = {
 
 
 def advice(error: XsearchError) -> str:
-    """The CLI advice for ``error`` ('' when there is none); missing params leave the placeholder's name."""
+    """The CLI advice for ``error``, else the error's own hint ('' when there is neither); missing params leave the
+    placeholder's name."""
     template = ADVICE.get(error.code, "")
     if not template:
-        return ""
+        return error.hint
     params = _Defaults(error.params)
     return template.format_map(params)
 

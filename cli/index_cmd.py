@@ -7,13 +7,13 @@ from typing import List, Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, milvus_token_option, note, print_json, progress_bar, say
+from xsearch.cli.output import collection_option, note, print_json, progress_bar, say, store_token_option
 
 
 def index(
     path: Path = typer.Argument(..., help="Folder (or single file) of images, audio and text to index."),
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="Model spec for a new collection (default: auto). See `xsearch models`."
     ),
@@ -124,7 +124,7 @@ def _print_report(report) -> None:
 def remove(
     paths: List[Path] = typer.Argument(..., help="Files or folders to drop from the collection."),
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, console, milvus_token_option, plain, print_json, say
+from xsearch.cli.output import collection_option, console, plain, print_json, say, store_token_option
 
 
 def _not_created(engine) -> None:
@@ -23,7 +23,7 @@ def _not_created(engine) -> None:
 
 def info(
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="Also load this model spec and describe it (dim, modalities, device, model_id)."
     ),
@@ -85,7 +85,7 @@ def info(
 
 
 def _say_index_choice(s: dict) -> None:
-    """Bytes per vector resident and on disk, expected recall and why this index type (index/budget.py)."""
+    """Bytes per vector resident and on disk, expected recall and why this index type (index/local/budget.py)."""
     if not s.get("vectors"):
         return
     n = int(s["vectors"])

@@ -12,7 +12,7 @@ import typer
 
 from xsearch.cli import copy_cmd, demo_cmd, eval_cmd, index_cmd, info_cmd, search_cmd, serve_cmd, train_cmd, world_cmd
 from xsearch.cli.errors import OPTION_FLAGS, cli_message
-from xsearch.cli.output import fail, print_json
+from xsearch.cli.output import fail, option_alias, print_json
 from xsearch.core.errors import UsageError, XsearchError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"token_normalize_func": option_alias},  # old option names (--milvus-token) still work
 )
 
 app.command("index")(index_cmd.index)

@@ -125,22 +125,35 @@ def collection_option():
                         "Milvus), milvus://HOST:PORT/NAME (a Milvus server). Default: 'default'.")
 
 
-def _set_milvus_token(value):
+#: Where a store reads the credential the CLI was given (one variable for every store; index/milvus reads it).
+STORE_TOKEN_ENV = "XSEARCH_STORE_TOKEN"
+
+#: Old option names still accepted, hidden from --help (click's ``token_normalize_func``, set on the app).
+OPTION_ALIASES = {"milvus-token": "store-token"}
+
+
+def option_alias(name: str) -> str:
+    """An option's name (without dashes) as the commands declare it: an old alias becomes its new name."""
+    return OPTION_ALIASES.get(name, name)
+
+
+def _pass_store_token(value):
     if value:
         import os
 
-        os.environ["XSEARCH_MILVUS_TOKEN"] = value  # what the Milvus store reads (index/milvus.py)
+        os.environ[STORE_TOKEN_ENV] = value  # the one place the CLI hands a store its credential
     return value
 
 
-def milvus_token_option():
-    """``--milvus-token``: the token for a milvus:// collection (default $XSEARCH_MILVUS_TOKEN). The command function
-    takes it as a parameter it never reads (typer builds options from parameters); the value goes to the store."""
+def store_token_option():
+    """``--store-token``: the credential of a store server (default $XSEARCH_STORE_TOKEN; the old
+    ``--milvus-token`` / $XSEARCH_MILVUS_TOKEN still work). The command function takes it as a parameter it never
+    reads (typer builds options from parameters); the value goes to the store."""
     import typer
 
-    return typer.Option(None, "--milvus-token", envvar="XSEARCH_MILVUS_TOKEN", expose_value=False,
-                        callback=_set_milvus_token, show_default=False,
-                        help="Token (user:password or API key) for a milvus:// collection.")
+    return typer.Option(None, "--store-token", envvar=STORE_TOKEN_ENV, expose_value=False,
+                        callback=_pass_store_token, show_default=False,
+                        help="Credential for a store server: for a milvus:// collection, user:password or an API key.")
 
 
 def prepare_model(engine, spec: str | None = None, quiet: bool = False) -> None:

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, console, milvus_token_option, note, plain, print_json, say
+from xsearch.cli.output import collection_option, console, note, plain, print_json, say, store_token_option
 
 TO_HELP = "Target modality: image, audio, text, video, or all (one list per modality)."
 MAX_INT64 = 2**63 - 1  # the largest size the catalog (SQLite INTEGER) can compare
@@ -59,7 +59,7 @@ def search(
     nprobe: Optional[int] = typer.Option(None, help="IVF lists to visit (recall vs speed)."),
     ef_search: Optional[int] = typer.Option(None, help="HNSW search breadth (recall vs speed)."),
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
@@ -68,34 +68,43 @@ def search(
     Examples: xsearch search "a red circle" --to image;  xsearch search --image photo.jpg --to audio;
     xsearch search "sunset" --image beach.jpg --weight 0.7,0.3;  xsearch search "dog" "grass" -w 1,-0.5.
     """
-    from xsearch.core.types import Filters
     from xsearch.engine import Engine
-    from xsearch.engine.query import make_queries, parse_weights
 
-    queries = make_queries(text or [], {"image": image, "audio": audio, "video": video})
-    if not queries:
-        from xsearch.core.errors import UsageError
-
-        raise UsageError('no query: give text ("a red circle"), --image FILE or --audio FILE.', code="query.none")
-    weights = parse_weights(weight, len(queries))
-    filters = Filters(path_glob, _seconds("--min-duration", min_duration), _seconds("--max-duration", max_duration),
-                      min_size, max_size, _epoch(since), _epoch(until), tag=tag)
+    queries, weights = _queries(text or [], {"image": image, "audio": audio, "video": video}, weight)
+    filters = _filters(path_glob, min_duration, max_duration, min_size, max_size, since, until, tag)
     params = {k_: v for k_, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
+    reranked = rerank or reranker is not None
     engine = Engine(collection, device=device, reranker=reranker)
     if image or audio or video:  # a bridged pair embeds its vocabulary once, behind a progress bar, not mid-query
         from xsearch.cli.output import prepare_model
 
         prepare_model(engine, engine.stored_model(), quiet=as_json)
     results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
-                            filters=filters, params=params, rerank=rerank or reranker is not None)
+                            filters=filters, params=params, rerank=reranked)
     _warn_short(results, k)
     if as_json:
-        print_results(queries, weights, fusion, results,
-                      rerank=engine.reranker().describe() if rerank or reranker is not None else None)
+        print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None)
     else:
-        title = " + ".join(q.label for q in queries) + (" (re-ranked)" if rerank or reranker is not None else "")
+        title = " + ".join(q.label for q in queries) + (" (re-ranked)" if reranked else "")
         for target, hits in results.items():
             print_hits(f"{title} → {target}", hits)
+
+
+def _queries(texts: list[str], files: dict[str, list[Path]], weight: str | None) -> tuple[list, list[float]]:
+    """The queries (texts, then each modality's files) and one weight each; no query at all is a UsageError."""
+    from xsearch.core.types import make_queries
+    from xsearch.engine.checks import check_queries, parse_weights
+
+    queries = check_queries(make_queries(texts, files))  # none at all: query.none, worded in cli/errors.py
+    return queries, parse_weights(weight, len(queries))
+
+
+def _filters(path_glob, min_duration, max_duration, min_size, max_size, since, until, tag):
+    """The search's Filters from its options, durations and dates checked and turned into seconds."""
+    from xsearch.core.types import Filters
+
+    return Filters(path_glob, _seconds("--min-duration", min_duration), _seconds("--max-duration", max_duration),
+                   min_size, max_size, _epoch(since), _epoch(until), tag=tag)
 
 
 def print_results(queries, weights, fusion: str, results, rerank: dict | None = None) -> None:
@@ -191,7 +200,7 @@ def similar(
     to: Optional[str] = typer.Option(None, "--to", "-t", help="Target modality (default: the file's own)."),
     k: Optional[int] = typer.Option(None, "-k", help="Number of results (default: 10, or all there are)."),
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Find items similar to a file (uses its stored vectors when it is indexed)."""
@@ -225,7 +234,7 @@ def duplicates(
     modality: str = typer.Option("image", help="Which modality to scan: image, audio or text."),
     threshold: float = typer.Option(0.95, help="Cosine score at or above which two files are near-duplicates."),
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print pairs as JSON."),
 ) -> None:
     """List near-duplicate pairs of files in the collection."""

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from xsearch.cli.output import console, milvus_token_option, note
+from xsearch.cli.output import console, note, store_token_option
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -27,7 +27,7 @@ def serve(
     max_upload_seconds: float = typer.Option(120.0, min=0.1, help="Longest audio upload, in seconds."),
     concurrency: int = typer.Option(8, min=1, help="Searches run at once; more wait, then get 'server busy'."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
 ) -> None:
     """Serve the search page and a JSON API over one long-lived session per collection.
 

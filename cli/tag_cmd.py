@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from xsearch.cli.output import collection_option, milvus_token_option, note, print_json, progress_bar, say
+from xsearch.cli.output import collection_option, note, print_json, progress_bar, say, store_token_option
 
 #: A --labels value with one of these endings (or a path separator) names a file, even when it is missing.
 LABEL_FILE_SUFFIXES = (".txt", ".lst", ".list", ".labels", ".csv")
@@ -21,7 +21,7 @@ def tag(
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Keep only tags with at least this cosine "
                                               "score (default: no minimum)."),
     collection: Optional[str] = collection_option(),
-    milvus_token: Optional[str] = milvus_token_option(),
+    store_token: Optional[str] = store_token_option(),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer of the same collection."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),

@@ -5,12 +5,9 @@ width/height, duration), their *items* (one vector each: an image, an audio wind
 offset) and the model the vectors came from. The engine talks only to :class:`Store` (reading, long-lived,
 thread-safe) and :class:`StoreWriter` (one writer per collection, changes published by ``commit``).
 
-Implementations: ``local`` (FAISS files + SQLite catalog in a directory, index/local.py) and ``milvus``
-(``milvus-lite:PATH.db`` or ``milvus://HOST:PORT/NAME``, index/milvus.py). :func:`open_store`
-picks one from the collection argument, so callers never branch:
-
-    store = open_store("~/my-collection")          # a directory, or a name under $XSEARCH_HOME → local
-    hits = store.search_files("image", query_vectors, k=10, filters=Filters(path_glob="*.jpg"))
+Implementations: ``local`` (FAISS files + SQLite catalog in a directory, index/local/) and ``milvus``
+(``milvus-lite:PATH.db`` or ``milvus://HOST:PORT/NAME``, index/milvus/). They depend on this module, never the
+reverse; ``xsearch.index.open_store`` (index/__init__.py) picks one from the collection argument.
 
 A second implementation passes the same contract tests (tests/contract/).
 """
@@ -18,19 +15,60 @@ A second implementation passes the same contract tests (tests/contract/).
 from __future__ import annotations
 
 import abc
+import datetime as _dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from xsearch.core.types import Filters, Hit
 
-from .local.catalog import FileRow
-
 #: One track's items for :meth:`StoreWriter.replace_items`: (offsets, vectors [n, dim], snippets or None).
 TrackData = tuple[Sequence[float], np.ndarray, "Sequence[str | None] | None"]
 
-FileRecord = FileRow  # one indexed file (id, path, modality, size, mtime_ns, hash, width, height, duration, ...)
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One indexed file."""
+
+    id: int
+    path: str
+    modality: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    width: int | None
+    height: int | None
+    duration: float | None
+    model_id: str
+    added_at: float
+    updated_at: float
+    fps: float | None = None
+    has_audio: int | None = None
+
+
+_NS_LIMIT = 2**63 - 1
+
+
+def to_ns(when) -> int:
+    """Epoch nanoseconds from a datetime / date (local time when naive) or epoch seconds, clamped to the range a
+    64-bit column holds (about 1678 to 2262: any date outside it compares like its end of the range). What
+    :class:`Filters` ``since`` / ``until`` mean against a file's ``mtime_ns``, in every store."""
+    if isinstance(when, _dt.datetime):
+        try:
+            seconds = when.timestamp()
+        except (OverflowError, OSError, ValueError):
+            seconds = -1e10 if when.year < 1970 else 1e10
+    elif isinstance(when, _dt.date):
+        return to_ns(_dt.datetime(when.year, when.month, when.day))
+    elif isinstance(when, (int, float, np.integer, np.floating)) and not isinstance(when, bool):
+        seconds = float(when)
+        if seconds != seconds:
+            raise ValueError("a date given as epoch seconds must not be NaN")
+    else:
+        raise TypeError(f"expected a datetime, date or epoch seconds, got {type(when).__name__}")
+    return int(max(-_NS_LIMIT, min(_NS_LIMIT, seconds * 1e9)))
 
 
 @dataclass(frozen=True)
@@ -260,7 +298,7 @@ class StoreWriter(StoreReader):
 
 
 class Backend(abc.ABC):
-    """One kind of store, chosen by :func:`backend_for` from the collection argument."""
+    """One kind of store, chosen by ``xsearch.index.backend_for`` from the collection argument."""
 
     name: str
 
@@ -282,140 +320,7 @@ class Backend(abc.ABC):
     def resolve(self, uri: str) -> str:
         """The canonical name of the collection (e.g. an absolute directory)."""
 
-
-_BACKENDS: list[tuple[str, Backend]] = []  # (uri prefix, backend); "" = the default (local)
-
-
-def register_backend(prefix: str, backend: Backend) -> None:
-    """Serve collection arguments starting with ``prefix`` (e.g. "milvus-lite:") by ``backend``."""
-    _BACKENDS.insert(0, (prefix, backend))
-
-
-class _LazyBackend(Backend):
-    """A backend whose module is imported on first use (``milvus``: pymilvus only loads for Milvus collections)."""
-
-    def __init__(self, name: str, module: str, cls: str):
-        self.name, self._where, self._impl = name, (module, cls), None
-
-    def _backend(self) -> Backend:
-        if self._impl is None:
-            import importlib
-
-            module, cls = self._where
-            self._impl = getattr(importlib.import_module(module, __package__), cls)()
-        return self._impl
-
-    def exists(self, uri):
-        return self._backend().exists(uri)
-
-    def open(self, uri):
-        return self._backend().open(uri)
-
-    def open_writer(self, uri, *, create=None, wait_s=0.0):
-        return self._backend().open_writer(uri, create=create, wait_s=wait_s)
-
-    def delete(self, uri, *, wait_s=0.0):
-        return self._backend().delete(uri, wait_s=wait_s)
-
-    def resolve(self, uri):
-        return self._backend().resolve(uri)
-
-
-def backend_for(uri: str | None) -> Backend:
-    """The backend for a collection argument: the longest matching prefix; anything else is local."""
-    text = "" if uri is None else str(uri)
-    if not _BACKENDS:
-        from .local.store import LocalBackend
-
-        register_backend("", LocalBackend())
-        milvus = _LazyBackend("milvus", ".milvus", "MilvusBackend")
-        register_backend("milvus-lite:", milvus)  # milvus-lite:PATH.db (embedded)
-        register_backend("milvus://", milvus)  # milvus://HOST:PORT/NAME (a Milvus server)
-    for prefix, backend in sorted(_BACKENDS, key=lambda pb: -len(pb[0])):
-        if text.startswith(prefix):
-            return backend
-    raise AssertionError("the local backend matches every argument")
-
-
-def open_store(uri: str | None) -> Store:
-    """A long-lived reader of the collection named by ``uri`` (CollectionError code collection.missing if none)."""
-    backend = backend_for(uri)
-    return backend.open(backend.resolve(uri))
-
-
-def open_writer(uri: str | None, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> StoreWriter:
-    """The collection's writer (created from ``create`` when missing and given)."""
-    backend = backend_for(uri)
-    return backend.open_writer(backend.resolve(uri), create=create, wait_s=wait_s)
-
-
-def store_exists(uri: str | None) -> bool:
-    backend = backend_for(uri)
-    return backend.exists(backend.resolve(uri))
-
-
-def delete_store(uri: str | None, *, wait_s: float = 0.0) -> None:
-    backend = backend_for(uri)
-    backend.delete(backend.resolve(uri), wait_s=wait_s)
-
-
-def resolve_uri(uri: str | None) -> str:
-    """The canonical collection name (an absolute directory for local collections)."""
-    backend = backend_for(uri)
-    return backend.resolve(uri)
-
-
-def copy_store(source: str | None, destination: str | None, *, replace: bool = False, factory="auto",
-               wait_s: float = 0.0, files_per_batch: int = 1024, on_plan=None, on_progress=None) -> dict:
-    """Copy a collection to another store (local ↔ Milvus, either way), vectors included (nothing is embedded):
-    every file row with its items, read through the source's :meth:`StoreReader.file_items` and written through
-    the destination's writer, committed every ``files_per_batch`` files. The model (id, spec, dims) carries over;
-    ``factory`` is the destination's index type. A destination holding files is refused (CollectionError code
-    copy.destination_not_empty) unless ``replace``, which deletes it first. Returns what was copied."""
-    import time
-
-    from xsearch.core.errors import CollectionError, UsageError
-
-    t0 = time.time()
-    src_uri, dst_uri = resolve_uri(source), resolve_uri(destination)
-    if src_uri == dst_uri:
-        raise UsageError(f"source and destination are the same collection ({src_uri})", code="copy.same",
-                         collection=src_uri)
-    with open_store(src_uri) as src:
-        if store_exists(dst_uri):
-            with open_store(dst_uri) as dst:
-                held = sum(c.get("files", 0) for c in dst.counts().values())
-            if held and not replace:
-                raise CollectionError(f"collection {dst_uri} already holds {held} file(s)",
-                                      code="copy.destination_not_empty", collection=dst_uri, files=held)
-            delete_store(dst_uri, wait_s=wait_s)
-        files = src.files()
-        has_tags = bool(src.tag_counts())
-        if on_plan:
-            on_plan(len(files))
-        items: dict[str, int] = {}
-        spec = StoreSpec(src.model_id, src.model_spec, dict(src.dims), factory)
-        with open_writer(dst_uri, create=spec, wait_s=wait_s) as writer:
-            for start in range(0, len(files), max(1, int(files_per_batch))):
-                chunk = files[start:start + max(1, int(files_per_batch))]
-                data = src.file_items([f.id for f in chunk])
-                for f in chunk:
-                    video = {k: getattr(f, k) for k in ("fps", "has_audio") if getattr(f, k, None) is not None}
-                    new_id = writer.upsert_file(f.path, modality=f.modality, size=f.size, mtime_ns=f.mtime_ns,
-                                                hash=f.hash, width=f.width, height=f.height, duration=f.duration,
-                                                **video)
-                    tags = src.tags_of(f.id) if has_tags else []
-                    if tags:
-                        writer.set_tags(new_id, tags)
-                    tracks = data.get(f.id)
-                    if tracks:
-                        writer.replace_items(new_id, tracks)
-                        for track, (offsets, _, _) in tracks.items():
-                            items[track] = items.get(track, 0) + len(offsets)
-                writer.commit()
-                if on_progress:
-                    on_progress(len(chunk))
-            reindexed = writer.maybe_reindex()
-    return {"source": src_uri, "destination": dst_uri, "model_spec": spec.model_spec, "model_id": spec.model_id,
-            "files": len(files), "items": items, "reindexed": {m: list(v) for m, v in reindexed.items()},
-            "seconds": round(time.time() - t0, 3)}
+    def directory(self, uri: str) -> Path | None:
+        """The folder on this machine that holds the collection named by the canonical ``uri``; None when it is
+        not a folder here (a Milvus server, a milvus-lite database file)."""
+        return None

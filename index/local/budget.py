@@ -1,13 +1,13 @@
 """Choosing an index type from the collection size, the dimension and a memory and latency budget.
 
-Every candidate is a FAISS factory string (index/vectors.py), with estimates of what it costs and gives:
+Every candidate is a FAISS factory string (read by index/factory.py), with estimates of what it costs and gives:
 
-- resident bytes per vector (vectors.bytes_per_vector: codes, ids, graph links, centroids' share) and bytes
+- resident bytes per vector (factory.bytes_per_vector: codes, ids, graph links, centroids' share) and bytes
   per vector on disk (a refined type's exact vectors are a memory-mapped file, read only for candidates);
 - expected recall@10 and single-query p50, from measurements of our own index layer on 512-d clustered
   vectors on 2 shared CPU cores (bench/index.py; the constants below say which run), scaled by n and dim.
 
-The rule (``choose_index``): without any budget, today's default (Flat below FLAT_MAX_VECTORS, HNSW32 above).
+The rule (``choose_factory``): without any budget, today's default (Flat below FLAT_MAX_VECTORS, HNSW32 above).
 With a budget: the candidates whose resident memory fits the memory budget and whose expected p50 fits the
 latency budget (DEFAULT_LATENCY_MS when only a memory budget is given); among them the fastest one whose
 expected recall reaches RECALL_TARGET (within 10% of the fastest, the best recall), else the one with the best
@@ -17,18 +17,16 @@ when the page cache does not hold them, every candidate is a disk read, so a typ
 when it fits and is about as fast (HNSW32 vs IVF-PQ + re-ranking at 1M: ~1 ms each).
 The choice records why, and the collection size up to which it holds (``max_n``: past it the memory budget no
 longer fits, or an IVF should be retrained for more lists), so a collection re-chooses as it grows
-(Collection.maybe_reindex).
+(Collection.maybe_reindex, which switches only past the hysteresis of ``should_switch``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 
-from xsearch.core.errors import UsageError
-
-from . import vectors as _vectors
+from .. import factory as _factory
+from .tuning import REFINE_K_FACTOR
 
 #: A choice aims at this recall@10 (vs exact search); below it only when no candidate within budget reaches it.
 RECALL_TARGET = 0.95
@@ -36,8 +34,6 @@ RECALL_TARGET = 0.95
 DEFAULT_LATENCY_MS = 10.0
 #: Ranking weight of a disk-backed type's warm-cache p50 (see the module docstring).
 DISK_LATENCY_FACTOR = 2.0
-#: First-stage candidates per result re-ranked by refined types (k=10 → 200 candidates).
-REFINE_K_FACTOR = _vectors.REFINE_K_FACTOR
 
 # Latency model, ms for one query on one thread (2-core AMD EPYC, bench/results/cpu-2core-1m.md):
 #: exact scan per vector·dimension (Flat 1M × 512: 83 ms)
@@ -50,51 +46,6 @@ _MS_FASTSCAN_BYTE = 3e-8
 _MS_RERANK_ROW = 3e-3
 #: HNSW32 at efSearch 128: 0.84–1.34 ms for 100k–1M × 512
 _MS_HNSW = 1.3
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-_TIME_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3}
-
-
-def parse_size(value) -> int | None:
-    """Bytes from ``200MB``, ``1.5GB``, ``512MiB``, ``2e9`` or a number (None stays None). MB = 10**6 bytes,
-    MiB = 2**20."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise UsageError(f"memory budget {value!r} is not a size", code="usage.bad_budget", budget=str(value))
-    if isinstance(value, (int, float)):
-        number, unit = float(value), ""
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
-        if m is None or m.group(2).lower() not in _UNITS:
-            raise UsageError(f"memory budget {value!r} is not a size (e.g. 200MB, 1.5GB, 512MiB or a number of "
-                             "bytes)", code="usage.bad_budget", budget=str(value))
-        number, unit = float(m.group(1)), m.group(2).lower()
-    size = number * _UNITS[unit]
-    if not math.isfinite(size) or size <= 0:
-        raise UsageError(f"memory budget {value!r} must be positive", code="usage.bad_budget", budget=str(value))
-    return int(size)
-
-
-def parse_latency(value) -> float | None:
-    """Milliseconds from ``5ms``, ``0.01s``, ``800us`` or a number of milliseconds (None stays None)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise UsageError(f"latency budget {value!r} is not a duration", code="usage.bad_budget", budget=str(value))
-    if isinstance(value, (int, float)):
-        ms = float(value)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zµ]*)\s*", str(value).lower())
-        if m is None or m.group(2) not in _TIME_UNITS:
-            raise UsageError(f"latency budget {value!r} is not a duration (e.g. 5ms, 0.01s or a number of "
-                             "milliseconds)", code="usage.bad_budget", budget=str(value))
-        ms = float(m.group(1)) * _TIME_UNITS[m.group(2)]
-    if not math.isfinite(ms) or ms <= 0:
-        raise UsageError(f"latency budget {value!r} must be positive", code="usage.bad_budget", budget=str(value))
-    return ms
-
 
 def format_bytes(n: float) -> str:
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -117,8 +68,8 @@ class Candidate:
 
 
 @dataclass
-class IndexChoice:
-    """What ``choose_index`` picked and why (saved with the index and in the collection's manifest)."""
+class FactoryChoice:
+    """What ``choose_factory`` picked and why (saved with the index and in the collection's manifest)."""
 
     factory: str
     reason: str
@@ -145,21 +96,21 @@ def _hnsw_recall(n: int) -> float:
 
 
 def candidates(n: int, dim: int) -> list[Candidate]:
-    """The index types choose_index weighs at ``n`` vectors of ``dim`` dimensions (see the module docstring)."""
-    bpv, disk = _vectors.bytes_per_vector, _vectors.disk_bytes_per_vector
+    """The index types choose_factory weighs at ``n`` vectors of ``dim`` dimensions (see the module docstring)."""
+    bpv, disk = _factory.bytes_per_vector, _factory.disk_bytes_per_vector
     scale = dim / 512
     out = [Candidate("Flat", "exact", 1.0, _MS_FLAT * n * dim, bpv("Flat", dim), disk("Flat", dim))]
-    hnsw = f"HNSW{_vectors.HNSW_M}"
+    hnsw = f"HNSW{_factory.HNSW_M}"
     out.append(Candidate(hnsw, "graph", 0.999 if n <= 10_000 else _hnsw_recall(n), _MS_HNSW * max(scale, 0.25),
-                         bpv(hnsw, dim), disk(hnsw, dim), {"efSearch": _vectors.HNSW_EF_SEARCH}))
-    nlist = _vectors.ivf_nlist(n)
+                         bpv(hnsw, dim), disk(hnsw, dim), {"efSearch": _factory.HNSW_EF_SEARCH}))
+    nlist = _factory.ivf_nlist(n)
     while nlist > 16 and 39 * nlist > n:  # lists that n vectors can train now (FAISS: 39 points per list)
         nlist //= 2
-    nprobe = _vectors.default_nprobe(nlist)
+    nprobe = _factory.default_nprobe(nlist)
     scanned = n * nprobe / nlist
     ivf_ms = _MS_IVF * dim * (nlist + scanned)
     # nprobe (and a refined type's k_factor) are not part of the choice: the index calibrates them on its own
-    # vectors after training (VectorIndex._calibrate: the fewest lists holding 98% of the true neighbours), because
+    # vectors after training (index/local/tuning.py: the fewest lists holding 98% of the true neighbours), because
     # no fixed share of the lists carries across data (nlist/8 held 0.92 of them at 20k clustered 512-d vectors,
     # 0.99 at 100k). Expected recall is therefore what calibration aims at; latency assumes nlist/8 lists.
     for code, recall, name in (("Flat", 0.97, "IVF, exact codes"), ("SQ8", 0.96, "IVF, 8-bit scalar codes")):
@@ -191,21 +142,21 @@ def _max_n(c: Candidate, n: int, memory_budget: int | None) -> int | None:
     if c.factory.startswith("IVF"):
         limits.append(4 * max(n, 1))
     if c.factory == "Flat":
-        limits.append(_vectors.FLAT_MAX_VECTORS)
+        limits.append(_factory.FLAT_MAX_VECTORS)
     return min(limits) if limits else None
 
 
-def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None,
-                 latency_budget_ms: float | None = None) -> IndexChoice:
+def choose_factory(n: int, dim: int, memory_budget_bytes: int | None = None,
+                   latency_budget_ms: float | None = None) -> FactoryChoice:
     """The index type for ``n`` vectors of ``dim`` dimensions under the budgets, with the reason."""
     n, dim = int(n), int(dim)
-    flat_max = _vectors.FLAT_MAX_VECTORS
+    flat_max = _factory.FLAT_MAX_VECTORS
     pool = candidates(max(n, 1), dim)
     by_factory = {c.factory: c for c in pool}
-    hnsw = f"HNSW{_vectors.HNSW_M}"
+    hnsw = f"HNSW{_factory.HNSW_M}"
 
-    def make(c: Candidate, reason: str) -> IndexChoice:
-        return IndexChoice(c.factory, reason, n, dim, round(c.recall, 3), round(c.p50_ms, 3),
+    def make(c: Candidate, reason: str) -> FactoryChoice:
+        return FactoryChoice(c.factory, reason, n, dim, round(c.recall, 3), round(c.p50_ms, 3),
                            round(c.resident, 1), round(c.disk, 1), dict(c.search),
                            _max_n(c, n, memory_budget_bytes), memory_budget_bytes, latency_budget_ms)
 
@@ -267,3 +218,23 @@ def choose_index(n: int, dim: int, memory_budget_bytes: int | None = None,
     disk = f", {c.disk:,.0f} B/vector on disk" if c.disk > c.resident * 1.5 else ""
     return make(c, f"{head}: {c.factory}, {how}: ~{c.resident:,.0f} B/vector resident{disk}, expected "
                    f"recall@10 ~{c.recall:.2f}, p50 ~{c.p50_ms:.1f} ms{why_not}")
+
+
+def choice_key(choice: dict) -> tuple:
+    """What makes two recorded choices the same choice: the type and the budgets it was chosen under."""
+    return (choice.get("factory"), choice.get("memory_budget_bytes"), choice.get("latency_budget_ms"))
+
+
+def should_switch(current: str, target: str, n: int) -> bool:
+    """Whether an index of type ``current`` holding ``n`` vectors is rebuilt as the newly chosen ``target``.
+    Hysteresis: back to Flat only below FLAT_MAX_VECTORS / 2, and an IVF is retrained for a new list count only
+    when the ideal count moved by 4x or more."""
+    if current == target:
+        return False
+    if target == "Flat":
+        return n < _factory.FLAT_MAX_VECTORS // 2
+    cur_codes, new_codes = current.partition(",")[2], target.partition(",")[2]
+    a, b = _factory.ivf_lists(current), _factory.ivf_lists(target)
+    if a is not None and b is not None and cur_codes == new_codes:
+        return max(a, b) / min(a, b) >= 4
+    return True

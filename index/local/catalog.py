@@ -22,7 +22,6 @@ e.g. a read-only mount); every SQLite error that escapes a method becomes a one-
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import os
 import re
@@ -37,6 +36,7 @@ import numpy as np
 
 from xsearch.core.errors import CollectionError, CollectionLockedError
 
+from ..store import FileRecord, to_ns
 from .atomic import check_regular, dir_writable
 
 SCHEMA_VERSION = 2
@@ -99,26 +99,6 @@ _SQL_CHUNK = 900  # ids per statement, well under SQLite's host-parameter limit
 
 
 @dataclass(frozen=True)
-class FileRow:
-    """One indexed file."""
-
-    id: int
-    path: str
-    modality: str
-    size: int
-    mtime_ns: int
-    hash: str | None
-    width: int | None
-    height: int | None
-    duration: float | None
-    model_id: str
-    added_at: float
-    updated_at: float
-    fps: float | None = None
-    has_audio: int | None = None
-
-
-@dataclass(frozen=True)
 class ItemRow:
     """One vector's catalog entry joined with its file."""
 
@@ -139,28 +119,6 @@ class ItemRow:
 def _chunks(values: Sequence[int]) -> Iterable[list[int]]:
     for start in range(0, len(values), _SQL_CHUNK):
         yield [int(v) for v in values[start:start + _SQL_CHUNK]]
-
-
-_NS_LIMIT = 2**63 - 1
-
-
-def to_ns(when) -> int:
-    """Epoch nanoseconds from a datetime / date (local time when naive) or epoch seconds, clamped to the range a
-    64-bit column holds (about 1678 to 2262: any date outside it compares like its end of the range)."""
-    if isinstance(when, _dt.datetime):
-        try:
-            seconds = when.timestamp()
-        except (OverflowError, OSError, ValueError):
-            seconds = -1e10 if when.year < 1970 else 1e10
-    elif isinstance(when, _dt.date):
-        return to_ns(_dt.datetime(when.year, when.month, when.day))
-    elif isinstance(when, (int, float, np.integer, np.floating)) and not isinstance(when, bool):
-        seconds = float(when)
-        if seconds != seconds:
-            raise ValueError("a date given as epoch seconds must not be NaN")
-    else:
-        raise TypeError(f"expected a datetime, date or epoch seconds, got {type(when).__name__}")
-    return int(max(-_NS_LIMIT, min(_NS_LIMIT, seconds * 1e9)))
 
 
 def _basename(path: str) -> str:
@@ -344,23 +302,23 @@ class Catalog:
 
     # -- files -------------------------------------------------------------------------------------------
 
-    def get_file(self, path: str | os.PathLike) -> FileRow | None:
+    def get_file(self, path: str | os.PathLike) -> FileRecord | None:
         """The file row for ``path``, or None."""
         row = self._conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (str(path),)).fetchone()
-        return FileRow(*row) if row else None
+        return FileRecord(*row) if row else None
 
-    def get_file_by_id(self, file_id: int) -> FileRow | None:
+    def get_file_by_id(self, file_id: int) -> FileRecord | None:
         row = self._conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (int(file_id),)).fetchone()
-        return FileRow(*row) if row else None
+        return FileRecord(*row) if row else None
 
-    def find_by_hash(self, hash: str, size: int) -> list[FileRow]:
+    def find_by_hash(self, hash: str, size: int) -> list[FileRecord]:
         """Files with this content hash and size (a renamed or copied file keeps its vectors)."""
         rows = self._conn.execute(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE hash = ? AND size = ? ORDER BY id", (hash, int(size))
         ).fetchall()
-        return [FileRow(*r) for r in rows]
+        return [FileRecord(*r) for r in rows]
 
-    def files(self, modality: str | None = None, under: str | os.PathLike | None = None) -> list[FileRow]:
+    def files(self, modality: str | None = None, under: str | os.PathLike | None = None) -> list[FileRecord]:
         """Every file, optionally of one modality and/or at or below folder ``under`` (a path prefix)."""
         where, args = [], []
         if modality is not None:
@@ -373,7 +331,7 @@ class Catalog:
         sql = f"SELECT {_FILE_COLUMNS} FROM files"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [FileRow(*r) for r in self._conn.execute(sql + " ORDER BY path", args).fetchall()]
+        return [FileRecord(*r) for r in self._conn.execute(sql + " ORDER BY path", args).fetchall()]
 
     def upsert_file(self, path: str | os.PathLike, *, modality: str, size: int, mtime_ns: int, model_id: str,
                     hash: str | None = None, width: int | None = None, height: int | None = None,

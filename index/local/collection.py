@@ -1,16 +1,6 @@
-"""Collection: a directory holding everything one index of a media library needs.
-
-Layout::
-
-    <collection>/
-        manifest.json            format_version, model_id, model_spec, dims and factory per modality, created_at,
-                                 memory / latency budget and, per "auto" modality, the index choice and its reason
-        catalog.sqlite           files and items (index/catalog.py), WAL mode
-        <modality>.<gen>.faiss   the vector index of each modality (index/vectors.py); the catalog names the
-                                 committed one (table vector_files), <gen> counts commits that changed it
-        <modality>.<gen>.vecs    a refined index's exact vectors (index/exact.py), written before its .faiss and
-                                 published with it by the same catalog commit (the .faiss header holds its CRC)
-        lock                     fcntl.flock'ed by the one writer; holds its pid
+"""Collection: a directory holding everything one index of a media library needs: its manifest (what it is,
+index/local/manifest.py), a SQLite catalog of files and items (index/local/catalog.py), one vector file per
+modality (index/local/vectors.py) and a writer lock; the folder's layout is in index/local/layout.py.
 
 Concurrency: one writer at a time (an exclusive flock; a second writer waits up to ``wait_s`` and then gets
 CollectionLockedError). Readers take no lock: SQLite WAL keeps the last committed catalog readable and vector
@@ -45,154 +35,27 @@ find_by_hash, files, filter_ids, items, counts) go through ``collection.catalog`
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
-import re
-import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from xsearch.core.errors import CollectionError, CollectionLockedError
+from xsearch.core.errors import CollectionError
 
-from ..locks import WriterLock, holder_at_work, pid_alive
-from . import vectors as _vectors
-from .atomic import atomic_write, collection_os_error, dir_writable, fsync_dir, open_regular
-from .budget import choose_index
+from ..locks import WriterLock, holder_at_work
+from . import layout
+from .atomic import collection_os_error, dir_writable, fsync_dir
+from .budget import choice_key, choose_factory, should_switch
 from .catalog import Catalog
-from .exact import SUFFIX as _EXACT_SUFFIX
-from .exact import sidecar_path
-from .vectors import VectorIndex, choose_factory, gpu_available
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-CATALOG = "catalog.sqlite"
-LOCK = "lock"
-AUTO = "auto"
-_MODALITY_RE = re.compile(r"[a-z]+")  # modality names become file names
-
-
-def _missing(root: Path) -> CollectionError:
-    return CollectionError(f"no collection at {root}", code="collection.missing", collection=str(root))
-
-
-def _not_a_folder(root: Path) -> CollectionError | None:
-    """The error for a collection path that is (or lies under) something that is not a folder, else None."""
-    for where in (root, *root.parents):
-        try:
-            st = os.stat(where)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError:
-            return None
-        if stat.S_ISDIR(st.st_mode):
-            return None
-        kind = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
-        message = (f"the collection path {root} is {kind}, not a folder" if where == root else
-                   f"the collection path {root} lies under {where}, which is {kind}, not a folder")
-        return CollectionError(message, code="collection.not_a_folder", collection=str(root), path=str(where))
-    return None
-
-
-def _manifest_lost(root: Path) -> CollectionError:
-    path = root / MANIFEST
-    return CollectionError(f"collection {root} has lost its manifest: {path} is missing (the catalog is still there, "
-                           "but not which model made its vectors)", code="collection.damaged",
-                           collection=str(root), path=str(path), reason="manifest missing")
-
-
-def _read_only(root: Path) -> CollectionError:
-    return CollectionError(f"collection {root} is read-only (its folder cannot be written)",
-                           code="collection.read_only", collection=str(root))
-
-
-def _vectors_damaged(root: Path, path: Path, why: str) -> CollectionError:
-    return CollectionError(f"vector index {path} is damaged ({why})", code="collection.vectors_damaged",
-                           collection=str(root), path=str(path), reason=why)
-
-
-def _next_vector_file(modality: str, current: str | None) -> str:
-    """``<modality>.<generation>.faiss`` with the generation after ``current``'s."""
-    generation = 0
-    if current:
-        try:
-            generation = int(current.rsplit(".", 2)[-2])
-        except (ValueError, IndexError):
-            generation = 0
-    return f"{modality}.{generation + 1:06d}.faiss"
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    try:
-        with atomic_write(path, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-    except OSError as exc:
-        raise collection_os_error(exc, path, collection=path.parent, doing="write") from None
-
-
-def _locked(root: Path, holder: int | None) -> CollectionLockedError:
-    alive = pid_alive(holder) if holder else None
-    if alive is False:
-        message = (f"collection {root} is locked: the writer that locked it (pid {holder}) is no longer "
-                   "running, but a process it started still holds the lock")
-    else:
-        message = f"collection {root} is being written by another process (pid {holder or 'unknown'})"
-    return CollectionLockedError(message, collection=str(root), holder_pid=holder, holder_alive=alive)
-
-
-def _writer_lock(root: Path, wait_s: float) -> WriterLock:
-    """The collection's writer lock: an exclusive flock on ``<collection>/lock`` holding the owner's pid."""
-    path = root / LOCK
-    try:
-        fd = open_regular(path, os.O_RDWR | os.O_CREAT, collection=root)
-    except FileNotFoundError:
-        raise _missing(root) from None
-    try:
-        return WriterLock(fd, path, wait_s, busy=lambda holder: _locked(root, holder))
-    except OSError as exc:
-        raise collection_os_error(exc, path, collection=root, doing="lock") from None
-
-
-@dataclass
-class RepairReport:
-    """What verify_and_repair found and fixed."""
-
-    orphan_vectors_dropped: dict[str, int] = field(default_factory=dict)
-    items_without_vectors: dict[str, int] = field(default_factory=dict)
-    files_to_reembed: list[str] = field(default_factory=list)
-    stale_files_removed: list[str] = field(default_factory=list)
-    vector_files_replaced: dict[str, str] = field(default_factory=dict)  # modality -> why its file was unusable
-    #: ``create`` found a catalog without a manifest and started afresh (the old catalog and vectors deleted: the
-    #: model that made them is unknown, and two models' vectors must never mix). Not a repair: callers say it.
-    manifest_lost: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.orphan_vectors_dropped or self.items_without_vectors or self.stale_files_removed
-                    or self.vector_files_replaced)
-
-    def __str__(self) -> str:
-        if not self.changed:
-            return "collection is consistent"
-        parts = []
-        if self.vector_files_replaced:
-            parts.append("replaced unusable vector files ("
-                         + ", ".join(f"{m}: {why}" for m, why in sorted(self.vector_files_replaced.items())) + ")")
-        if self.orphan_vectors_dropped:
-            parts.append("dropped vectors the catalog did not know ("
-                         + ", ".join(f"{m}: {n}" for m, n in sorted(self.orphan_vectors_dropped.items())) + ")")
-        if self.files_to_reembed:
-            parts.append(f"{len(self.files_to_reembed)} file(s) had missing vectors and will be re-embedded by the "
-                         "next indexing run")
-        if self.stale_files_removed:
-            parts.append(f"removed {len(self.stale_files_removed)} file(s) left by an interrupted commit")
-        return "repaired the collection: " + "; ".join(parts)
+from .gpu import gpu_available
+from .layout import CATALOG, LOCK
+from .manifest import AUTO, MANIFEST, factories_for, manifest_lost, new_manifest, read_manifest, write_manifest
+from .repair import RepairReport, repair_collection
+from .vectors import VectorIndex
 
 
 class Collection:
@@ -225,8 +88,8 @@ class Collection:
         catalog without a manifest while a live writer holds the lock is a collection being created or rebuilt."""
         root = Path(path)
         if os.path.lexists(root / CATALOG) and not cls.exists(root) and not holder_at_work(root / LOCK):
-            return _manifest_lost(root)
-        return _not_a_folder(root) or _missing(root)
+            return manifest_lost(root)
+        return layout.not_a_folder(root) or layout.missing(root)
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, model_id: str, model_spec: str, dims: dict[str, int],
@@ -234,7 +97,7 @@ class Collection:
                latency_budget_ms: float | None = None, wait_s: float = 0.0) -> Collection:
         """Create a collection and return it open for writing.
 
-        ``factory``: "auto" (index/budget.py's choose_index by size and budgets, switched by maybe_reindex) or a
+        ``factory``: "auto" (index/local/budget.py's choose_factory by size and budgets, switched by maybe_reindex) or a
         FAISS factory string, for every modality or as {modality: factory}. ``memory_budget_bytes`` caps the
         resident memory of each auto-chosen index, ``latency_budget_ms`` its expected single-query p50.
         """
@@ -242,47 +105,32 @@ class Collection:
         if cls.exists(root):
             raise CollectionError(f"a collection already exists at {root}", code="collection.exists",
                                   collection=str(root))
-        if not dims or any(int(d) <= 0 for d in dims.values()):
-            raise ValueError(f"dims must map each modality to a positive dimension, got {dims!r}")
-        if not all(isinstance(m, str) and _MODALITY_RE.fullmatch(m) for m in dims):
-            raise ValueError(f"modality names must be lowercase letters, got {sorted(dims)!r}")
-        factories = dict(factory) if isinstance(factory, dict) else {m: factory for m in dims}
-        if set(factories) != set(dims):
-            raise ValueError(f"factory modalities {sorted(factories)} differ from dims {sorted(dims)}")
+        factories = factories_for(dims, factory)
         for modality, fac in factories.items():
             if fac != AUTO:
                 VectorIndex.create(int(dims[modality]), fac, use_gpu=False)  # rejects a bad factory string now
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _not_a_folder(root) or collection_os_error(exc, root, collection=root, doing="create") from None
+            raise layout.not_a_folder(root) or collection_os_error(exc, root, collection=root, doing="create") from None
         if not dir_writable(root):
-            raise _read_only(root)
-        lock = _writer_lock(root, wait_s)
+            raise layout.read_only(root)
+        lock = layout.writer_lock(root, wait_s)
         try:
             if cls.exists(root):
                 raise CollectionError(f"a collection already exists at {root}", code="collection.exists",
                                       collection=str(root))
-            manifest_lost = os.path.lexists(root / CATALOG)  # a catalog without a manifest: which model made it?
-            cls._remove_files(root)  # what a half-created or half-deleted collection (or a lost manifest) left
+            lost = os.path.lexists(root / CATALOG)  # a catalog without a manifest: which model made it?
+            layout.remove_files(root)  # what a half-created or half-deleted collection (or a lost manifest) left
             catalog = Catalog.open(root / CATALOG)
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "model_id": model_id,
-                "model_spec": model_spec,
-                "dims": {m: int(d) for m, d in dims.items()},
-                "factory": factories,
-                "memory_budget_bytes": memory_budget_bytes,
-                "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            if latency_budget_ms is not None:
-                manifest["latency_budget_ms"] = float(latency_budget_ms)
-            _write_json_atomic(root / MANIFEST, manifest)
+            manifest = new_manifest(model_id=model_id, model_spec=model_spec, dims=dims, factories=factories,
+                                    memory_budget_bytes=memory_budget_bytes, latency_budget_ms=latency_budget_ms)
+            write_manifest(root, manifest)
         except BaseException:
             lock.release()
             raise
         self = cls(root, manifest, catalog, lock)
-        self.repair_report = RepairReport(manifest_lost=manifest_lost)
+        self.repair_report = RepairReport(manifest_lost=lost)
         return self
 
     @classmethod
@@ -292,10 +140,10 @@ class Collection:
         if not cls.exists(root):
             raise cls.missing_error(root)
         if writer and not dir_writable(root):
-            raise _read_only(root)
-        lock = _writer_lock(root, wait_s) if writer else None
+            raise layout.read_only(root)
+        lock = layout.writer_lock(root, wait_s) if writer else None
         try:
-            manifest = cls._read_manifest(root)
+            manifest = read_manifest(root)
             catalog = Catalog.open(root / CATALOG, readonly=not writer, must_exist=True)
         except BaseException:
             if lock is not None:
@@ -350,73 +198,17 @@ class Collection:
         collection whose manifest or catalog is missing, empty or garbage is deleted just the same.
         """
         root = Path(path)
-        if not cls.exists(root) and not cls._has_files(root):
-            raise _missing(root)
+        if not cls.exists(root) and not layout.has_files(root):
+            raise layout.missing(root)
         if not dir_writable(root):
-            raise _read_only(root)
-        lock = _writer_lock(root, wait_s)
+            raise layout.read_only(root)
+        lock = layout.writer_lock(root, wait_s)
         try:
-            cls._unlink(root, root / MANIFEST)
+            layout.unlink(root, root / MANIFEST)
             fsync_dir(root)
-            cls._remove_files(root)
+            layout.remove_files(root)
         finally:
             lock.release()  # the lock file itself stays: unlinking it would let two writers lock different files
-
-    @staticmethod
-    def _unlink(root: Path, path: Path) -> None:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise collection_os_error(exc, path, collection=root, doing="delete") from None
-
-    @classmethod
-    def _has_files(cls, root: Path) -> bool:
-        """Whether ``root`` holds any collection file besides the lock (e.g. one whose manifest was lost)."""
-        names = (MANIFEST, CATALOG, CATALOG + "-wal", CATALOG + "-shm")
-        return any(os.path.lexists(root / n) for n in names) or any(root.glob("*.faiss")) or \
-            any(root.glob("*" + _EXACT_SUFFIX))
-
-    @classmethod
-    def _remove_files(cls, root: Path) -> None:
-        """Delete the catalog, vector files and temp files (links are removed, never followed)."""
-        for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm"):
-            cls._unlink(root, root / name)
-        for stale in [*root.glob("*.faiss"), *root.glob("*" + _EXACT_SUFFIX), *root.glob(".*.tmp")]:
-            cls._unlink(root, stale)
-
-    @staticmethod
-    def _read_manifest(root: Path) -> dict:
-        path = root / MANIFEST
-
-        def damaged(why: str) -> CollectionError:
-            return CollectionError(f"manifest {path} is damaged ({why})", code="collection.damaged",
-                                   collection=str(root), path=str(path), reason=why)
-
-        try:
-            fd = open_regular(path, os.O_RDONLY, collection=root, doing="read")
-        except FileNotFoundError:
-            raise damaged("missing") from None
-        try:
-            with open(fd, "rb") as f:
-                data = f.read(1 << 20)
-        except OSError as exc:
-            raise collection_os_error(exc, path, collection=root, doing="read") from None
-        try:
-            manifest = json.loads(data.decode("utf-8"))
-            version = int(manifest["format_version"])
-            manifest["model_id"]
-            if not isinstance(manifest["dims"], dict) or not isinstance(manifest["factory"], dict):
-                raise TypeError("dims and factory must be objects")
-            for modality, dim in manifest["dims"].items():
-                if not _MODALITY_RE.fullmatch(modality) or int(dim) <= 0:
-                    raise ValueError(f"bad modality {modality!r}: {dim!r}")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise damaged(type(exc).__name__ if data.strip() else "empty") from None
-        if version > FORMAT_VERSION:
-            raise CollectionError(
-                f"collection {root} has format version {version}, newer than this xsearch supports "
-                f"({FORMAT_VERSION})", code="collection.newer_format", collection=str(root), version=version)
-        return manifest
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -427,7 +219,7 @@ class Collection:
     def close(self) -> None:
         """Discard uncommitted changes, close the catalog and release the writer lock."""
         try:
-            if self.writable and (self._dirty or self.catalog.in_transaction):
+            if self.writable and self.has_changes:
                 self.rollback()
             self.catalog.close()
         finally:
@@ -489,7 +281,7 @@ class Collection:
 
     def _empty_index(self, modality: str) -> VectorIndex:
         dim, policy = self._modality_dim(modality), self._policy(modality)
-        return VectorIndex.create(dim, choose_factory(0, dim) if policy == AUTO else policy)
+        return VectorIndex.create(dim, choose_factory(0, dim).factory if policy == AUTO else policy)
 
     def index(self, modality: str) -> VectorIndex:
         """The vector index of ``modality``: loaded on first use; a reader reloads it after a newer commit.
@@ -499,48 +291,10 @@ class Collection:
         (``collection.vectors_damaged``) otherwise; a writer starts an unusable file afresh and leaves the rest
         to :meth:`verify_and_repair` (which re-embeds the files whose vectors are missing).
         """
-        dim = self._modality_dim(modality)
+        self._modality_dim(modality)
         if modality in self._indexes and self.writable:
             return self._indexes[modality]
-        name = None
-        for _attempt in range(20):
-            name = self.catalog.vector_files().get(modality)
-            if modality in self._indexes and self._loaded_files.get(modality) == name:
-                return self._indexes[modality]
-            name, catalog_ids = self.catalog.vector_state(modality)  # one snapshot: file name and item ids
-            if name is None:
-                index = self._empty_index(modality)
-                break
-            path = self.path / name
-            try:
-                index = VectorIndex.load(path)
-            except FileNotFoundError:
-                if self.writable:  # lost file: start empty, verify_and_repair re-queues its files
-                    index = self._fresh(modality, "missing")
-                    break
-                time.sleep(0.05)  # a writer just replaced it: read the new name
-                continue
-            except CollectionError as exc:
-                if self.writable and exc.code == "collection.vectors_damaged":
-                    index = self._fresh(modality, exc.params.get("reason", "damaged"))
-                    break
-                raise
-            problem = self._mismatch(modality, index, dim)
-            if problem and self.writable:
-                index = self._fresh(modality, problem)
-            elif problem:
-                raise _vectors_damaged(self.path, path, problem)
-            elif not self.writable and not np.array_equal(index.ids(), catalog_ids):
-                raise _vectors_damaged(
-                    self.path, path, f"it holds {index.ntotal} vectors whose ids differ from the catalog's "
-                                     f"{catalog_ids.size} {modality} items")
-            break  # a writer's id differences are verify_and_repair's to fix
-        else:
-            raise CollectionError(f"vector index {self.path / name} is missing", code="collection.vectors_missing",
-                                  collection=str(self.path), path=str(self.path / name), modality=modality)
-        self._indexes[modality] = index
-        self._loaded_files[modality] = name
-        return index
+        return self._newest(modality, contextlib.nullcontext(), beside=False)
 
     def reader_index(self, modality: str, catalog_lock) -> VectorIndex:
         """A reader's index of ``modality``, the newest committed one, loaded *beside* the one in use.
@@ -550,7 +304,13 @@ class Collection:
         searching the index already loaded (their results are the previous commit's); the new index then
         replaces it. Checks and errors are those of :meth:`index`.
         """
-        dim = self._modality_dim(modality)
+        self._modality_dim(modality)
+        return self._newest(modality, catalog_lock, beside=True)
+
+    def _newest(self, modality: str, catalog_lock, *, beside: bool) -> VectorIndex:
+        """The index of the vector file the catalog names now (the one loaded when it is that file). ``beside``:
+        one thread loads a newer file while the others get the index in use (a per-modality loader lock). Retries
+        when a writer replaced the file between reading its name and opening it."""
         name = None
         for _attempt in range(20):
             with catalog_lock:
@@ -558,41 +318,56 @@ class Collection:
                 current = self._indexes.get(modality)
                 if current is not None and self._loaded_files.get(modality) == name:
                     return current
-            loader = self._loaders.setdefault(modality, threading.Lock())
-            if current is not None and not loader.acquire(blocking=False):
+            loader = self._loaders.setdefault(modality, threading.Lock()) if beside else None
+            if loader is not None and not loader.acquire(blocking=current is None):
                 return current  # another thread is loading the newer file
-            if current is None:
-                loader.acquire()
             try:
                 with catalog_lock:
-                    name = self.catalog.vector_files().get(modality)
-                    if modality in self._indexes and self._loaded_files.get(modality) == name:
-                        return self._indexes[modality]  # loaded while this thread waited
-                    name, catalog_ids = self.catalog.vector_state(modality)
-                if name is None:
-                    index = self._empty_index(modality)
-                else:
-                    path = self.path / name
-                    try:
-                        index = VectorIndex.load(path)
-                    except FileNotFoundError:
-                        time.sleep(0.05)  # a writer just replaced it: read the new name
-                        continue
-                    problem = self._mismatch(modality, index, dim)
-                    if problem:
-                        raise _vectors_damaged(self.path, path, problem)
-                    if not np.array_equal(index.ids(), catalog_ids):
-                        raise _vectors_damaged(
-                            self.path, path, f"it holds {index.ntotal} vectors whose ids differ from the catalog's "
-                                             f"{catalog_ids.size} {modality} items")
+                    if loader is not None:
+                        name = self.catalog.vector_files().get(modality)
+                        if modality in self._indexes and self._loaded_files.get(modality) == name:
+                            return self._indexes[modality]  # loaded while this thread waited
+                    name, catalog_ids = self.catalog.vector_state(modality)  # one snapshot: file name and item ids
+                index = self._load_checked(modality, name, catalog_ids)
+                if index is None:
+                    time.sleep(0.05)  # a writer just replaced it: read the new name
+                    continue
                 with catalog_lock:
                     self._indexes[modality] = index
                     self._loaded_files[modality] = name
                 return index
             finally:
-                loader.release()
+                if loader is not None:
+                    loader.release()
         raise CollectionError(f"vector index {self.path / name} is missing", code="collection.vectors_missing",
                               collection=str(self.path), path=str(self.path / name), modality=modality)
+
+    def _load_checked(self, modality: str, name: str | None, catalog_ids: np.ndarray) -> VectorIndex | None:
+        """The index in vector file ``name`` (an empty one when there is none), checked (see :meth:`index`); None
+        when a reader finds the file gone. A writer gets a fresh index in place of an unusable file; the ids are
+        verify_and_repair's to reconcile."""
+        if name is None:
+            return self._empty_index(modality)
+        path = self.path / name
+        try:
+            index = VectorIndex.load(path)
+        except FileNotFoundError:
+            # a writer's lost file: start empty, verify_and_repair re-queues its files
+            return self._fresh(modality, "missing") if self.writable else None
+        except CollectionError as exc:
+            if self.writable and exc.code == "collection.vectors_damaged":
+                return self._fresh(modality, exc.params.get("reason", "damaged"))
+            raise
+        problem = self._mismatch(modality, index, self._modality_dim(modality))
+        if problem and self.writable:
+            return self._fresh(modality, problem)
+        if problem:
+            raise layout.vectors_damaged(self.path, path, problem)
+        if not self.writable and not np.array_equal(index.ids(), catalog_ids):
+            raise layout.vectors_damaged(
+                self.path, path, f"it holds {index.ntotal} vectors whose ids differ from the catalog's "
+                                 f"{catalog_ids.size} {modality} items")
+        return index
 
     @staticmethod
     def _mismatch(modality: str, index: VectorIndex, dim: int) -> str | None:
@@ -660,7 +435,7 @@ class Collection:
         attempted: list[str] = []
         try:
             for modality in sorted(self._dirty):
-                name = _next_vector_file(modality, current.get(modality))
+                name = layout.next_vector_file(modality, current.get(modality))
                 attempted.append(name)
                 try:
                     self._indexes[modality].save(self.path / name, modality=modality)
@@ -671,19 +446,15 @@ class Collection:
             self.catalog.commit()
         except BaseException:
             for name in attempted:
-                with contextlib.suppress(OSError):
-                    (self.path / name).unlink(missing_ok=True)
-                    sidecar_path(self.path / name).unlink(missing_ok=True)
+                layout.discard_vector_file(self.path, name)
             raise
         self._loaded_files.update(written)
         self._dirty.clear()
         self._replaced.clear()
         for modality, name in written.items():
             old = current.get(modality)
-            if old and old != name:
-                with contextlib.suppress(OSError):  # committed already; the next writer removes it if it stays
-                    (self.path / old).unlink(missing_ok=True)
-                    sidecar_path(self.path / old).unlink(missing_ok=True)
+            if old and old != name:  # committed already; the next writer removes it if it stays
+                layout.discard_vector_file(self.path, old)
         self._record_choices()
 
     def rollback(self) -> None:
@@ -697,11 +468,10 @@ class Collection:
     def maybe_reindex(self) -> dict[str, tuple[str, str]]:
         """For "auto" modalities, switch index type when the size or the budgets call for another choice.
 
-        index/budget.py's choose_index weighs size, dimension, memory and latency budget; its choice (factory,
+        index/local/budget.py's choose_factory weighs size, dimension, memory and latency budget; its choice (factory,
         reason, expected recall, bytes per vector) is saved with the index and in the manifest. Returns
         {modality: (old factory, new factory)} for each switch; the switch is saved by the next commit().
-        Hysteresis: back to Flat only below FLAT_MAX_VECTORS / 2, and an IVF is retrained for a new list count
-        only when the ideal count moved by 4x or more.
+        Switches only past budget.should_switch's hysteresis.
         """
         self._require_writer()
         switched = {}
@@ -711,8 +481,8 @@ class Collection:
             if self._policy(modality) != AUTO:
                 continue
             index = self.index(modality)
-            choice = choose_index(index.ntotal, index.dim, budget, latency)
-            if _should_switch(index.factory, choice.factory, index.ntotal):
+            choice = choose_factory(index.ntotal, index.dim, budget, latency)
+            if should_switch(index.factory, choice.factory, index.ntotal):
                 old = index.factory
                 index.rebuild(choice.factory)
                 index.set_search_defaults(choice.search)
@@ -720,7 +490,7 @@ class Collection:
                 self._pending_choices[modality] = choice.to_dict()
                 self._dirty.add(modality)
                 switched[modality] = (old, choice.factory)
-            elif index.choice is None or _choice_key(index.choice) != _choice_key(choice.to_dict()):
+            elif index.choice is None or choice_key(index.choice) != choice_key(choice.to_dict()):
                 if index.factory == choice.factory:
                     index.set_choice(choice.to_dict())  # saved with the next change of this index
                     self._pending_choices[modality] = choice.to_dict()
@@ -738,7 +508,7 @@ class Collection:
         if latency_budget_ms is not None:
             manifest["latency_budget_ms"] = float(latency_budget_ms)
         if manifest != self._manifest:
-            _write_json_atomic(self.path / MANIFEST, manifest)
+            write_manifest(self.path, manifest)
             self._manifest = manifest
 
     def _record_choices(self) -> None:
@@ -754,52 +524,28 @@ class Collection:
         if choices != (self._manifest.get("index_choice") or {}):
             manifest = dict(self._manifest, index_choice=choices)
             with contextlib.suppress(CollectionError):
-                _write_json_atomic(self.path / MANIFEST, manifest)
+                write_manifest(self.path, manifest)
                 self._manifest = manifest
 
     def verify_and_repair(self) -> RepairReport:
-        """Make catalog and vectors agree (run automatically when a writer opens); commits any repair.
-
-        - vectors whose ids the catalog does not know (a crash after saving vectors, before the catalog
-          commit) are removed;
-        - catalog items without a vector (a crash after a removal, a lost or deleted index file) get their
-          files deleted from the catalog so that the next ``xsearch index`` embeds them again;
-        - vector files no commit refers to and temp files (left by an interrupted commit) are deleted.
-        """
+        """Make catalog and vectors agree (index/local/repair.py; run whenever a writer opens); commits any repair."""
         self._require_writer()
-        report = RepairReport()
-        referenced = set(self.catalog.vector_files().values())
-        referenced |= {sidecar_path(name).name for name in referenced}
-        for stale in sorted([*self.path.glob(".*.tmp"), *self.path.glob("*.faiss"),
-                             *self.path.glob("*" + _EXACT_SUFFIX)]):
-            if stale.name not in referenced:
-                self._unlink(self.path, stale)
-                report.stale_files_removed.append(stale.name)
-        for modality in sorted(set(self.modalities) | set(self.catalog.modalities())):
-            catalog_ids = self.catalog.item_ids(modality)
-            if modality in self._manifest["dims"]:
-                index = self.index(modality)
-                index_ids = index.ids()
-                orphans = np.setdiff1d(index_ids, catalog_ids, assume_unique=True)
-                if orphans.size:
-                    index.remove(orphans)
-                    self._dirty.add(modality)
-                    report.orphan_vectors_dropped[modality] = int(orphans.size)
-                missing = np.setdiff1d(catalog_ids, index_ids, assume_unique=True)
-            else:
-                missing = catalog_ids
-            if missing.size:
-                report.items_without_vectors[modality] = int(missing.size)
-                file_ids = self.catalog.file_ids_of_items(missing)
-                for file_id in file_ids.tolist():
-                    row = self.catalog.get_file_by_id(file_id)
-                    if row is not None:
-                        report.files_to_reembed.append(row.path)
-                self.remove_files(file_ids.tolist())
-        report.vector_files_replaced = dict(self._replaced)
-        if self._dirty or self.catalog.in_transaction:
-            self.commit()
-        return report
+        return repair_collection(self)
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether a writer holds changes not yet committed (catalog or vectors)."""
+        return bool(self._dirty or self.catalog.in_transaction)
+
+    @property
+    def replaced_files(self) -> dict[str, str]:
+        """Modality → why this writer started its index afresh since the last commit (an unusable vector file)."""
+        return dict(self._replaced)
+
+    def drop_orphans(self, modality: str, ids: np.ndarray) -> int:
+        """Remove vectors of ``modality`` whose ids the catalog does not know (see :meth:`verify_and_repair`)."""
+        self._require_writer()
+        return self._drop_vectors({modality: ids}).get(modality, 0)
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -860,24 +606,3 @@ class Collection:
             "gpu_available": gpu_available(),
             "modalities": per_modality,
         }
-
-
-def _choice_key(choice: dict) -> tuple:
-    return (choice.get("factory"), choice.get("memory_budget_bytes"), choice.get("latency_budget_ms"))
-
-
-def _should_switch(current: str, target: str, n: int) -> bool:
-    """maybe_reindex's hysteresis (see its docstring)."""
-    if current == target:
-        return False
-    if target == "Flat":
-        return n < _vectors.FLAT_MAX_VECTORS // 2
-    cur_head, _, cur_codes = current.partition(",")
-    new_head, _, new_codes = target.partition(",")
-    if cur_head.startswith("IVF") and new_head.startswith("IVF") and cur_codes == new_codes:
-        try:
-            a, b = int(cur_head[3:]), int(new_head[3:])
-        except ValueError:
-            return True
-        return max(a, b) / min(a, b) >= 4
-    return True

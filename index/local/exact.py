@@ -130,6 +130,33 @@ class ExactStore:
         """float32 [n, dim] rows of ``ids``."""
         return self.rows(ids).astype(np.float32, copy=False)
 
+    def rerank(self, q: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Re-score first-stage ``candidates`` (int64 [nq, c], -1 = none) of the normalised queries ``q`` with their
+        exact vectors: (scores float32 [nq, k], ids int64 [nq, k]), the top ``k`` by exact cosine, padded with
+        -inf / -1."""
+        nq = q.shape[0]
+        scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        labels = np.full((nq, k), -1, dtype=np.int64)
+        step = 64
+        for start in range(0, nq, step):
+            cand = candidates[start:start + step]
+            valid = cand >= 0
+            if not valid.any():
+                continue
+            uniq, inv = np.unique(cand[valid], return_inverse=True)
+            vecs = self.vectors(uniq)
+            s = np.full(cand.shape, -np.inf, dtype=np.float32)
+            rows = np.nonzero(valid)[0]
+            s[valid] = np.einsum("ij,ij->i", q[start:start + step][rows], vecs[inv])
+            kk = min(k, cand.shape[1])
+            top = np.argsort(-s, axis=1, kind="stable")[:, :kk]
+            best = np.take_along_axis(s, top, axis=1)
+            ids = np.take_along_axis(cand, top, axis=1)
+            ids[~np.isfinite(best)] = -1
+            scores[start:start + step, :kk] = best
+            labels[start:start + step, :kk] = ids
+        return scores, labels
+
     def write(self, path: Path, live_ids: np.ndarray) -> dict:
         """Write the rows of ``live_ids`` (sorted, unique) to ``path`` atomically; returns what the index header
         records about the file ({"n", "bytes", "crc", "dtype"})."""

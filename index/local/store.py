@@ -1,4 +1,4 @@
-"""The ``local`` store: a collection directory of FAISS vector files and a SQLite catalog (index/collection.py).
+"""The ``local`` store: a collection directory of FAISS vector files and a SQLite catalog (index/local/collection.py).
 
 Durability, locking and repair are the Collection's; this module adapts it to the storage protocol
 (index/store.py): best-file-per-query search with filters compiled to SQLite, a long-lived thread-safe reader
@@ -302,6 +302,9 @@ class LocalBackend(Backend):
 
     def resolve(self, uri: str | None) -> str:
         return str(collection_dir(uri))
+
+    def directory(self, uri: str) -> Path:
+        return Path(uri)
 
     def exists(self, uri: str) -> bool:
         return Collection.exists(uri)

@@ -15,9 +15,15 @@ pytest.importorskip("milvus_lite")
 
 from xsearch.core.errors import CollectionLockedError, UsageError, XsearchError  # noqa: E402
 from xsearch.core.types import Filters  # noqa: E402
-from xsearch.index import milvus  # noqa: E402
-from xsearch.index.milvus import choose_index, compile_filters, glob_to_like  # noqa: E402
-from xsearch.index.store import StoreSpec, open_store, open_writer  # noqa: E402
+from xsearch.index import factory, open_store, open_writer  # noqa: E402
+from xsearch.index.milvus import writer_lock  # noqa: E402
+from xsearch.index.milvus.connection import Connection  # noqa: E402
+from xsearch.index.milvus.db import LOAD_RETRIES, Db  # noqa: E402
+from xsearch.index.milvus.filters import compile_filters, glob_to_like  # noqa: E402
+from xsearch.index.milvus.indexes import choose_index  # noqa: E402
+from xsearch.index.milvus.uri import parse_uri  # noqa: E402
+from xsearch.index.milvus.writer_lock import Lease  # noqa: E402
+from xsearch.index.store import StoreSpec  # noqa: E402
 
 DIM = 8
 SPEC = StoreSpec("m@1:8", "m", {"image": DIM, "audio": DIM}, "Flat")
@@ -138,7 +144,7 @@ def test_post_filtered_globs_and_the_writer_sees_its_own_changes(uri):
 
 
 def test_auto_switches_to_hnsw_with_growth(uri, monkeypatch):
-    monkeypatch.setattr(milvus._vectors, "FLAT_MAX_VECTORS", 20)
+    monkeypatch.setattr(factory, "FLAT_MAX_VECTORS", 20)
     with open_writer(uri, create=StoreSpec("m@1:8", "m", {"image": DIM}, "auto")) as w:
         for i in range(25):
             add(w, f"/r/{i}.png", unit(i))
@@ -153,7 +159,7 @@ def test_auto_switches_to_hnsw_with_growth(uri, monkeypatch):
 
 
 def _crash_on(monkeypatch, method: str, nth: int):
-    real = getattr(milvus._Db, method)
+    real = getattr(Db, method)
     calls = {"n": 0}
 
     def crashing(self, *a, **kw):
@@ -162,7 +168,7 @@ def _crash_on(monkeypatch, method: str, nth: int):
             raise RuntimeError("power cut")
         return real(self, *a, **kw)
 
-    monkeypatch.setattr(milvus._Db, method, crashing)
+    monkeypatch.setattr(Db, method, crashing)
 
 
 def test_opening_loads_the_released_collections(uri):
@@ -171,7 +177,7 @@ def test_opening_loads_the_released_collections(uri):
     with open_writer(uri, create=SPEC) as w:
         add(w, "/a.png", unit(1))
         w.commit()
-    client = milvus._Conn.acquire(milvus.parse_uri(uri), wait_s=5)
+    client = Connection.acquire(parse_uri(uri), wait_s=5)
     try:
         names = [n for n in client.client.list_collections() if n.startswith(client.target.name + "__")]
         for name in names:
@@ -199,12 +205,12 @@ def test_a_call_that_meets_a_released_collection_loads_and_retries():
             return "hits"
 
     class Conn:
-        target = milvus.parse_uri("milvus-lite:/tmp/x.db")
+        target = parse_uri("milvus-lite:/tmp/x.db")
         client = Client()
 
-    db = milvus._Db(Conn())
+    db = Db(Conn())
     assert db.call("search", Conn.client.search, "c__image") == "hits" and Client.loads == 2
-    Client.failures = milvus.LOAD_RETRIES + 1
+    Client.failures = LOAD_RETRIES + 1
     with pytest.raises(XsearchError) as e:
         db.call("search", Conn.client.search, "c__image")
     assert e.value.code == "store.milvus_error" and "released" in str(e.value)
@@ -259,8 +265,8 @@ def test_crash_after_publishing_is_completed(uri, monkeypatch):
 def test_server_lease_on_lite(uri, monkeypatch):
     """The lease a Milvus server's writer takes, exercised on milvus-lite: a second writer is refused until the
     first releases it, and an expired lease (a writer that died) is taken over."""
-    monkeypatch.setattr(milvus, "USE_LEASE_ON_LITE", True)
-    monkeypatch.setattr(milvus._Lease, "SETTLE_S", 0.01)
+    monkeypatch.setattr(writer_lock, "USE_LEASE_ON_LITE", True)
+    monkeypatch.setattr(Lease, "SETTLE_S", 0.01)
     with open_writer(uri, create=SPEC) as w:
         add(w, "/l/a.png", unit(1))
         with pytest.raises(CollectionLockedError) as e:
@@ -281,7 +287,7 @@ def test_second_process_gets_one_coded_line(uri, tmp_path):
         add(w, "/p/a.png", unit(1))
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from xsearch.index.store import open_store
+        from xsearch.index import open_store
         s = open_store({uri!r}); print("ready", flush=True); sys.stdin.read()
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -299,7 +305,7 @@ def test_second_process_gets_one_coded_line(uri, tmp_path):
 
 def test_missing_pymilvus_is_one_coded_error(uri, monkeypatch):
     monkeypatch.setitem(sys.modules, "pymilvus", None)
-    monkeypatch.setattr(milvus._Conn, "_open", {})
+    monkeypatch.setattr(Connection, "_open", {})
     with pytest.raises(XsearchError) as e:
         open_writer(uri, create=SPEC)
     assert getattr(e.value, "code", "") == "store.missing_dependency" and "xsearch[milvus]" in str(e.value)

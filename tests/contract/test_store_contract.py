@@ -10,7 +10,8 @@ import pytest
 
 from xsearch.core.errors import CollectionError, CollectionLockedError
 from xsearch.core.types import Filters
-from xsearch.index.store import StoreSpec, delete_store, open_store, open_writer, store_exists
+from xsearch.index import delete_store, open_store, open_writer, store_exists
+from xsearch.index.store import StoreSpec
 
 DIM = 16
 SPEC = StoreSpec("test-model@abc:16", "test-model", {"image": DIM, "audio": DIM, "text": DIM, "video": DIM}, "Flat")

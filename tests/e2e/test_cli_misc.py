@@ -100,3 +100,29 @@ def test_help_does_not_load_torch_or_faiss():
 def test_version_of_a_real_process(tmp_path):
     r = run_subprocess("info", "-c", tmp_path / "none", "--json")
     assert r.code == 0 and json.loads(r.out)["collection"] is None
+
+
+def test_an_errors_own_hint_follows_its_message():
+    """The CLI prints a hint the raising layer gave (it need not know that layer); its own advice for a code wins."""
+    from xsearch.cli.errors import cli_message
+    from xsearch.core.errors import XsearchError
+
+    error = XsearchError("the store broke", code="store.broken", hint="restart the store")
+    assert cli_message(error) == "the store broke; restart the store."
+    assert error.to_dict()["hint"] == "restart the store" and "hint" not in XsearchError("x").to_dict()
+    error = XsearchError("no collection at c", code="collection.missing", hint="something else", collection="c")
+    assert cli_message(error) == "no collection at c; create it with `xsearch index <folder> -c c`."
+
+
+def test_search_has_a_file_option_per_modality_recognised_by_content():
+    """`xsearch search` keeps one explicit option per query-file modality (typer builds options from the function's
+    parameters, and hand-written ones read better in --help): this ties them to the modality registry, so a new
+    modality with a content sniffer is not forgotten."""
+    import typer.main
+
+    from xsearch.cli.main import app
+    from xsearch.media import modalities
+
+    search = typer.main.get_command(app).commands["search"]
+    options = {o for p in search.params for o in p.opts}
+    assert {f"--{m.name}" for m in modalities.registered() if m.sniff is not None} <= options

@@ -166,15 +166,15 @@ def test_coded_errors(cli, mworld, tmp_path, monkeypatch):
     assert r.code == 2 and "must end in .db" in r.err
     r = cli("search", "x", "-c", f"milvus-lite:{tmp_path / 'none.db'}", "--json")
     assert r.code == 1 and json.loads(r.out)["error"]["code"] == "collection.missing"
-    from xsearch.index import milvus
+    from xsearch.index.milvus import connection
 
-    monkeypatch.setattr(milvus, "CONNECT_TIMEOUT_S", 1.0)
-    monkeypatch.setenv("XSEARCH_MILVUS_TOKEN", "")
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setenv("XSEARCH_STORE_TOKEN", "")
     r = cli("info", "-c", "milvus://127.0.0.1:9/photos", "--milvus-token", "user:secret", "--json")
     assert r.code == 1 and json.loads(r.out)["error"]["code"] == "store.unreachable", r.out
     import os
 
-    assert os.environ["XSEARCH_MILVUS_TOKEN"] == "user:secret"
+    assert os.environ["XSEARCH_STORE_TOKEN"] == "user:secret"  # the old flag still works (test_cli_store_token.py)
 
 
 def test_serve_api_on_milvus_lite(lite, local, records):

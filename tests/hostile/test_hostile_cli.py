@@ -323,7 +323,7 @@ def test_trained_model_spec_printed_loads(cli, world, tmp_path):
     assert r.code == 0, r.err
     spec = shlex.split(r.err.strip().splitlines()[-1].split("--model ", 1)[1])[0]
     parse_spec(spec)
-    assert load_encoder(spec).embed_text(["a red circle"]).shape == (1, 256)
+    assert load_encoder(spec).embed("text", ["a red circle"]).shape == (1, 256)
 
 
 def test_bind_head_spec_printed_parses_and_loads(cli, world, tmp_path):
@@ -338,7 +338,7 @@ def test_bind_head_spec_printed_parses_and_loads(cli, world, tmp_path):
     assert [p.kind for p in parsed.parts] == ["builtin", "builtin", "bind"]
     enc = load_encoder(spec)
     assert {"image", "audio", "text"} <= set(enc.modalities)
-    assert enc.embed_text(["a red circle"]).shape[0] == 1
+    assert enc.embed("text", ["a red circle"]).shape[0] == 1
 
 
 def test_train_help_shows_the_extra_and_search_help_its_default(cli):
@@ -383,6 +383,7 @@ def col(indexed, tmp_path_factory) -> Path:
     return col
 
 
+@pytest.mark.slow  # ~55 s: a dozen real processes, each paying the import of torch (see issue #29)
 class TestRealProcess:
     """`python -m xsearch.cli.main` over awkward input: no traceback, one error line, the documented exit code,
     and the collection still answers the same afterwards."""

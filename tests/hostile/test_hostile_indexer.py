@@ -121,7 +121,7 @@ def test_lost_manifest_and_another_model_never_mix_vectors(cli, tmp_path):
     assert r.code == 0, r.err
     rep = json.loads(r.out)
     assert rep["unchanged"] == 0 and rep["added"] + rep["updated"] == 6
-    from xsearch.index.store import open_store
+    from xsearch.index import open_store
 
     with open_store(str(col)) as s:
         assert {f.model_id for f in s.files()} == {s.model_id} and s.model_spec == f"builtin:{other}"

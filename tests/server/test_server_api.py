@@ -387,6 +387,25 @@ def test_uploads_are_sniffed(client, data, what):
     assert what in err["message"] and "photo.jpg" in err["message"]
 
 
+def test_uploads_follow_the_modality_registry(client):
+    """An upload is any registered modality that has a content sniffer, and the refusal names them all: a modality
+    registered later (a plugin) needs no server change."""
+    from xsearch.media.modalities import Modality, register, unregister
+
+    pdf = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n"
+    err = _error(client.post("/api/uploads", files={"file": ("doc.pdf", pdf)}), 415, "upload.unsupported")
+    assert "is not an image, a sound or a video clip xsearch can read" in err["message"]
+    register(Modality("depthmap", extensions={".depth"}, decoder="xsearch.media.image:decode_image",
+                      sniff=lambda head: head.startswith(b"DEPTH")))
+    try:
+        up = client.post("/api/uploads", files={"file": ("scan.bin", b"DEPTH" + b"\0" * 64)})
+        assert up.status_code == 200 and up.json()["modality"] == "depthmap", up.text
+        err = _error(client.post("/api/uploads", files={"file": ("doc.pdf", pdf)}), 415, "upload.unsupported")
+        assert "is not an image, a sound, a video clip or a depthmap file xsearch can read" in err["message"]
+    finally:
+        unregister("depthmap")
+
+
 def test_corrupt_image_upload(client):
     up = client.post("/api/uploads", files={"file": ("bad.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)}).json()
     _error(_search(client, upload=up["id"]), 422, "query.bad_file")
@@ -471,6 +490,22 @@ def test_unexpected_errors_are_500_without_a_traceback(indexed, monkeypatch):
         assert "secret" not in err["message"]
         _error(c.post("/api/collections/world/items/1"), 405, "http.405")
         _error(c.get("/nowhere"), 404, "http.404")
+
+
+def test_an_errors_hint_reaches_the_client(indexed, monkeypatch):
+    """A hint from the layer that raised an error (a store naming its server) is in the body; other bodies have
+    none."""
+    from xsearch.core.errors import CollectionError
+    from xsearch.engine import Engine
+
+    def unreachable(self, *args, **kwargs):
+        raise CollectionError("cannot reach the store", code="store.unreachable", hint="check that it runs")
+
+    with _app_client({"world": str(indexed)}) as c:
+        assert "hint" not in _error(c.get("/api/collections/nope"), 404, "collection.unknown")
+        monkeypatch.setattr(Engine, "search", unreachable)
+        err = _error(c.get("/api/collections/world/search", params={"q": "x"}), 500, "store.unreachable")
+        assert err["hint"] == "check that it runs" and err["message"] == "cannot reach the store"
 
 
 def test_busy_server_answers_503(indexed):

@@ -92,7 +92,7 @@ def _long_collection(world: Path, records: list[dict], folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def video_world(tmp_path_factory) -> dict:
     """A 16-group world with 3 generated videos (3-5 scenes of 4 s), indexed whole as the collection "videos", and
-    a 4 s query clip of one scene (its picture and sound) made the way tests/test_video.py makes it."""
+    a 4 s query clip of one scene (its picture and sound) made the way tests/unit/test_video.py makes it."""
     import json
 
     from xsearch.engine import Engine

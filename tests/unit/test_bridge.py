@@ -15,7 +15,7 @@ from tests.helpers.encoders import (
     tiny_openclip_checkpoint,
 )
 from xsearch.core.errors import ModelError, UsageError
-from xsearch.encoders.base import DEFAULT_SPACE, Encoder, l2_normalize
+from xsearch.encoders.base import DEFAULT_SPACE, Encoder, ModalityDispatch, l2_normalize
 from xsearch.encoders.bridge import (
     CLAP_SPACE,
     CLIP_SPACE,
@@ -32,7 +32,7 @@ def _text_vector(text: str, dim: int, salt: str) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(dim)
 
 
-class FakeEncoder:
+class FakeEncoder(ModalityDispatch):
     """A deterministic two-modality encoder: texts hash to random unit vectors; media items are vectors."""
 
     def __init__(self, media: str, dim: int, salt: str):
@@ -49,7 +49,7 @@ class FakeEncoder:
     def index_space(self, modality):
         return DEFAULT_SPACE
 
-    def embed_text(self, texts, space=None):
+    def _embed_text(self, texts, space=None):
         assert space in (None, DEFAULT_SPACE)
         self.text_calls += 1
         return l2_normalize(
@@ -59,11 +59,11 @@ class FakeEncoder:
     def _media(self, items):
         return l2_normalize(np.asarray(items, dtype=np.float32).reshape(len(items), self.dim))
 
-    def embed_images(self, images, space=None):
+    def _embed_images(self, images, space=None):
         assert self.media == "image"
         return self._media(images)
 
-    def embed_audio(self, waves, space=None):
+    def _embed_audio(self, waves, space=None):
         assert self.media == "audio"
         return self._media(waves)
 
@@ -139,7 +139,7 @@ def test_spaces_index_spaces_and_protocol(pair, tmp_path):
     with pytest.raises(UsageError):
         br.index_space("smell")
     with pytest.raises(ModelError):
-        br.embed_text(["x"], space="shared")
+        br.embed("text", ["x"], space="shared")
 
 
 def test_cross_space_embeddings_follow_the_vocabulary(pair, tmp_path):
@@ -147,31 +147,31 @@ def test_cross_space_embeddings_follow_the_vocabulary(pair, tmp_path):
     br = _bridge(pair, tmp_path, top_m=3, temperature=0.1)
     rng = np.random.default_rng(3)
     images, waves = rng.standard_normal((4, 12)), rng.standard_normal((5, 8))
-    clip_text, clap_text = vision.embed_text(VOCAB), audio.embed_text(VOCAB)
+    clip_text, clap_text = vision.embed("text", VOCAB), audio.embed("text", VOCAB)
 
-    assert np.array_equal(br.embed_images(images), vision.embed_images(images))
-    img_in_clap = br.embed_images(images, space=CLAP_SPACE)
+    assert np.array_equal(br.embed("image", images), vision.embed("image", images))
+    img_in_clap = br.embed("image", images, space=CLAP_SPACE)
     np.testing.assert_allclose(
-        img_in_clap, translate(vision.embed_images(images), clip_text, clap_text, 3, 0.1), atol=1e-6
+        img_in_clap, translate(vision.embed("image", images), clip_text, clap_text, 3, 0.1), atol=1e-6
     )
-    assert np.array_equal(br.embed_audio(waves), audio.embed_audio(waves))
-    audio_in_clip = br.embed_audio(waves, space=CLIP_SPACE)
+    assert np.array_equal(br.embed("audio", waves), audio.embed("audio", waves))
+    audio_in_clip = br.embed("audio", waves, space=CLIP_SPACE)
     np.testing.assert_allclose(
-        audio_in_clip, translate(audio.embed_audio(waves), clap_text, clip_text, 3, 0.1), atol=1e-6
+        audio_in_clip, translate(audio.embed("audio", waves), clap_text, clip_text, 3, 0.1), atol=1e-6
     )
     assert img_in_clap.shape == (4, 8) and audio_in_clip.shape == (5, 12)
     for out in (img_in_clap, audio_in_clip):
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert np.array_equal(br.embed_text(["hi"], space=CLAP_SPACE), audio.embed_text(["hi"]))
-    assert np.array_equal(br.embed_text(["hi"]), vision.embed_text(["hi"]))
-    assert br.embed_audio(np.zeros((0, 8)), space=CLIP_SPACE).shape == (0, 12)
+    assert np.array_equal(br.embed("text", ["hi"], space=CLAP_SPACE), audio.embed("text", ["hi"]))
+    assert np.array_equal(br.embed("text", ["hi"]), vision.embed("text", ["hi"]))
+    assert br.embed("audio", np.zeros((0, 8)), space=CLIP_SPACE).shape == (0, 12)
 
 
 def test_an_image_of_a_vocabulary_entry_lands_on_that_entry(pair, tmp_path):
     vision, audio = pair
     br = _bridge(pair, tmp_path, temperature=0.0)
-    image = vision.embed_text([VOCAB[7]])  # an "image" right on entry 7's CLIP text vector
-    np.testing.assert_allclose(br.embed_images(image, space=CLAP_SPACE), audio.embed_text([VOCAB[7]]), atol=1e-6)
+    image = vision.embed("text", [VOCAB[7]])  # an "image" right on entry 7's CLIP text vector
+    np.testing.assert_allclose(br.embed("image", image, space=CLAP_SPACE), audio.embed("text", [VOCAB[7]]), atol=1e-6)
 
 
 def test_vocabulary_is_cached_on_disk_and_reused(pair, tmp_path):
@@ -197,16 +197,16 @@ def test_prepare_reports_progress_and_chunked_tables_match(pair, tmp_path):
     br = _bridge(pair, tmp_path, vocab=vocab).prepare(progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (1200, 1200) and len(seen) == 6 and all(t == 1200 for _, t in seen)
     clip, clap = br.vocab_tables()
-    np.testing.assert_allclose(clip, vision.embed_text(vocab), atol=1e-6)
-    np.testing.assert_allclose(clap, audio.embed_text(vocab), atol=1e-6)
+    np.testing.assert_allclose(clip, vision.embed("text", vocab), atol=1e-6)
+    np.testing.assert_allclose(clap, audio.embed("text", vocab), atol=1e-6)
 
 
 def test_vocabulary_is_embedded_lazily(pair, tmp_path):
     br = _bridge(pair, tmp_path)
-    br.embed_images(np.ones((1, 12)))
-    br.embed_text(["x"], space=CLAP_SPACE)
+    br.embed("image", np.ones((1, 12)))
+    br.embed("text", ["x"], space=CLAP_SPACE)
     assert not br.cache_path.exists()
-    br.embed_audio(np.ones((1, 8)), space=CLIP_SPACE)
+    br.embed("audio", np.ones((1, 8)), space=CLIP_SPACE)
     assert br.cache_path.is_file()
 
 
@@ -237,10 +237,10 @@ def test_encoder_without_the_needed_modalities(tmp_path):
 
 def test_vocabulary_embeddings_that_do_not_fit_the_model(pair, tmp_path):
     audio = pair[1]
-    audio.embed_text = lambda texts, space=None: np.ones((len(texts) - 1, 8), np.float32)
+    audio._embed_text = lambda texts, space=None: np.ones((len(texts) - 1, 8), np.float32)
     br = _bridge(pair, tmp_path)
     with pytest.raises(ModelError) as info:
-        br.embed_images(np.ones((1, 12)), space=CLAP_SPACE)
+        br.embed("image", np.ones((1, 12)), space=CLAP_SPACE)
     assert "shape" in str(info.value) and not br.cache_path.exists()
 
 
@@ -256,10 +256,10 @@ def test_bind_head_indexes_audio_in_clip_space(pair, tmp_path):
     assert br.index_space("audio") == CLIP_SPACE
     assert br.model_id.startswith("fake-clip@0:12+fake-clap@0:8+bind@") and br.model_id.endswith(head.digest())
     waves = np.random.default_rng(4).standard_normal((3, 8))
-    out = br.embed_audio(waves)
-    np.testing.assert_allclose(out, head.project(audio.embed_audio(waves)), atol=1e-6)
+    out = br.embed("audio", waves)
+    np.testing.assert_allclose(out, head.project(audio.embed("audio", waves)), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert np.array_equal(br.embed_audio(waves, space=CLAP_SPACE), audio.embed_audio(waves))
+    assert np.array_equal(br.embed("audio", waves, space=CLAP_SPACE), audio.embed("audio", waves))
     assert vision.text_calls == 0  # no vocabulary needed for audio with a head
 
 
@@ -360,15 +360,15 @@ def test_load_pair_with_a_vocabulary_file_and_with_a_bind_head(tiny_pair, tmp_pa
     clap = ClapEncoder(str(clap_dir), device="cpu")
     clip = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu")
     assert br.model_id == f"{clip.model_id}+{clap.model_id}"
-    np.testing.assert_allclose(br.embed_text(["a dog"], space=CLAP_SPACE), clap.embed_text(["a dog"]), atol=1e-6)
+    np.testing.assert_allclose(br.embed("text", ["a dog"], space=CLAP_SPACE), clap.embed("text", ["a dog"]), atol=1e-6)
     wave = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
-    in_clip = br.embed_audio([wave], space=CLIP_SPACE)
+    in_clip = br.embed("audio", [wave], space=CLIP_SPACE)
     assert in_clip.shape == (1, TINY_CLIP_DIM) and br.cache_path.is_relative_to(tmp_path / "home")
 
     head_dir = ProjectionHead(TINY_CLAP_DIM, TINY_CLIP_DIM).save(tmp_path / "head")
     bound = load_encoder(f"{base}+bind:{head_dir}", device="cpu")
     assert bound.index_space("audio") == CLIP_SPACE and "+bind@" in bound.model_id
-    assert bound.embed_audio([wave]).shape == (1, TINY_CLIP_DIM)
+    assert bound.embed("audio", [wave]).shape == (1, TINY_CLIP_DIM)
 
     default = load_encoder(base, device="cpu")
     assert len(default.vocab) > 2000  # the shipped vocabulary, not embedded until needed

@@ -63,11 +63,11 @@ def test_bridge_joins_towers_that_were_never_trained_together(towers, vocab_file
         def index_space(self, m):
             return "shared"
 
-        def embed_images(self, x, space=None):
-            return bridged.vision.embed_images(x)
+        def _embed_images(self, x, space=None):
+            return bridged.vision.embed("image", x)
 
-        def embed_audio(self, x, space=None):
-            return bridged.audio.embed_audio(x)
+        def _embed_audio(self, x, space=None):
+            return bridged.audio.embed("audio", x)
 
     naive = evaluate(Naive(), str(tiny_world), directions=CROSS)
     assert _mean_ratio(report) > 2.5, f"bridged R@5 only {_mean_ratio(report):.1f}x chance"

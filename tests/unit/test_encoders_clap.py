@@ -54,7 +54,7 @@ def _direct(clap_dir, waves, texts):
 
 def test_vectors_equal_direct_transformers_calls(encoder, clap_dir):
     waves = _waves()
-    audio, text = encoder.embed_audio(waves), encoder.embed_text(TEXTS)
+    audio, text = encoder.embed("audio", waves), encoder.embed("text", TEXTS)
     ref_audio, ref_text = _direct(clap_dir, waves, TEXTS)
     assert audio.shape == (5, TINY_CLAP_DIM) and text.shape == (5, TINY_CLAP_DIM)
     assert audio.dtype == np.float32 and text.dtype == np.float32
@@ -75,7 +75,7 @@ def test_protocol_attributes_come_from_the_feature_extractor(encoder, clap_dir):
     assert encoder.model_id == f"{encoder.spec}@{weights_digest([clap_dir / 'model.safetensors'])}:{TINY_CLAP_DIM}"
     assert encoder.describe()["fusion"] is False
     with pytest.raises(UsageError):
-        encoder.embed_images([])
+        encoder.embed("image", [])
     with pytest.raises(UsageError):
         encoder.index_space("image")
 
@@ -83,11 +83,11 @@ def test_protocol_attributes_come_from_the_feature_extractor(encoder, clap_dir):
 def test_batch_size_invariance_and_determinism(encoder, clap_dir):
     small = ClapEncoder(str(clap_dir), device="cpu", batch_size=2)
     waves = _waves()
-    np.testing.assert_allclose(small.embed_audio(waves), encoder.embed_audio(waves), atol=1e-5)
-    np.testing.assert_allclose(small.embed_text(TEXTS), encoder.embed_text(TEXTS), atol=1e-5)
-    assert np.array_equal(encoder.embed_audio(waves), encoder.embed_audio(waves))
-    assert np.array_equal(encoder.embed_text(TEXTS), encoder.embed_text(TEXTS))
-    assert encoder.embed_audio([]).shape == (0, TINY_CLAP_DIM)
+    np.testing.assert_allclose(small.embed("audio", waves), encoder.embed("audio", waves), atol=1e-5)
+    np.testing.assert_allclose(small.embed("text", TEXTS), encoder.embed("text", TEXTS), atol=1e-5)
+    assert np.array_equal(encoder.embed("audio", waves), encoder.embed("audio", waves))
+    assert np.array_equal(encoder.embed("text", TEXTS), encoder.embed("text", TEXTS))
+    assert encoder.embed("audio", []).shape == (0, TINY_CLAP_DIM)
 
 
 def test_fusion_model_never_picks_a_clip_at_random(tmp_path):
@@ -96,14 +96,14 @@ def test_fusion_model_never_picks_a_clip_at_random(tmp_path):
     enc = ClapEncoder(str(tiny_clap_dir(tmp_path, fusion=True)), device="cpu")
     assert enc.describe()["fusion"] is True
     waves = _waves()
-    together = enc.embed_audio(waves)
-    alone = np.concatenate([enc.embed_audio([w]) for w in waves])
+    together = enc.embed("audio", waves)
+    alone = np.concatenate([enc.embed("audio", [w]) for w in waves])
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
 def test_short_audio_is_repeat_padded(encoder, clap_dir):
     waves = _waves((1, 7, 1000))
-    out = encoder.embed_audio(waves)
+    out = encoder.embed("audio", waves)
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, _direct(clap_dir, waves, ["x"])[0], atol=1e-5)
 
@@ -111,18 +111,18 @@ def test_short_audio_is_repeat_padded(encoder, clap_dir):
 def test_long_audio_is_the_mean_of_its_windows_not_a_random_crop(encoder):
     rng = np.random.default_rng(5)
     wave = rng.standard_normal(int(2.5 * WINDOW)).astype(np.float32)
-    out = encoder.embed_audio([wave])
-    assert np.array_equal(out, encoder.embed_audio([wave]))
-    windows = encoder.embed_audio([wave[:WINDOW], wave[WINDOW : 2 * WINDOW], wave[2 * WINDOW :]])
+    out = encoder.embed("audio", [wave])
+    assert np.array_equal(out, encoder.embed("audio", [wave]))
+    windows = encoder.embed("audio", [wave[:WINDOW], wave[WINDOW : 2 * WINDOW], wave[2 * WINDOW :]])
     mean = windows.mean(axis=0)
     np.testing.assert_allclose(out[0], mean / np.linalg.norm(mean), atol=1e-5)
     # a tail under a quarter window is dropped
     tail = np.concatenate([wave[:WINDOW], wave[:10]])
-    np.testing.assert_allclose(encoder.embed_audio([tail]), encoder.embed_audio([wave[:WINDOW]]), atol=1e-6)
+    np.testing.assert_allclose(encoder.embed("audio", [tail]), encoder.embed("audio", [wave[:WINDOW]]), atol=1e-6)
 
 
 def test_empty_text_embeds(encoder, clap_dir):
-    out = encoder.embed_text(["", "rain"])
+    out = encoder.embed("text", ["", "rain"])
     np.testing.assert_allclose(out[0], _direct(clap_dir, _waves((10,)), [""])[1][0], atol=1e-5)
 
 
@@ -134,13 +134,13 @@ def test_empty_text_embeds(encoder, clap_dir):
 ])
 def test_bad_audio_fails_clearly(encoder, bad, error):
     with pytest.raises(error) as info:
-        encoder.embed_audio([np.zeros(100, np.float32), bad])
+        encoder.embed("audio", [np.zeros(100, np.float32), bad])
     assert "audio 1" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_mono_column_vector_is_accepted(encoder):
     wave = _waves((500,))[0]
-    np.testing.assert_allclose(encoder.embed_audio([wave[:, None]]), encoder.embed_audio([wave]), atol=1e-6)
+    np.testing.assert_allclose(encoder.embed("audio", [wave[:, None]]), encoder.embed("audio", [wave]), atol=1e-6)
 
 
 def _one_sentence(err) -> str:
@@ -203,4 +203,4 @@ def test_a_cached_hub_id_loads_offline(tmp_path, clap_dir, encoder):
     enc = ClapEncoder("xsearch-test/tiny-clap", device="cpu")  # HF_HUB_OFFLINE=1: cache only
     assert enc.spec == "clap:xsearch-test/tiny-clap"
     assert enc.model_id == f"{enc.spec}@{weights_digest([clap_dir / 'model.safetensors'])}:{TINY_CLAP_DIM}"
-    np.testing.assert_allclose(enc.embed_text(TEXTS), encoder.embed_text(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(enc.embed("text", TEXTS), encoder.embed("text", TEXTS), atol=1e-6)

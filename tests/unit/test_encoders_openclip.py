@@ -48,7 +48,7 @@ def _direct(ckpt, images, texts):
 
 def test_vectors_equal_a_direct_open_clip_call(encoder, ckpt):
     images = _images()
-    img, txt = encoder.embed_images(images), encoder.embed_text(TEXTS)
+    img, txt = encoder.embed("image", images), encoder.embed("text", TEXTS)
     ref_img, ref_txt = _direct(ckpt, images, TEXTS)
     assert img.shape == (5, TINY_CLIP_DIM) and txt.shape == (5, TINY_CLIP_DIM)
     assert img.dtype == np.float32 and txt.dtype == np.float32
@@ -70,25 +70,25 @@ def test_protocol_attributes_and_model_id(encoder, ckpt):
     with pytest.raises(UsageError):
         encoder.index_space("audio")
     with pytest.raises(UsageError):
-        encoder.embed_audio([np.zeros(10, np.float32)])
+        encoder.embed("audio", [np.zeros(10, np.float32)])
     with pytest.raises(ModelError):
-        encoder.embed_text(["x"], space="clap")
+        encoder.embed("text", ["x"], space="clap")
 
 
 def test_batch_size_invariance_and_cpu_determinism(ckpt, encoder):
     small = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu", batch_size=2)
     images = _images(7)
-    np.testing.assert_allclose(small.embed_images(images), encoder.embed_images(images), atol=1e-6)
-    np.testing.assert_allclose(small.embed_text(TEXTS), encoder.embed_text(TEXTS), atol=1e-6)
-    assert np.array_equal(encoder.embed_images(images), encoder.embed_images(images))
-    assert np.array_equal(encoder.embed_text(TEXTS), encoder.embed_text(TEXTS))
-    assert encoder.embed_images([]).shape == (0, TINY_CLIP_DIM)
-    assert encoder.embed_text([]).shape == (0, TINY_CLIP_DIM)
+    np.testing.assert_allclose(small.embed("image", images), encoder.embed("image", images), atol=1e-6)
+    np.testing.assert_allclose(small.embed("text", TEXTS), encoder.embed("text", TEXTS), atol=1e-6)
+    assert np.array_equal(encoder.embed("image", images), encoder.embed("image", images))
+    assert np.array_equal(encoder.embed("text", TEXTS), encoder.embed("text", TEXTS))
+    assert encoder.embed("image", []).shape == (0, TINY_CLIP_DIM)
+    assert encoder.embed("text", []).shape == (0, TINY_CLIP_DIM)
 
 
 def test_batch_shrinks_on_out_of_memory(ckpt, monkeypatch):
     enc = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu", batch_size=8)
-    expected = enc.embed_images(_images(7))
+    expected = enc.embed("image", _images(7))
     real = enc.model.encode_image
 
     def fussy(x, *a, **k):
@@ -97,7 +97,7 @@ def test_batch_shrinks_on_out_of_memory(ckpt, monkeypatch):
         return real(x, *a, **k)
 
     monkeypatch.setattr(enc.model, "encode_image", fussy)
-    np.testing.assert_allclose(enc.embed_images(_images(7)), expected, atol=1e-6)
+    np.testing.assert_allclose(enc.embed("image", _images(7)), expected, atol=1e-6)
     assert enc.describe()["batch_size"] == 2
 
 
@@ -107,23 +107,23 @@ def test_safetensors_checkpoint_and_registry(tmp_path):
     _, path = tiny_openclip_checkpoint(tmp_path, seed=3, name="tiny.safetensors")
     enc = load_encoder(f"openclip:{TINY_CLIP_ARCH}:{path}", device="cpu")
     assert isinstance(enc, OpenClipEncoder)
-    assert enc.embed_text(["hello"]).shape == (1, TINY_CLIP_DIM)
+    assert enc.embed("text", ["hello"]).shape == (1, TINY_CLIP_DIM)
 
 
 def test_empty_text_embeds_and_long_text_is_truncated(encoder, ckpt):
-    out = encoder.embed_text(["", "a cat"])
+    out = encoder.embed("text", ["", "a cat"])
     np.testing.assert_allclose(out[0], _direct(ckpt, _images(1), [""])[1][0], atol=1e-5)
     assert np.isfinite(out).all() and abs(np.linalg.norm(out[0]) - 1) < 1e-5
     long_a = "the dog barks " * 20
     long_b = long_a + "and then a thunderstorm rolls over the hills " * 10
-    a, b = encoder.embed_text([long_a, long_b])
+    a, b = encoder.embed("text", [long_a, long_b])
     np.testing.assert_allclose(a, b, atol=1e-6)  # both cut at the 16-token context
 
 
 def test_arrays_and_grey_images_are_accepted(encoder):
     grey = Image.new("L", (30, 20), 128)
     arr = np.full((20, 30, 3), 128, np.uint8)
-    out = encoder.embed_images([grey, arr])
+    out = encoder.embed("image", [grey, arr])
     np.testing.assert_allclose(out[0], out[1], atol=1e-5)
 
 
@@ -135,13 +135,13 @@ def test_arrays_and_grey_images_are_accepted(encoder):
 ])
 def test_bad_images_fail_clearly(encoder, bad, error):
     with pytest.raises(error) as info:
-        encoder.embed_images([Image.new("RGB", (8, 8)), bad])
+        encoder.embed("image", [Image.new("RGB", (8, 8)), bad])
     assert "image 1" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_non_string_text_is_a_usage_error(encoder):
     with pytest.raises(UsageError):
-        encoder.embed_text(["ok", None])
+        encoder.embed("text", ["ok", None])
 
 
 def _one_sentence(err) -> str:
@@ -217,7 +217,7 @@ def test_a_cached_tag_loads_offline_from_the_hub_cache(monkeypatch, tmp_path, ck
     assert enc.spec == f"openclip:{TINY_CLIP_ARCH}:xs_test"
     assert enc.model_id == f"{enc.spec}@{weights_digest([safetensors])}:{TINY_CLIP_DIM}"
     local = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu")
-    np.testing.assert_allclose(enc.embed_text(TEXTS), local.embed_text(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(enc.embed("text", TEXTS), local.embed("text", TEXTS), atol=1e-6)
 
 
 def test_decoders_may_shrink_early_to_the_transform_s_resize(encoder, tmp_path):
@@ -237,7 +237,7 @@ def test_decoders_may_shrink_early_to_the_transform_s_resize(encoder, tmp_path):
     Image.fromarray(rng.integers(0, 255, (4 * side, 5 * side, 3), dtype=np.uint8)).save(path)
     (seg,) = decode(MediaFile(path, "image", path.stat().st_size, 0), decode_options(encoder))
     assert min(seg.data.size) == side
-    np.testing.assert_allclose(encoder.embed_images([seg.data]), encoder.embed_images([Image.open(path)]),
+    np.testing.assert_allclose(encoder.embed("image", [seg.data]), encoder.embed("image", [Image.open(path)]),
                                atol=1e-5)
     _, _, squash = open_clip.create_model_and_transforms(TINY_CLIP_ARCH, image_resize_mode="squash")
     assert _short_side_resize(squash) == 0  # a squash resize needs the full picture

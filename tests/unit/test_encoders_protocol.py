@@ -14,8 +14,6 @@ from xsearch.core.errors import ModelError, UsageError
 from xsearch.encoders import registry
 from xsearch.encoders.base import ModalityDispatch
 
-METHODS = {"image": "embed_images", "audio": "embed_audio", "text": "embed_text"}
-
 
 def _batches():
     rng = np.random.default_rng(0)
@@ -46,7 +44,7 @@ def test_embed_is_the_per_modality_method(encoders, name):
     batches = _batches()
     for modality in enc.modalities:
         via_embed = enc.embed(modality, batches[modality])
-        direct = getattr(enc, METHODS[modality])(batches[modality])
+        direct = enc.embedders()[modality](batches[modality])
         assert via_embed.shape == (3, enc.spaces[enc.index_space(modality)]) and via_embed.dtype == np.float32
         np.testing.assert_array_equal(via_embed, direct)
         np.testing.assert_allclose(np.linalg.norm(via_embed, axis=1), 1.0, atol=1e-5)
@@ -74,7 +72,7 @@ def test_a_bridged_pair_dispatches_into_the_asked_space(encoders, tmp_path, monk
     for modality in ("image", "audio", "text"):
         for space in (None, CLIP_SPACE, CLAP_SPACE):
             np.testing.assert_array_equal(pair.embed(modality, batches[modality], space=space),
-                                          getattr(pair, METHODS[modality])(batches[modality], space=space))
+                                          pair.embedders()[modality](batches[modality], space=space))
     with pytest.raises(UsageError) as info:
         pair.embed("smell", ["x"])
     assert info.value.code == "model.modality_unsupported"
@@ -82,13 +80,13 @@ def test_a_bridged_pair_dispatches_into_the_asked_space(encoders, tmp_path, monk
 
 def test_a_new_modality_is_one_table_entry():
     class Toy(ModalityDispatch):
-        EMBEDDERS = {**ModalityDispatch.EMBEDDERS, "toy": "embed_toy"}
+        EMBEDDERS = {**ModalityDispatch.EMBEDDERS, "toy": "_embed_toy"}
         spec, modalities = "toy-model", ("text", "toy")
 
-        def embed_text(self, texts, space=None):
+        def _embed_text(self, texts, space=None):
             return np.ones((len(texts), 2), np.float32)
 
-        def embed_toy(self, items, space=None):
+        def _embed_toy(self, items, space=None):
             return np.full((len(items), 2), float(space == "s"), np.float32)
 
     assert Toy().embed("toy", [1, 2], space="s").tolist() == [[1.0, 1.0], [1.0, 1.0]]

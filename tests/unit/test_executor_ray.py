@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.executors import assert_executor_contract
+
 ray = pytest.importorskip("ray", reason="the ray executor needs the 'ray' extra (pip install -e '.[ray]')")
 pytest.importorskip("ray.data", reason="the ray executor needs Ray Data (pip install -e '.[ray]')")
 
@@ -43,7 +45,7 @@ def folder(tmp_path_factory) -> Path:
 
 def _vectors(collection: Path) -> dict:
     """{(path, track): (offsets, vectors)} of every file in a collection."""
-    from xsearch.index.store import open_store
+    from xsearch.index import open_store
 
     store = open_store(str(collection))
     try:
@@ -80,7 +82,7 @@ def test_plain_wire_format_rebuilds_images_exactly():
 
 def test_local_executor_takes_no_ray_options():
     from xsearch.core.errors import UsageError
-    from xsearch.engine.executors.local import make_executor
+    from xsearch.engine.executors import make_executor
 
     with pytest.raises(UsageError) as e:
         make_executor("local", address="auto")
@@ -118,7 +120,7 @@ def test_missing_ray_is_a_usage_error(monkeypatch):
     import sys
 
     from xsearch.core.errors import UsageError
-    from xsearch.engine.executors.local import make_executor
+    from xsearch.engine.executors import make_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError, as without the extra
     monkeypatch.delitem(sys.modules, "xsearch.engine.executors.ray", raising=False)
@@ -160,6 +162,9 @@ def _compare_with_local(folder: Path, **ray_options):
             assert theirs.tracks[track].snippets == items.snippets
             np.testing.assert_allclose(theirs.tracks[track].vectors, items.vectors, atol=1e-5)
     assert sum(len(e) + len(s) for e, s in remote) == len(files)
+    truncated = {str(folder / "image" / "truncated.png"): ""}
+    for batches in (local, remote):  # the same contract, on both executors' batches
+        assert_executor_contract(batches, files, truncated)
     return ray_ex
 
 

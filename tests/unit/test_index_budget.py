@@ -17,9 +17,10 @@ import pytest
 
 from tests.helpers.index import clustered_vectors, exact_top_k, recall_at_k
 from xsearch.core.errors import CollectionError, UsageError
-from xsearch.index.local import Collection, VectorIndex
-from xsearch.index.local import vectors as vectors_module
-from xsearch.index.local.budget import RECALL_TARGET, choose_index, parse_latency, parse_size
+from xsearch.core.units import parse_latency, parse_size
+from xsearch.index import factory as factory_module
+from xsearch.index.local import Collection, VectorIndex, tuning
+from xsearch.index.local.budget import RECALL_TARGET, choose_factory
 from xsearch.index.local.exact import sidecar_path
 
 DIM = 32
@@ -47,15 +48,15 @@ def test_parse_size_and_latency():
 
 
 def test_without_budget_today_s_rule():
-    assert choose_index(10, 512).factory == "Flat"
-    assert choose_index(49_999, 512).factory == "Flat"
-    c = choose_index(1_000_000, 512)
+    assert choose_factory(10, 512).factory == "Flat"
+    assert choose_factory(49_999, 512).factory == "Flat"
+    c = choose_factory(1_000_000, 512)
     assert c.factory == "HNSW32" and "no budget" in c.reason
 
 
 def test_a_tight_memory_budget_picks_compressed_search_with_exact_reranking():
     n, budget = 1_000_000, 256_000_000  # 256 B/vector: an eighth of Flat at 512-d
-    c = choose_index(n, 512, budget)
+    c = choose_factory(n, 512, budget)
     assert c.factory.startswith("IVF4096,PQ") and c.factory.endswith(",Refine(SQfp16)")
     assert c.resident_bytes_per_vector * n <= budget
     assert c.disk_bytes_per_vector > 1024  # the float16 exact vectors live on disk
@@ -69,16 +70,16 @@ def test_a_tight_memory_budget_picks_compressed_search_with_exact_reranking():
 
 def test_budget_rule_edges():
     n = 1_000_000
-    roomy = choose_index(n, 512, 10 * 2**30)
+    roomy = choose_factory(n, 512, 10 * 2**30)
     assert roomy.factory == "HNSW32"  # fits, and the fastest at the target recall
-    nothing = choose_index(n, 512, 1000)
+    nothing = choose_factory(n, 512, 1000)
     assert "nothing fits" in nothing.reason
     assert nothing.resident_bytes_per_vector == min(
-        c.resident_bytes_per_vector for c in (choose_index(n, 512, b) for b in (1000, 10**8)))
-    slow = choose_index(n, 512, None, latency_budget_ms=3)
+        c.resident_bytes_per_vector for c in (choose_factory(n, 512, b) for b in (1000, 10**8)))
+    slow = choose_factory(n, 512, None, latency_budget_ms=3)
     assert "IVF4096,Flat" in slow.reason and "too slow" in slow.reason  # ~10 ms at 1M
     assert slow.expected_p50_ms <= 3
-    small = choose_index(100_000, 512, 10**8)
+    small = choose_factory(100_000, 512, 10**8)
     assert small.factory.startswith("IVF1024,") and small.resident_bytes_per_vector * 100_000 <= 10**8
 
 
@@ -113,7 +114,7 @@ def test_refined_index_recall_beats_its_first_stage(data, tmp_path):
     _, first = refined.search(queries, 10, params={"k_factor": 1})  # candidates == results: no re-ranking gain
     assert ours >= 0.95 and ours > recall_at_k(_positions(first), truth) + 0.1
     info = refined.describe()
-    assert info["refine"] == "float16" and info["search_defaults"]["k_factor"] == vectors_module.REFINE_K_FACTOR
+    assert info["refine"] == "float16" and info["search_defaults"]["k_factor"] == tuning.REFINE_K_FACTOR
     path = tmp_path / "image.000001.faiss"
     refined.save(path, modality="image")
     assert sidecar_path(path).is_file()
@@ -145,7 +146,7 @@ def test_ivf_search_defaults_are_calibrated_so_that_recall_is_reachable(tmp_path
         assert recall_at_k(capped, truth) < 0.9  # the old default: re-ranking cannot find unprobed lists
         cal = index.describe()["nprobe_calibration"]
         assert cal["nprobe"] == index.search_defaults()["nprobe"] > 256 // 8 and cal["recall"] >= 0.98
-        assert cal["n"] == 10_000 and cal["queries"] == vectors_module.CALIBRATION_QUERIES
+        assert cal["n"] == 10_000 and cal["queries"] == tuning.CALIBRATION_QUERIES
         if "Refine" in factory:
             assert cal["k_factor"] == index.search_defaults()["k_factor"]
         path = tmp_path / "image.000001.faiss"
@@ -263,7 +264,7 @@ def _add(coll: Collection, path: str, vecs: np.ndarray) -> np.ndarray:
 
 
 def test_collection_chooses_under_its_budget_and_records_why(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors_module, "FLAT_MAX_VECTORS", 1000)
+    monkeypatch.setattr(factory_module, "FLAT_MAX_VECTORS", 1000)
     root = tmp_path / "c"
     base, queries = clustered_vectors(4000, DIM, n_queries=50, seed=5)
     budget = 4000 * 40  # 40 B/vector: far below float32 (128 B) and HNSW, enough for 4-bit PQ codes + ids
@@ -292,7 +293,7 @@ def test_collection_chooses_under_its_budget_and_records_why(tmp_path, monkeypat
 
 
 def test_budget_on_an_existing_collection_and_growth(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors_module, "FLAT_MAX_VECTORS", 1000)
+    monkeypatch.setattr(factory_module, "FLAT_MAX_VECTORS", 1000)
     root = tmp_path / "c"
     base, _ = clustered_vectors(5000, DIM, seed=6)
     with _make(root) as coll:
@@ -418,7 +419,7 @@ def test_crash_safety_of_the_exact_vector_files(tmp_path):
 def test_cli_memory_budget(cli, tmp_path, monkeypatch):
     from PIL import Image
 
-    monkeypatch.setattr(vectors_module, "FLAT_MAX_VECTORS", 4)
+    monkeypatch.setattr(factory_module, "FLAT_MAX_VECTORS", 4)
     media = tmp_path / "media"
     media.mkdir()
     for i in range(8):
@@ -443,6 +444,6 @@ def test_cli_memory_budget(cli, tmp_path, monkeypatch):
 
 
 def test_below_the_flat_size_a_memory_budget_it_exceeds_is_said():
-    c = choose_index(40_000, 512, 10**6)
+    c = choose_factory(40_000, 512, 10**6)
     assert c.factory == "Flat" and "over the memory budget of 1 MB" in c.reason
-    assert "over the memory budget" not in choose_index(40_000, 512, 10**9).reason
+    assert "over the memory budget" not in choose_factory(40_000, 512, 10**9).reason

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from xsearch.core.errors import CollectionError, CollectionLockedError
+from xsearch.index import factory as factory_module
 from xsearch.index.local import Collection
 from xsearch.index.local import vectors as vectors_module
+from xsearch.index.local.gpu import gpu_available
 
 DIM = 16
 MODEL = "builtin:test-v1"
@@ -67,7 +69,7 @@ def test_create_add_commit_reopen_search(tmp_path):
         image = stats["modalities"]["image"]
         assert (image["files"], image["items"], image["vectors"], image["index"]) == (1, 10, 10, "Flat")
         assert image["policy"] == "auto" and image["memory_bytes"] >= 10 * DIM * 4
-        assert stats["modalities"]["audio"]["gpu"] is False or vectors_module.gpu_available()
+        assert stats["modalities"]["audio"]["gpu"] is False or gpu_available()
 
 
 def test_context_manager_discards_on_exception(tmp_path):
@@ -304,7 +306,7 @@ def test_reader_searches_while_writer_works(tmp_path):
 
 
 def test_maybe_reindex_switches_type_and_keeps_every_id(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors_module, "FLAT_MAX_VECTORS", 300)
+    monkeypatch.setattr(factory_module, "FLAT_MAX_VECTORS", 300)
     root = tmp_path / "c"
     vecs = unit(400, seed=7)
     with make(root, dims={"image": DIM}) as coll:
@@ -322,7 +324,7 @@ def test_maybe_reindex_switches_type_and_keeps_every_id(tmp_path, monkeypatch):
 
 
 def test_maybe_reindex_to_ivf_under_a_memory_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors_module, "FLAT_MAX_VECTORS", 1000)
+    monkeypatch.setattr(factory_module, "FLAT_MAX_VECTORS", 1000)
     n = 25_000  # enough to train the IVF choose_factory picks (39 points per list)
     root = tmp_path / "c"
     vecs = unit(n, seed=8)
@@ -438,7 +440,8 @@ def test_crash_at_random_points_loses_only_the_uncommitted_batch(tmp_path, facto
 def test_a_newer_commit_is_loaded_beside_the_index_in_use(tmp_path, monkeypatch):
     """While one search thread reads a writer's new vector file, other searches keep answering from the index
     already loaded instead of waiting for the load; once loaded, the new commit is what they see."""
-    from xsearch.index.store import StoreSpec, open_store, open_writer
+    from xsearch.index import open_store, open_writer
+    from xsearch.index.store import StoreSpec
 
     def unit(seed):
         v = np.random.default_rng(seed).standard_normal((1, 8)).astype(np.float32)

@@ -6,8 +6,9 @@ import sqlite3
 
 import numpy as np
 
+from xsearch.index import open_store, open_writer
 from xsearch.index.local.catalog import SCHEMA_VERSION
-from xsearch.index.store import StoreSpec, open_store, open_writer
+from xsearch.index.store import StoreSpec
 
 SPEC = StoreSpec("m@1:8", "m", {"image": 8}, "Flat")
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.helpers.index import clustered_vectors, exact_top_k, recall_at_k
 from xsearch.core.errors import CollectionError, UsageError
-from xsearch.index.local import VectorIndex, choose_factory
-from xsearch.index.local import vectors as vectors_module
+from xsearch.index.local import VectorIndex, choose_factory, selection
+from xsearch.index.local.gpu import gpu_available
 
 # "IVF16,PQ8x4" trains on 624 vectors (39 per centroid, 16 centroids; 4-bit codes) so the tests stay small.
 FACTORIES = ["Flat", "HNSW32", "IVF16,Flat", "IVF16,PQ8x4"]
@@ -117,8 +117,8 @@ def test_search_with_allowed_ids(factory, monkeypatch):
     index, ids, vecs = filled(factory, 3000)
     allowed = ids[1::2]
     # Force the FAISS IDSelector path (not the exact path used for tight filters) through IndexIDMap2.
-    monkeypatch.setattr(vectors_module, "EXACT_FILTER_MIN", 0)
-    monkeypatch.setattr(vectors_module, "EXACT_FILTER_FRACTION", 0.0)
+    monkeypatch.setattr(selection, "EXACT_FILTER_MIN", 0)
+    monkeypatch.setattr(selection, "EXACT_FILTER_FRACTION", 0.0)
     _, found = index.search(vecs[:40], 10, allowed_ids=allowed)
     assert np.isin(found[found >= 0], allowed).all()
     assert (found[:, 0] >= 0).all()
@@ -251,18 +251,18 @@ def test_bad_factory_string():
 
 
 def test_choose_factory_rules():
-    assert choose_factory(10, 512) == "Flat"
-    assert choose_factory(49_999, 512) == "Flat"
-    assert choose_factory(100_000, 512) == "HNSW32"
+    assert choose_factory(10, 512).factory == "Flat"
+    assert choose_factory(49_999, 512).factory == "Flat"
+    assert choose_factory(100_000, 512).factory == "HNSW32"
     n = 1_000_000
-    assert choose_factory(n, 512, memory_budget_bytes=10 * 2**30) == "HNSW32"
-    # below HNSW32's memory: IVF-PQ fast scan re-ranked with float16 exact vectors on disk (index/budget.py)
-    assert choose_factory(n, 512, memory_budget_bytes=int(2.1e9)) == "IVF4096,PQ128x4fs,Refine(SQfp16)"
-    assert choose_factory(n, 512, memory_budget_bytes=int(0.08e9)) == "IVF4096,PQ64x4fs,Refine(SQfp16)"
+    assert choose_factory(n, 512, memory_budget_bytes=10 * 2**30).factory == "HNSW32"
+    # below HNSW32's memory: IVF-PQ fast scan re-ranked with float16 exact vectors on disk (index/local/budget.py)
+    assert choose_factory(n, 512, memory_budget_bytes=int(2.1e9)).factory == "IVF4096,PQ128x4fs,Refine(SQfp16)"
+    assert choose_factory(n, 512, memory_budget_bytes=int(0.08e9)).factory == "IVF4096,PQ64x4fs,Refine(SQfp16)"
     # 64 B/vector: only the dim/16 codes fit (their measured resident size at 1M: 49 B/vector)
-    assert choose_factory(n, 512, memory_budget_bytes=int(0.064e9)) == "IVF4096,PQ32x4fs,Refine(SQfp16)"
-    assert choose_factory(n, 512, memory_budget_bytes=1) == "IVF4096,PQ32x4fs,Refine(SQfp16)"  # most compact
-    assert choose_factory(100_000, 512, memory_budget_bytes=10**8).startswith("IVF1024,")
+    assert choose_factory(n, 512, memory_budget_bytes=int(0.064e9)).factory == "IVF4096,PQ32x4fs,Refine(SQfp16)"
+    assert choose_factory(n, 512, memory_budget_bytes=1).factory == "IVF4096,PQ32x4fs,Refine(SQfp16)"  # most compact
+    assert choose_factory(100_000, 512, memory_budget_bytes=10**8).factory.startswith("IVF1024,")
 
 
 def test_memory_estimate_tracks_type():
@@ -287,12 +287,12 @@ def test_default_params_recall_on_clustered_data(factory):
 def test_describe_reports_cpu_without_gpu():
     index, _, _ = filled("Flat", 10)
     info = index.describe()
-    if not vectors_module.gpu_available():
+    if not gpu_available():
         assert info["gpu"] is False and "not available" in info["gpu_note"]
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not vectors_module.gpu_available(), reason="needs a CUDA GPU and faiss with GPU support")
+@pytest.mark.skipif(not gpu_available(), reason="needs a CUDA GPU and faiss with GPU support")
 @pytest.mark.parametrize("factory", ["Flat", "IVF64,Flat"])
 def test_gpu_matches_cpu(tmp_path, factory):
     """The same saved index searched on GPU and on CPU gives the same results within float tolerance."""

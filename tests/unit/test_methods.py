@@ -207,7 +207,7 @@ def test_each_objective_trains_with_finite_terms_and_loads_as_builtin(trained, o
     config = json.loads((ckpt / "config.json").read_text())
     assert config["training"]["objective"] == objective
     enc = load_encoder(f"builtin:{ckpt}")
-    vec = enc.embed_text(["a red circle"])
+    vec = enc.embed("text", ["a red circle"])
     assert vec.shape == (1, 256) and np.isfinite(vec).all()
 
 

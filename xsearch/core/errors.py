@@ -4,6 +4,9 @@ Every error a user can cause is an :class:`XsearchError`: a one-sentence ``messa
 flag, a stable dotted ``code`` (``"collection.model_mismatch"``, ``"query.empty"``, ...) and the ``params`` the
 message was built from. Front ends map the code: the CLI to an exit code and flag advice
 (``xsearch/cli/errors.py``), a server to an HTTP status. Codes are part of the public API: never rename one.
+
+Advice that only the raising layer knows travels with the error as its ``hint`` (a Milvus store's "check that
+Milvus runs there"), so a front end prints it without knowing which store, model or medium raised it.
 """
 
 from __future__ import annotations
@@ -12,23 +15,32 @@ from typing import Any
 
 
 class XsearchError(Exception):
-    """An error caused by user input or environment, not a bug. ``str(e)`` is one sentence."""
+    """An error caused by user input or environment, not a bug. ``str(e)`` is one sentence.
+
+    ``hint``: what the user can do about it, from the layer that raised it (e.g. "check that Milvus runs there"),
+    worded for every front end; "" when the front ends' own advice for the code is all there is.
+    """
 
     code = "error"
     exit_code = 1
 
-    def __init__(self, message: str, *, code: str | None = None, **params: Any):
+    def __init__(self, message: str, *, code: str | None = None, hint: str = "", **params: Any):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.hint = hint
         self.params = params
 
     def to_dict(self) -> dict:
-        """``{"code", "message", "params"}`` with JSON-safe params (what ``--json`` and a server print)."""
-        return {"code": self.code, "message": self.message,
-                "params": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
-                           for k, v in self.params.items()}}
+        """``{"code", "message", "params"}`` with JSON-safe params, and ``"hint"`` when the error has one (what
+        ``--json`` and a server print)."""
+        out = {"code": self.code, "message": self.message,
+               "params": {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                          for k, v in self.params.items()}}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
 
 
 class UsageError(XsearchError):

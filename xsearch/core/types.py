@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,15 @@ class Query:
     @property
     def label(self) -> str:
         return f'"{self.value}"' if self.modality == "text" else f"{self.modality}:{Path(self.value).name}"
+
+
+def make_queries(texts: Sequence[str] = (), files: dict[str, Sequence] | None = None) -> list[Query]:
+    """Queries in a stable order: texts first, then each modality's files in the order given
+    (``files={"image": [...], "audio": [...]}``). Weights are given in the same order."""
+    queries = [Query("text", str(t)) for t in texts]
+    for modality, paths in (files or {}).items():
+        queries += [Query(modality, str(p)) for p in paths]
+    return queries
 
 
 @dataclass

@@ -19,8 +19,8 @@ class Encoder(Protocol):
 
     Single-space models (builtin, openclip, clap) have one space, ``DEFAULT_SPACE``. A bridged pair
     (open_clip + CLAP) has two; ``index_space(modality)`` says where items of a modality are indexed,
-    and a query is embedded into the space of the target modality's index. Every ``embed_*`` returns
-    an L2-normalised float32 array of shape ``[n, spaces[space]]``.
+    and a query is embedded into the space of the target modality's index. ``embed`` returns an L2-normalised
+    float32 array of shape ``[n, spaces[space]]``.
     """
 
     spec: str  # the registry spec this encoder was built from, e.g. "builtin"
@@ -37,14 +37,8 @@ class Encoder(Protocol):
 
     def embed(self, modality: str, batch: Sequence, space: str | None = None) -> np.ndarray:
         """Embed a batch of decoded segments of ``modality`` (PIL images, waveforms, strings) into ``space``
-        (default: the modality's index space). The one entry point callers use; modality is data."""
+        (default: the modality's index space). The one entry point; modality is data."""
         ...
-
-    def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray: ...
-
-    def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray: ...
-
-    def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray: ...
 
     def describe(self) -> dict: ...
 
@@ -79,11 +73,11 @@ class ModalityDispatch:
     """``embed(modality, batch, space)`` dispatched through ``EMBEDDERS``: {modality: name of a method(batch, space)}.
 
     Only the modalities in ``self.modalities`` dispatch. An encoder gains a modality by listing it there and adding
-    one ``EMBEDDERS`` entry (e.g. ``EMBEDDERS = {**ModalityDispatch.EMBEDDERS, "video": "embed_video"}``); callers
-    never name per-modality methods.
+    one ``EMBEDDERS`` entry (e.g. ``EMBEDDERS = {**ModalityDispatch.EMBEDDERS, "video": "_embed_video"}``); the
+    per-modality methods are private, so callers only ever call ``embed``.
     """
 
-    EMBEDDERS: dict[str, str] = {"image": "embed_images", "audio": "embed_audio", "text": "embed_text"}
+    EMBEDDERS: dict[str, str] = {"image": "_embed_images", "audio": "_embed_audio", "text": "_embed_text"}
 
     spec: str
     modalities: tuple[str, ...]

@@ -5,7 +5,7 @@ text is the bridge. ``BridgedEncoder`` has two spaces, ``"clip"`` (the vision en
 audio encoder's). Images and texts are indexed in ``clip``, audio in ``clap``; a query is embedded into the
 space of the index it searches:
 
-- text → audio uses the CLAP text tower directly (``embed_text(space="clap")``);
+- text → audio uses the CLAP text tower directly (``embed("text", texts, space="clap")``);
 - image → audio translates the CLIP image vector into CLAP space through a vocabulary, and audio → image
   the other way round (training-free);
 - with a trained ``bind`` head (``ProjectionHead``, CLAP audio → CLIP), audio is indexed straight in the
@@ -55,7 +55,7 @@ CLAP_SPACE = "clap"
 DEFAULT_TOP_M = 16
 DEFAULT_TEMPERATURE = 0.05
 _CACHE_VERSION = 1
-_VOCAB_CHUNK = 256  # vocabulary entries per embed_text call (progress granularity)
+_VOCAB_CHUNK = 256  # vocabulary entries per text-tower call (progress granularity)
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class BridgedEncoder(ModalityDispatch):
             parts = []
             for start in range(0, len(self.vocab), _VOCAB_CHUNK):
                 chunk = self.vocab[start : start + _VOCAB_CHUNK]
-                parts.append(np.asarray(enc.embed_text(chunk, space=enc.index_space("text")), dtype=np.float32))
+                parts.append(np.asarray(enc.embed("text", chunk, space=enc.index_space("text")), dtype=np.float32))
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
@@ -270,25 +270,25 @@ class BridgedEncoder(ModalityDispatch):
             raise ModelError(f"{self.spec} has the spaces {CLIP_SPACE} and {CLAP_SPACE}, not {space!r}.")
         return space
 
-    def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
+    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
         """Texts by the CLIP text tower (space ``clip``, default) or the CLAP text tower (space ``clap``)."""
         if self._space(space, "text") == CLAP_SPACE:
-            return self.audio.embed_text(texts, space=self.audio.index_space("text"))
-        return self.vision.embed_text(texts, space=self.vision.index_space("text"))
+            return self.audio.embed("text", texts, space=self.audio.index_space("text"))
+        return self.vision.embed("text", texts, space=self.vision.index_space("text"))
 
-    def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
+    def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
         """Images in ``clip`` (default) or translated into ``clap`` through the vocabulary."""
         target = self._space(space, "image")
-        z = self.vision.embed_images(images, space=self._vision_space)
+        z = self.vision.embed("image", images, space=self._vision_space)
         if target == CLIP_SPACE:
             return z
         clip, clap = self.vocab_tables()
         return translate(z, clip, clap, self.top_m, self.temperature)
 
-    def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
+    def _embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
         """Audio in ``clap`` or in ``clip`` (by the bind head when there is one, else through the vocabulary)."""
         target = self._space(space, "audio")
-        z = self.audio.embed_audio(waves, space=self._audio_space)
+        z = self.audio.embed("audio", waves, space=self._audio_space)
         if target == CLAP_SPACE:
             return z
         if self.bind is not None:

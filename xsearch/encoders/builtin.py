@@ -304,13 +304,13 @@ class BuiltinEncoder(SingleSpace):
 
         return self._runner.run(list(items), encode, self.cfg.embed_dim)
 
-    def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
+    def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
         return self._embed("image", images, space)
 
-    def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
+    def _embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
         return self._embed("audio", waves, space)
 
-    def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
+    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
         return self._embed("text", texts, space)
 
     def describe(self) -> dict:

@@ -159,7 +159,7 @@ class ClapEncoder(SingleSpace):
                 return _hub.file_digest(found)
         return "hub"
 
-    def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
+    def _embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
         """Mono float waveforms at ``sample_rate`` → [n, dim] unit vectors."""
         self._check_space(space)
         pieces: list[np.ndarray] = []
@@ -202,7 +202,7 @@ class ClapEncoder(SingleSpace):
     def _encode_audio(self, batch):
         return self.model.get_audio_features(**self.audio_features(batch)).pooler_output
 
-    def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
+    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
         """Strings → [n, dim] unit vectors; text past ``max_text_tokens`` tokens is truncated."""
         self._check_space(space)
         texts = list(texts)
@@ -219,10 +219,6 @@ class ClapEncoder(SingleSpace):
             ).pooler_output
 
         return self._runner.run(texts, encode, self.dim)
-
-    def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
-        raise UsageError(f"{self.spec} embeds audio and text, not images; pair it with an openclip:… model for images.",
-                         code="model.modality_unsupported", modality="image", model=self.spec)
 
     def describe(self) -> dict:
         return {

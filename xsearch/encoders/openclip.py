@@ -202,7 +202,7 @@ class OpenClipEncoder(SingleSpace):
             code="model.unknown_tag", arch=arch, tag=pretrained,
         )
 
-    def embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
+    def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
         """RGB images (PIL, or HxW[x3] uint8 arrays) → [n, dim] unit vectors."""
         import torch
 
@@ -218,17 +218,13 @@ class OpenClipEncoder(SingleSpace):
 
         return self._runner.run(pil, encode, self.dim)
 
-    def embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
+    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
         """Strings → [n, dim] unit vectors; text past ``context_length`` tokens is truncated."""
         self._check_space(space)
         texts = _check_texts(texts)
         return self._runner.run(
             texts, lambda batch: self.model.encode_text(self.tokenizer(list(batch)).to(self.device)), self.dim
         )
-
-    def embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
-        raise UsageError(f"{self.spec} embeds images and text, not audio; pair it with a clap:… model for audio.",
-                         code="model.modality_unsupported", modality="audio", model=self.spec)
 
     def describe(self) -> dict:
         return {

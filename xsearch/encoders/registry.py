@@ -1,8 +1,8 @@
 """Model specs → encoders. One factory, like open_clip's ``create_model_and_transforms``.
 
-The spec forms are in :mod:`xsearch.encoders.specs` (re-exported here). ``auto`` is resolved in one place,
-:func:`resolve_spec`; :func:`load_encoder` builds through it and keeps the last few encoders for reuse in this
-process (thread-safe: concurrent callers of one spec share a single build).
+The spec forms and the table of kinds, each naming its factory, are in :mod:`xsearch.encoders.specs` (re-exported
+here). ``auto`` is resolved in one place, :func:`resolve_spec`; :func:`load_encoder` builds through it and keeps
+the last few encoders for reuse in this process (thread-safe: concurrent callers of one spec share a single build).
 
 Module graph (no cycles): ``registry`` → ``specs``, ``auto``, ``bridge`` (and lazily the backends);
 ``auto`` → ``specs``, ``_hub``; ``bridge`` → ``base``. Nothing imports ``registry`` back.
@@ -10,6 +10,7 @@ Module graph (no cycles): ``registry`` → ``specs``, ``auto``, ``bridge`` (and 
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections import OrderedDict
 
@@ -95,22 +96,20 @@ def clear_cache() -> None:
 
 
 def _build(parsed: ModelSpec, device: str | None):
-    first = parsed.parts[0]
+    """The encoder of a concrete spec: a pair through the bridge, else its kind's factory (specs.KINDS)."""
     if len(parsed.parts) > 1:
         return load_pair(parsed, device, load=load_encoder)
-    if first.kind == "builtin":
-        from xsearch.encoders.builtin import load_builtin
+    part = parsed.parts[0]
+    factory = KINDS[part.kind].factory
+    if not factory:  # auto is resolved, bind/bridge stand alone
+        raise AssertionError(f"parse_spec let through {parsed.text!r}")
+    return _factory(factory)(*part.args, device=device)
 
-        return load_builtin(first.args[0] if first.args else None, device=device)
-    if first.kind == "openclip":
-        from xsearch.encoders.openclip import OpenClipEncoder
 
-        return OpenClipEncoder(*first.args, device=device)
-    if first.kind == "clap":
-        from xsearch.encoders.clap import ClapEncoder
-
-        return ClapEncoder(first.args[0], device=device)
-    raise AssertionError(f"parse_spec let through {parsed.text!r}")  # auto is resolved, bind/bridge stand alone
+def _factory(target: str):
+    """The callable a ``"module:callable"`` names (its module imported now, on first use)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def list_models() -> list[dict]:

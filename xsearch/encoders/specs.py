@@ -1,4 +1,5 @@
-"""Model spec strings: the defaults and the parser. No model code, so every other encoders module may import it.
+"""Model spec strings: the defaults, the table of spec kinds and the parser. No model code (a kind names its factory
+as ``"module:callable"``), so every other encoders module may import it.
 
 Specs:
   builtin                                   the shipped offline tri-modal model
@@ -23,7 +24,38 @@ DEFAULT_OPENCLIP = "openclip:ViT-B-32:laion2b_s34b_b79k"
 DEFAULT_CLAP = "clap:laion/clap-htsat-unfused"
 DEFAULT_PAIR = f"{DEFAULT_OPENCLIP}+{DEFAULT_CLAP}"
 
-KINDS = ("builtin", "openclip", "clap", "bind", "bridge", "auto")
+
+@dataclass(frozen=True)
+class EncoderKind:
+    """One kind of spec part, as data: how its arguments are written and what builds its encoder.
+
+    - ``name``: the part's prefix (``openclip`` in ``openclip:ViT-B-32:laion2b_s34b_b79k``).
+    - ``factory``: ``"module:callable"`` called as ``factory(*args, device=device)`` to build the encoder, imported
+      on first use; ``""`` for a part that only joins a pair (bind, bridge) or is resolved first (auto).
+    - ``usage``: the written form when the part needs its first argument (a missing one is a ``model.bad_spec``
+      error quoting it); ``""`` when its arguments are optional.
+    - ``fields``: how many ``:``-separated arguments it takes (the last one keeps any further ``:``).
+    - ``sides``: where it may stand in a combined spec: ``"image"`` (the image+text model), ``"audio"`` (the
+      audio+text model), ``"join"`` (what joins them).
+    """
+
+    name: str
+    factory: str = ""
+    usage: str = ""
+    fields: int = 1
+    sides: tuple[str, ...] = ()
+
+
+#: Every spec kind, by name; a new encoder is its module plus one line here.
+KINDS: dict[str, EncoderKind] = {kind.name: kind for kind in (
+    EncoderKind("builtin", "xsearch.encoders.builtin:load_builtin", sides=("image", "audio")),
+    EncoderKind("openclip", "xsearch.encoders.openclip:OpenClipEncoder",
+                "openclip:<arch>:<pretrained tag or checkpoint path>", fields=2, sides=("image",)),
+    EncoderKind("clap", "xsearch.encoders.clap:ClapEncoder", "clap:<hub id or local dir>", sides=("audio",)),
+    EncoderKind("bind", usage="bind:<checkpoint dir>", sides=("join",)),
+    EncoderKind("bridge", sides=("join",)),
+    EncoderKind("auto"),
+)}
 _SPLIT = re.compile(r"\+(?=(?:%s)(?::|$))" % "|".join(KINDS))
 
 
@@ -54,36 +86,31 @@ def parse_spec(spec: str) -> ModelSpec:
     text = (spec or "").strip()
     if not text:
         raise ModelError("empty model spec; try 'builtin'.", code="model.bad_spec", spec=spec or "")
-    parts = []
-    for chunk in _SPLIT.split(text):
-        kind, _, rest = chunk.partition(":")
-        if kind not in KINDS:
-            raise ModelError(f"unknown model spec {spec!r}; known kinds: {', '.join(KINDS)}.", code="model.bad_spec",
-                             spec=spec)
-        if kind == "openclip":
-            arch, _, pretrained = rest.partition(":")
-            if not arch:
-                raise ModelError(f"{chunk!r}: use openclip:<arch>:<pretrained tag or checkpoint path>.",
-                                 code="model.bad_spec", spec=spec)
-            parts.append(SpecPart(kind, (arch, pretrained), chunk))
-        elif kind in ("clap", "bind"):
-            if not rest:
-                raise ModelError(
-                    f"{chunk!r}: use {kind}:<{'hub id or local dir' if kind == 'clap' else 'checkpoint dir'}>.",
-                    code="model.bad_spec", spec=spec,
-                )
-            parts.append(SpecPart(kind, (rest,), chunk))
-        else:
-            parts.append(SpecPart(kind, (rest,) if rest else (), chunk))
-    kinds = [p.kind for p in parts]
+    parts = tuple(_parse_part(chunk, spec) for chunk in _SPLIT.split(text))
+    sides = [KINDS[p.kind].sides for p in parts]
     if len(parts) > 1:
-        if (kinds[0] not in ("openclip", "builtin") or kinds[1] not in ("clap", "builtin") or len(parts) > 3
-                or (len(parts) == 3 and kinds[2] not in ("bind", "bridge"))):
+        if ("image" not in sides[0] or "audio" not in sides[1] or len(parts) > 3
+                or (len(parts) == 3 and "join" not in sides[2])):
             raise ModelError(
                 f"cannot combine {spec!r}; the combined form is <image+text model>+<audio+text model>"
                 "[+bind:<dir> | +bridge[:<vocab>]], e.g. openclip:…+clap:… (builtin checkpoints work on either side).",
                 code="model.bad_spec", spec=spec,
             )
-    elif kinds[0] in ("bind", "bridge"):
+    elif "join" in sides[0]:
         raise ModelError(f"{spec!r} needs an openclip:…+clap:… pair before it.", code="model.bad_spec", spec=spec)
-    return ModelSpec(text, tuple(parts))
+    return ModelSpec(text, parts)
+
+
+def _parse_part(chunk: str, spec: str) -> SpecPart:
+    kind, _, rest = chunk.partition(":")
+    if kind not in KINDS:
+        raise ModelError(f"unknown model spec {spec!r}; known kinds: {', '.join(KINDS)}.", code="model.bad_spec",
+                         spec=spec)
+    form = KINDS[kind]
+    if not rest and not form.usage:
+        return SpecPart(kind, (), chunk)
+    args = tuple(rest.split(":", form.fields - 1))
+    args += ("",) * (form.fields - len(args))
+    if form.usage and not args[0]:
+        raise ModelError(f"{chunk!r}: use {form.usage}.", code="model.bad_spec", spec=spec)
+    return SpecPart(kind, args, chunk)

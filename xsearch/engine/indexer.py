@@ -24,7 +24,8 @@ from pathlib import Path
 from xsearch.core.types import IndexReport
 from xsearch.encoders.base import tracks
 from xsearch.engine.embed import decode_options
-from xsearch.engine.executors.local import EmbeddedFile, LocalExecutor
+from xsearch.engine.executors.base import EmbeddedFile, Executor
+from xsearch.engine.executors.local import LocalExecutor
 from xsearch.media import modalities as media_modalities
 from xsearch.media.types import MediaFile, Skipped
 
@@ -144,7 +145,7 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
                  files_per_batch: int = 32, commit_every: int = 512, commit_seconds: float = 30.0,
                  on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
                  report: IndexReport | None = None, worker_init: Callable[[], None] | None = None,
-                 executor=None, follow_links: bool = False) -> IndexReport:
+                 executor: Executor | None = None, follow_links: bool = False) -> IndexReport:
     """Bring the store behind ``writer`` in line with the media under ``root``; see the module docstring.
 
     ``encoder`` may be lazy: only its ``modalities`` are read unless some file needs embedding. ``executor``

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,46 +9,7 @@ import numpy as np
 from xsearch.core.errors import MediaError, UsageError
 from xsearch.core.types import Query
 
-__all__ = ["Query", "embed_query", "make_queries", "parse_weights", "check_query_file"]
-
-
-def make_queries(texts: Sequence[str] = (), files: dict[str, Sequence] | None = None) -> list[Query]:
-    """Queries in a stable order: texts first, then each modality's files in the order given
-    (``files={"image": [...], "audio": [...]}``). Weights are given in the same order."""
-    queries = [Query("text", str(t)) for t in texts]
-    for modality, paths in (files or {}).items():
-        queries += [Query(modality, str(p)) for p in paths]
-    return queries
-
-
-def parse_weights(text: str | None, n: int) -> list[float]:
-    """``"0.7,0.3"`` → floats, one per query (default: all 1). Mismatch, non-numbers, NaN/inf → UsageError."""
-    if not text:
-        return [1.0] * n
-    try:
-        weights = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"weights {text!r} are not comma-separated numbers such as 0.7,0.3",
-                         code="usage.bad_weights", text=text) from None
-    return check_weights(weights, n, text)
-
-
-def check_weights(weights: Sequence[float], n: int, text: str | None = None) -> list[float]:
-    """One finite weight per query, not all zero."""
-    try:
-        weights = [float(w) for w in weights]
-    except (TypeError, ValueError):
-        raise UsageError(f"weights {weights!r} are not numbers", code="usage.bad_weights",
-                         text=str(text or weights)) from None
-    if len(weights) != n:
-        raise UsageError(f"{len(weights)} weight(s) for {n} queries", code="usage.weights_count",
-                         given=len(weights), queries=n)
-    if not all(math.isfinite(w) and abs(w) <= 1e6 for w in weights):
-        raise UsageError(f"weights must be finite numbers of at most 1e6 in size, not {weights}",
-                         code="usage.bad_weights", text=str(text or ",".join(map(str, weights))))
-    if all(w == 0 for w in weights):
-        raise UsageError("at least one weight must be non-zero", code="usage.zero_weights")
-    return weights
+__all__ = ["embed_query", "check_query_file"]
 
 
 def embed_query(encoder, query: Query, space: str) -> np.ndarray:

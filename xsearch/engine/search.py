@@ -9,6 +9,7 @@ import numpy as np
 
 from xsearch.core.errors import UsageError
 from xsearch.core.types import Filters, Hit, Query
+from xsearch.engine.checks import check_fusion, check_k_fits
 from xsearch.engine.fusion import FUSIONS, HYBRID_DEPTH, RRF_K, fuse_hybrid, fuse_ranked, fuse_vectors
 from xsearch.engine.query import embed_query
 from xsearch.media import modalities
@@ -33,17 +34,11 @@ class SearchRequest:
 
 
 def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
-    """Search every target modality; returns {target: hits} (at most k files each, best first)."""
-    if not req.queries:
-        raise UsageError("no query: give a text, an image file or an audio file", code="query.none")
-    req = replace(req, k=check_k(store, req.targets, req.k))
-    if req.fusion not in FUSIONS:
-        raise UsageError(f"unknown fusion {req.fusion!r}; choose {', '.join(FUSIONS)}", code="usage.bad_fusion",
-                         fusion=req.fusion, choices=", ".join(FUSIONS))
+    """Search every target modality; returns {target: hits} (at most k files each, best first). ``req`` comes
+    from the session, its queries, k and weights checked there (xsearch.engine.checks)."""
+    req = replace(req, k=k_for(store, req.targets, req.k))
+    check_fusion(req.fusion, FUSIONS)
     weights = req.weights or [1.0] * len(req.queries)
-    if len(weights) != len(req.queries):
-        raise UsageError(f"{len(weights)} weight(s) for {len(req.queries)} queries", code="usage.weights_count",
-                         given=len(weights), queries=len(req.queries))
     by_space: dict[str, np.ndarray] = {}
     results = {}
     first = req  # the first stage: with re-ranking, max(k, RERANK_DEPTH) candidates (as many as there are)
@@ -141,21 +136,16 @@ def search_vectors(store, target: str, vectors: np.ndarray, weights: Sequence[fl
     return out
 
 
-def check_k(store, targets: Sequence[str], k: int | None) -> int:
-    """The k to use: ``None`` means DEFAULT_K; an explicit k must be at least 1 and no larger than the most
-    files any target modality holds."""
+def k_for(store, targets: Sequence[str], k: int | None) -> int:
+    """The k to use: ``None`` means DEFAULT_K; an explicit k (at least 1: xsearch.engine.checks.check_k) must be
+    no larger than the most files any target modality holds."""
     if k is None:
         return DEFAULT_K
-    if k <= 0:
-        raise UsageError(f"k must be at least 1, not {k}", code="usage.bad_k", k=k)
     n, target = max((store.file_count(t), t) for t in targets)
-    if k > n:
-        raise UsageError(f"k={k} is larger than the collection: it holds {n} {target} file(s)",
-                         code="usage.k_too_large", k=k, n=n, modality=target)
-    return k
+    return check_k_fits(k, n, target)
 
 
-def check_targets(store, targets: Sequence[str], explicit: bool) -> list[str]:
+def usable_targets(store, targets: Sequence[str], explicit: bool) -> list[str]:
     """Targets that have items; an explicitly named empty target is an error."""
     usable = [t for t in targets if t in store.modalities and store.file_count(t) > 0]
     missing = [t for t in targets if t not in usable]

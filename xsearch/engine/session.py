@@ -8,34 +8,22 @@
 An Engine is a long-lived session: the store reader and the encoder are opened on first use and kept, so a
 search costs the query's embedding and the vector search, never loading or checksumming the index. It is
 thread-safe (many searches at once) and follows commits made by any writer (this process or another one) on
-the next call. Every argument is checked here, at the API edge, with an XsearchError carrying a stable code.
+the next call. Every argument is checked here, at the API edge (xsearch.engine.checks), with an XsearchError
+carrying a stable code.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from xsearch.core.errors import UsageError
 from xsearch.core.types import Filters, Hit, IndexReport, Query
-from xsearch.engine.search import (
-    SearchRequest,
-    add_spans,
-    check_k,
-    check_targets,
-    run_search,
-    search_vectors,
-)
+from xsearch.engine import checks
+from xsearch.engine.search import SearchRequest, add_spans, k_for, run_search, search_vectors, usable_targets
 from xsearch.media import modalities
-from xsearch.media.types import MODALITIES
-
-SEARCH_PARAMS = ("nprobe", "efSearch")
-MAX_SEARCH_PARAM = 1 << 16
 
 
 class Engine:
@@ -47,10 +35,10 @@ class Engine:
 
     def __init__(self, collection: str | Path | None = None, model: str | None = None, device: str | None = None,
                  reranker: str | Path | None = None):
-        from xsearch.index.store import resolve_uri
+        from xsearch.index import backend_for, resolve_uri
 
         self.uri = resolve_uri(None if collection is None else str(collection))
-        self.path = Path(self.uri) if "://" not in self.uri and not self.uri.startswith("milvus") else None
+        self.path = backend_for(self.uri).directory(self.uri)  # the collection's folder; None: not a folder here
         self.model = model
         self.device = device
         self._lock = threading.RLock()
@@ -66,7 +54,7 @@ class Engine:
         """The long-lived reader of this collection (opened once; CollectionError when there is none)."""
         with self._lock:
             if self._store is None:
-                from xsearch.index.store import open_store
+                from xsearch.index import open_store
 
                 self._store = open_store(self.uri)
             return self._store
@@ -85,7 +73,7 @@ class Engine:
         self.close()
 
     def exists(self) -> bool:
-        from xsearch.index.store import store_exists
+        from xsearch.index import store_exists
 
         return store_exists(self.uri)
 
@@ -164,18 +152,19 @@ class Engine:
         type within both whose expected recall@10 reaches 0.95, e.g. IVF-PQ fast scan re-ranked with float16
         exact vectors kept on disk); they are stored with the collection (replacing earlier budgets) and the
         type is re-chosen as it grows. The choice and its reason show in ``stats()``."""
-        from xsearch.engine.executors.local import make_executor
+        from xsearch.core.units import parse_latency, parse_size
+        from xsearch.engine.executors import make_executor
         from xsearch.engine.indexer import index_folder
-        from xsearch.index.local.budget import parse_latency, parse_size
-        from xsearch.index.store import StoreSpec, delete_store, open_writer
+        from xsearch.index import delete_store, open_writer
+        from xsearch.index.store import StoreSpec
         from xsearch.media import discover
 
-        _check_int("workers", workers, 0)
-        _check_int("files_per_batch", files_per_batch, 1)
-        _check_number("wait_s", wait_s, 0)
+        checks.check_int("workers", workers, 0)
+        checks.check_int("files_per_batch", files_per_batch, 1)
+        checks.check_number("wait_s", wait_s, 0)
         memory_budget_bytes, latency_budget_ms = parse_size(memory_budget), parse_latency(latency_budget)
         run_with = make_executor(executor, workers=workers, files_per_batch=files_per_batch,
-                                 worker_init=_close_lock_fds_in_worker(), **dict(executor_options or {}))
+                                 **dict(executor_options or {}))
         root = Path(root).expanduser()
         iter(discover(root))  # a missing root fails here, before any model is loaded
         if rebuild and self.exists():
@@ -225,7 +214,7 @@ class Engine:
 
     def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
         """Drop files (or everything under folders) from the collection; returns how many files went."""
-        from xsearch.index.store import open_writer
+        from xsearch.index import open_writer
         from xsearch.media.discover import require_utf8
 
         if isinstance(paths, (str, Path)):
@@ -248,19 +237,7 @@ class Engine:
 
     def targets(self, to: Sequence[str] | str | None) -> tuple[list[str], bool]:
         """``to`` as a list of modalities (``"all"``: every modality) and whether it was named explicitly."""
-        if to == "all":
-            return list(MODALITIES), False
-        if not (isinstance(to, str) or to is None or isinstance(to, (list, tuple, set, frozenset))):
-            raise UsageError(f"target {to!r}: choose {_choices()}", code="usage.bad_target", target=str(to),
-                             choices=_choices())
-        targets = [to] if isinstance(to, str) or to is None else list(to)
-        if not targets:
-            raise UsageError("no target modality", code="usage.bad_target", target="", choices=_choices())
-        for t in targets:
-            if not isinstance(t, str) or t not in MODALITIES:
-                raise UsageError(f"target {t!r}: choose {_choices()}", code="usage.bad_target", target=t,
-                                 choices=_choices())
-        return targets, True
+        return checks.check_targets(to)
 
     def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int | None = None, *,
                weights: Sequence[float] | None = None, fusion: str = "mean", threshold: float | None = None,
@@ -273,29 +250,16 @@ class Engine:
         candidates per target are re-scored by the re-ranker (xsearch.encoders.reranker), k kept; a hit's
         ``score`` is then the re-ranker's and ``retrieval_score`` the index's (``threshold`` applies to the
         index's score)."""
-        from xsearch.engine.query import check_weights
-
-        if isinstance(queries, (str, bytes, Query)):  # one query given bare: not a sequence of its characters
-            queries = [queries]
-        queries = list(queries or [])
-        for q in queries:
-            if not isinstance(q, Query) or q.modality not in MODALITIES or not (
-                    isinstance(q.value, str) or (q.modality != "text" and isinstance(q.value, os.PathLike))):
-                raise UsageError(f"not a query: {q!r} (give Query(modality, text or file path))",
-                                 code="query.invalid")
-        if not queries:
-            raise UsageError("no query: give a text, an image file or an audio file", code="query.none")
-        k = _check_k_arg(k)
-        threshold = _check_threshold(threshold)
-        weights = check_weights(weights, len(queries)) if weights is not None else None
-        params = _check_params(params)
-        filters = _check_filters(filters or Filters())
-        if not isinstance(rerank, bool):
-            raise UsageError(f"rerank must be true or false, not {rerank!r}", code="usage.bad_value", name="rerank",
-                             value=rerank)
+        queries = checks.check_queries(queries)
+        k = checks.check_k(k)
+        threshold = checks.check_threshold(threshold)
+        weights = checks.check_weights(weights, len(queries)) if weights is not None else None
+        params = checks.check_params(params)
+        filters = checks.check_filters(filters or Filters())
+        checks.check_flag("rerank", rerank)
         targets, explicit = self.targets(to)
         store, enc = self._reader()
-        targets = check_targets(store, targets, explicit)
+        targets = usable_targets(store, targets, explicit)
         req = SearchRequest(queries, targets, k, list(weights or []), fusion, threshold, filters, params)
         if rerank:
             req.reranker = self.reranker(store, targets)
@@ -322,7 +286,7 @@ class Engine:
         from xsearch.engine.query import check_query_file
         from xsearch.media.discover import require_utf8
 
-        k = _check_k_arg(k)
+        k = checks.check_k(k)
         if not isinstance(path, (str, os.PathLike)):
             raise UsageError(f"similar needs a file path, not {path!r}", code="query.invalid")
         p = Path(path).expanduser().absolute()
@@ -339,11 +303,11 @@ class Engine:
             check_query_file(p, modality)
         target = modality if to is None else to
         targets, explicit = self.targets(target)
-        targets = check_targets(store, targets, explicit)
+        targets = usable_targets(store, targets, explicit)
         req = SearchRequest([Query(modality, str(p))], targets, k, exclude_paths=(str(p),))
         single_track = target != "all" and not modalities.multi_track(modality) and not modalities.multi_track(target)
         if row is not None and single_track and enc.index_space(modality) == enc.index_space(target):
-            req.k = check_k(store, targets, k)
+            req.k = k_for(store, targets, k)
             vec = mean_vector(store.file_vectors(row.id))
             hits = search_vectors(store, target, vec[None, :], [1.0], req)
             return {target: add_spans(hits, getattr(enc, "audio_window_s", 0) or 0)}
@@ -351,7 +315,7 @@ class Engine:
 
     def item(self, item_id: int) -> Hit:
         """One indexed item (an image, an audio window, a text passage) with its file's metadata."""
-        item_id = _check_int("item_id", item_id, 0)
+        item_id = checks.check_int("item_id", item_id, 0)
         hit = self.store().item(item_id)
         if hit is None:
             raise UsageError(f"no item {item_id} in the collection", code="item.missing", item_id=item_id)
@@ -363,17 +327,11 @@ class Engine:
 
     def duplicates(self, modality: str = "image", threshold: float = 0.95, k: int = 8) -> list[dict]:
         """Pairs of different files whose vectors have cosine ≥ ``threshold``, best first."""
-        if threshold is None or _check_threshold(threshold) is None or not 0 < threshold <= 1:
-            raise UsageError(f"threshold must be in (0, 1], not {threshold}", code="usage.bad_threshold",
-                             value=threshold, range=" in (0, 1]")
-        k = _check_int("k", k, 1)
-        if not isinstance(modality, str) or modality not in MODALITIES:
-            choices = ", ".join(MODALITIES)
-            raise UsageError(f"modality {modality!r}: choose {choices}", code="usage.bad_target",
-                             target=str(modality), choices=choices, name="modality")
-        targets, _ = self.targets(modality)
+        threshold = checks.check_cosine_threshold(threshold)
+        k = checks.check_int("k", k, 1)
+        targets, _ = self.targets(checks.check_modality(modality))
         store, _ = self._reader()
-        check_targets(store, targets, True)
+        usable_targets(store, targets, True)
         pairs: dict[tuple[str, str], float] = {}
         paths: dict[int, str] = {}
         for item_ids, file_ids, vectors in store.iter_items(modality):
@@ -407,12 +365,12 @@ class Engine:
         tags, replacing earlier ones. ``search(filters=Filters(tag=...))`` then filters by them and ``stats()``
         counts them. ``on_progress(done, total)`` counts vectors scored. Returns a report (files, tagged, counts)."""
         from xsearch.engine.tagging import check_labels, tag_files
-        from xsearch.index.store import open_writer
+        from xsearch.index import open_writer
 
         labels = check_labels(labels)
-        top = _check_int("top", top, 1)
-        min_score = _check_number("min_score", min_score, None)
-        _check_number("wait_s", wait_s, 0)
+        top = checks.check_int("top", top, 1)
+        min_score = checks.check_number("min_score", min_score, None)
+        checks.check_number("wait_s", wait_s, 0)
         store, enc = self._reader()  # the collection's model, checked
         with open_writer(self.uri, wait_s=wait_s) as writer:
             report = tag_files(writer, enc, labels, top=top, min_score=min_score, on_progress=on_progress)
@@ -446,10 +404,6 @@ class Engine:
         }
 
 
-def _choices() -> str:
-    return ", ".join(MODALITIES) + " or all"
-
-
 def _modality_of(path: Path) -> str:
     from xsearch.media import discover
     from xsearch.media.types import Skipped
@@ -459,100 +413,6 @@ def _modality_of(path: Path) -> str:
         reason = found.reason if found is not None else "not a media file xsearch can read"
         raise UsageError(f"{path}: {reason}", code="query.bad_file", path=str(path))
     return found.modality
-
-
-def _check_int(name: str, value, minimum: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or abs(int(value)) > 2**63 - 1:
-        raise UsageError(f"{name} must be a whole number, not {value!r}", code="usage.bad_value", name=name,
-                         value=value)
-    if minimum is not None and value < minimum:
-        raise UsageError(f"{name} must be at least {minimum}, not {value}", code="usage.bad_value", name=name,
-                         value=value)
-    return int(value)
-
-
-def _check_number(name: str, value, minimum: float | None):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise UsageError(f"{name} must be a finite number, not {value!r}", code="usage.bad_value", name=name,
-                         value=value)
-    if minimum is not None and value < minimum:
-        raise UsageError(f"{name} must be at least {minimum}, not {value}", code="usage.bad_value", name=name,
-                         value=value)
-    return float(value)
-
-
-def _check_k_arg(k) -> int | None:
-    if k is None:
-        return None
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise UsageError(f"k must be a whole number, not {k!r}", code="usage.bad_k", k=k)
-    if k <= 0:
-        raise UsageError(f"k must be at least 1, not {k}", code="usage.bad_k", k=k)
-    return int(k)
-
-
-def _check_threshold(threshold) -> float | None:
-    if threshold is None:
-        return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(threshold)):
-        raise UsageError(f"threshold must be a finite number, not {threshold!r}", code="usage.bad_threshold",
-                         value=threshold, range="")
-    return float(threshold)
-
-
-def _check_filters(filters) -> Filters:
-    """Filters with finite, in-range numbers and dates the catalog can compare."""
-    import datetime as dt
-
-    if not isinstance(filters, Filters):
-        raise UsageError(f"filters must be a Filters value, not {type(filters).__name__}", code="usage.bad_filter",
-                         name="filters", value=str(filters))
-    for name in ("min_duration", "max_duration"):
-        value = getattr(filters, name)
-        if value is not None and (_check_number(name, value, 0) is None):
-            raise UsageError(f"{name} must be a number", code="usage.bad_filter", name=name, value=value)
-    for name in ("min_size", "max_size"):
-        value = getattr(filters, name)
-        if value is not None:
-            _check_int(name, value, 0)
-            if value > 2**63 - 1:
-                raise UsageError(f"{name} is larger than any file can be: {value}", code="usage.bad_filter",
-                                 name=name, value=value)
-    for name in ("since", "until"):
-        value = getattr(filters, name)
-        if value is not None and not isinstance(value, (dt.date, dt.datetime)):
-            _check_number(name, value, None)
-    for name in ("path_glob", "tag"):
-        value = getattr(filters, name)
-        if value is not None and not isinstance(value, str):
-            raise UsageError(f"{name} must be a string, not {value!r}", code="usage.bad_filter", name=name,
-                             value=value)
-    return filters
-
-
-def _check_params(params: dict | None) -> dict:
-    out = {}
-    for key, value in dict(params or {}).items():
-        if key not in SEARCH_PARAMS:
-            raise UsageError(f"unknown search parameter {key!r}; known: {', '.join(SEARCH_PARAMS)}",
-                             code="usage.bad_search_param", name=key, value=value)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_SEARCH_PARAM:
-            raise UsageError(f"{key} must be a whole number from 1 to {MAX_SEARCH_PARAM}, not {value!r}",
-                             code="usage.bad_search_param", name=key, value=value)
-        out[key] = int(value)
-    return out
-
-
-def _close_lock_fds_in_worker():
-    """What a forked decode worker runs first: close its copies of writer-lock descriptors (so a worker that
-    outlives a killed parent can never hold the collection's lock)."""
-    from xsearch.index.locks import close_inherited_lock_fds
-
-    return close_inherited_lock_fds
 
 
 class _LazyEncoder:

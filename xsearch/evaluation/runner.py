@@ -50,9 +50,8 @@ class _Embedder:
         self.skipped: list[str] = []
 
     def rows(self, modality: str) -> np.ndarray:
-        present = {"image": lambda r: r.image, "audio": lambda r: r.audio, "text": lambda r: r.texts}[modality]
-        return np.asarray([i for i, r in enumerate(self.records) if present(r) and i not in self.failed[modality]],
-                          dtype=np.int64)
+        return np.asarray([i for i, r in enumerate(self.records)
+                           if modality in r.modalities and i not in self.failed[modality]], dtype=np.int64)
 
     def get(self, modality: str, space: str) -> tuple[np.ndarray, np.ndarray]:
         key = (modality, space)

@@ -2,7 +2,7 @@
 
 ``python -m xsearch.evaluation.tags [--workdir DIR] [--model builtin] [--split test] [--out FILE.md]``
 
-The evaluation world (seed 1, 1,400 groups, as in the README's quality table) has six attributes per group.
+The evaluation world (seed 1, 1,400 groups, as in docs/models.md's quality table) has six attributes per group.
 Its ``split`` files (image, sound, caption file) are indexed into a collection of their own; then, per
 attribute, ``Engine.tag`` runs with one label per value of that attribute (a labels file written to the work
 folder) and ``top=1``, and a file counts as right when its stored top tag is its own value. Accuracy per
@@ -43,7 +43,7 @@ def attribute_labels() -> dict[str, dict[str, object]]:
 def build_collection(workdir: Path, split: str, model: str, log=print) -> tuple[Path, dict[str, dict]]:
     """The world's ``split`` files copied apart and indexed; returns (collection, {path: (modality, attributes)})."""
     from xsearch.engine import Engine
-    from xsearch.train.presets import ensure_world
+    from xsearch.world.generate import ensure_world
 
     manifest = ensure_world(workdir / "eval-world", EVAL_WORLD["n"], EVAL_WORLD["seed"])
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]

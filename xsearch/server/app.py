@@ -33,9 +33,9 @@ LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1"]
 DOCS_ASSETS = "/static/api-docs"
 
 DESCRIPTION = """Search images, sounds, texts and videos by meaning. Every error answers
-`{"error": {"code", "message", "params"}}` with a status from its code (400 bad arguments, 401 token, 404 missing
-collection / item / upload, 413 upload too large or too long, 415 not an image, a sound or a video clip, 422
-unreadable query file or invalid parameter, 503 busy)."""
+`{"error": {"code", "message", "params"}}` (and a `"hint"` when the error comes with advice) with a status from its
+code (400 bad arguments, 401 token, 404 missing collection / item / upload, 413 upload too large or too long, 415
+not an image, a sound or a video clip, 422 unreadable query file or invalid parameter, 503 busy)."""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Errors as HTTP: an XsearchError's code picks the status; the body is always ``{"error": {code, message, params}}``.
+"""Errors as HTTP: an XsearchError's code picks the status; the body is always ``{"error": {code, message, params}}``,
+plus ``hint`` when the error carries one (what to do, from the layer that raised it: "check that Milvus runs there").
 
 Nothing else reaches a client: request-validation errors become ``usage.bad_request`` (422), unknown routes
 ``http.404``, and any unexpected exception a 500 ``internal`` whose traceback goes to the server log only.
@@ -52,8 +53,11 @@ def status_of(error: XsearchError) -> int:
     return next(status for cls, status in STATUS_BY_CLASS if isinstance(error, cls))
 
 
-def error_body(code: str, message: str, params: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "params": _json_safe(params or {})}}
+def error_body(code: str, message: str, params: dict | None = None, hint: str = "") -> dict:
+    error = {"code": code, "message": message, "params": _json_safe(params or {})}
+    if hint:
+        error["hint"] = hint
+    return {"error": error}
 
 
 def _json_safe(params: dict) -> dict:
@@ -67,8 +71,7 @@ def error_response(error: XsearchError) -> JSONResponse:
     headers = {"Retry-After": RETRY_AFTER[error.code]} if error.code in RETRY_AFTER else None
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
-    body = error.to_dict()
-    return JSONResponse(error_body(body["code"], body["message"], body["params"]), status_code=status,
+    return JSONResponse(error_body(error.code, error.message, error.params, error.hint), status_code=status,
                         headers=headers)
 
 

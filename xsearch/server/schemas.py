@@ -6,6 +6,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class ErrorDetail(BaseModel):
+    """An error: its stable code, one sentence, the params it was built from, and a ``hint`` (what to do) when the
+    layer that raised it knows one."""
+
+    model_config = ConfigDict(extra="allow")  # "hint" only when there is one: bodies without it stay as they were
     code: str
     message: str
     params: dict = {}

@@ -1,10 +1,11 @@
 """Query files sent by clients: kept in one private temp folder, named by a random id, recognised by content.
 
-A client's file name and declared content type are never trusted: the first bytes decide whether an upload is an
-image, a sound or a video clip (``xsearch.media.sniff``) and which extension and content type it is stored under;
-a sound's or a video's length is read from its header (a video's container is opened with PyAV, nothing decoded)
-and checked against ``Limits.upload_seconds``. Nothing is written outside the folder; the oldest uploads are
-dropped beyond ``Limits.uploads_kept``, and the folder goes at shutdown.
+A client's file name and declared content type are never trusted: the first bytes decide which registered
+modality an upload is (``xsearch.media.sniff``: any modality with a content sniffer — an image, a sound, a video
+clip) and which extension and content type it is stored under; a sound's or a video's length is read from its
+header (a video's container is opened with PyAV, nothing decoded) and checked against ``Limits.upload_seconds``.
+Nothing is written outside the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept``, and the
+folder goes at shutdown.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from xsearch.core.errors import UsageError
+from xsearch.media import modalities
 from xsearch.media.signatures import HEAD_BYTES, describe_content
 from xsearch.media.sniff import sniff_media
 from xsearch.server.sessions import Limits
 
-QUERY_MODALITIES = ("image", "audio", "video")
-ACCEPTED = "an image, a sound or a video clip"
 _ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
 _CHUNK = 1 << 20
 
@@ -42,6 +42,7 @@ _FORMATS = (
     ("audio", lambda h: h.startswith(b"FORM"), ".aiff", "audio/aiff"),
     ("audio", lambda h: h.startswith(b"fLaC"), ".flac", "audio/flac"),
     ("audio", lambda h: h.startswith(b"OggS"), ".ogg", "audio/ogg"),
+    ("audio", lambda h: True, ".mp3", "audio/mpeg"),  # MPEG audio: frame sync or an ID3 tag
     # ISO base media: the major brand says QuickTime, an MPEG-4 sound (a video container with sound only) or MP4
     ("video", lambda h: h[4:8] == b"ftyp" and h[8:12] == b"qt  ", ".mov", "video/quicktime"),
     ("video", lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"M4A ", b"M4B "), ".m4a", "audio/mp4"),
@@ -61,8 +62,6 @@ def media_format(head: bytes) -> tuple[str, str, str] | None:
     for kind, test, ext, mime in _FORMATS:
         if kind == modality and test(head):
             return modality, ext, mime
-    if modality == "audio":
-        return modality, ".mp3", "audio/mpeg"
     return modality, "", "application/octet-stream"
 
 
@@ -128,16 +127,14 @@ class Uploads:
                 head = f.read(HEAD_BYTES)
             shown = _display_name(name)
             found = media_format(head) if head else None
-            if found is None or found[0] not in QUERY_MODALITIES:
+            if found is None:
                 what = "empty" if not head else describe_content(head)
                 why = "it is empty" if not head else f"it looks like {what}"
-                raise UsageError(f"{shown} is not {ACCEPTED} xsearch can read ({why})", code="upload.unsupported",
-                                 name=shown, content=what)
+                raise UsageError(f"{shown} is not {accepted()} xsearch can read ({why})",
+                                 code="upload.unsupported", name=shown, content=what)
             modality, ext, mime = found
-            if modality == "video":
-                duration = _video_duration(tmp, shown, self.limits.upload_seconds)
-            else:
-                duration = _duration(tmp) if modality == "audio" else None
+            length = _DURATIONS.get(modality)
+            duration = length(tmp, shown, self.limits.upload_seconds) if length is not None else None
             if duration is not None and duration > self.limits.upload_seconds:
                 raise UsageError(f"{shown} lasts {duration:.0f} s; uploads may last at most "
                                  f"{self.limits.upload_seconds:g} s", code="upload.too_long",
@@ -177,6 +174,17 @@ def _display_name(name: str | None) -> str:
     return base or "the upload"
 
 
+def accepted() -> str:
+    """What an upload may be, for messages: every registered modality recognised by content ("an image, a sound or
+    a video clip" built in; text has no content sniffer, so a text file is never a query upload)."""
+    phrases = [_PHRASES.get(m.name, f"a {m.label} file") for m in modalities.registered() if m.sniff is not None]
+    return phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} or {phrases[-1]}"
+
+
+#: How messages name an upload of a modality where "a LABEL file" would read badly.
+_PHRASES = {"image": "an image", "audio": "a sound", "video": "a video clip"}
+
+
 def _video_duration(path: Path, shown: str, limit_s: float) -> float | None:
     """Seconds of a video clip as its container says (None when it does not say); an unreadable container, or
     one with neither picture nor sound, is refused now (422 ``query.bad_file``) rather than at search time."""
@@ -191,8 +199,9 @@ def _video_duration(path: Path, shown: str, limit_s: float) -> float | None:
     return found["duration"] or None
 
 
-def _duration(path: Path) -> float | None:
-    """Seconds of audio in ``path`` from its header (None when the header does not say)."""
+def _audio_duration(path: Path, shown: str, limit_s: float) -> float | None:
+    """Seconds of audio in ``path`` from its header (None when the header does not say); an undecodable header is
+    left to the engine's decoder, which gives the real reason at search time."""
     try:
         import soundfile
 
@@ -200,3 +209,8 @@ def _duration(path: Path) -> float | None:
         return float(info.frames) / info.samplerate if info.samplerate else None
     except Exception:  # an undecodable header: the engine's decoder gives the real reason later
         return None
+
+
+#: How the length of an upload of each modality is read (checked against ``Limits.upload_seconds``); an upload
+#: of a modality not named here has no length to check.
+_DURATIONS = {"audio": _audio_duration, "video": _video_duration}

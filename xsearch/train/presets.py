@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
-
 from xsearch.core.errors import UsageError
 
 PRESETS: dict[str, dict] = {
@@ -32,16 +29,3 @@ def preset(name: str) -> dict:
     if name not in PRESETS:
         raise UsageError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name].items()}
-
-
-def ensure_world(world_dir: Path, n: int, seed: int, progress: Callable[[int, int], None] | None = None) -> Path:
-    """The manifest of a generated world at ``world_dir``; generated first unless that exact world is there."""
-    from xsearch.world.generate import is_world, make_world, world_info
-
-    world_dir = Path(world_dir).expanduser()
-    if is_world(world_dir):
-        info = world_info(world_dir)
-        if info.get("n") == n and info.get("seed") == seed:
-            return world_dir / "manifest.jsonl"
-        return make_world(world_dir, n, seed, overwrite=True, progress=progress)
-    return make_world(world_dir, n, seed, progress=progress)

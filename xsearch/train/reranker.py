@@ -446,73 +446,33 @@ def train_reranker(args: RerankArgs, encoder, *, log: Callable[[str], None] = pr
     device = pick_device(args.device)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    manifest = load_manifest(args.manifest)
-    records = [r for r in manifest.records if r.split != "test" and r.image and r.audio and r.texts]
-    if len(records) < 20:
-        raise UsageError(f"the manifest has {len(records)} usable train/val groups (image, audio and captions); "
-                         "the re-ranker needs at least 20", code="train.too_few_records", records=len(records))
+    records = _usable_records(args)
     t0 = time.time()
     world = embed_world(encoder, records, partial_per_group=args.partial_per_group, seed=args.seed, log=log)
-    dim = world.captions.shape[1]
-    train_rows = np.flatnonzero(world.splits == "train")
-    val_rows = np.flatnonzero(world.splits == "val")
-    if len(val_rows) < 10 or len(train_rows) < 10:  # no usable split: hold out a fifth of the groups
-        perm = np.random.default_rng(args.seed).permutation(len(records))
-        val_rows, train_rows = np.sort(perm[: len(perm) // 5]), np.sort(perm[len(perm) // 5:])
-    train_sampler, val_sampler = QuerySampler(world, train_rows), QuerySampler(world, val_rows)
-    val_rng = np.random.default_rng([args.seed, 1])
-    val_sets = draw_sets(val_sampler, args.val_sets, val_rng, random_weights=False)
-    val_batch = candidate_lists(world, val_rows, val_sets, args.candidates, force_positive=False, rng=val_rng) \
-        if val_sets else None
-
-    cfg = RerankerConfig(dim=dim, width=args.width, heads=4 if args.width % 4 == 0 else 1, dropout=args.dropout)
+    train_rows, val_rows = _split_rows(world, len(records), args.seed)
+    train_sampler = QuerySampler(world, train_rows)
+    val_batch = _validation_lists(world, val_rows, args)
+    cfg = RerankerConfig(dim=world.captions.shape[1], width=args.width, heads=4 if args.width % 4 == 0 else 1,
+                         dropout=args.dropout)
     model = RerankerModel(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = math.ceil(args.sets_per_epoch / args.batch_size)
-    total = steps_per_epoch * args.epochs
-    warmup = max(1, steps_per_epoch // 2)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    opt, sched = _optimiser(model, args)
     rng = np.random.default_rng([args.seed, 2])
     history, best, best_state = [], -1.0, None
     if val_batch is not None:
-        start = evaluate_lists(model, world, val_batch, device)
-        log("val before training (= the index's order): " + _fmt(start))
+        log("val before training (= the index's order): " + _fmt(evaluate_lists(model, world, val_batch, device)))
     for epoch in range(1, args.epochs + 1):
         te = time.time()
-        sets = draw_sets(train_sampler, args.sets_per_epoch, rng, random_weights=True)
-        batch = candidate_lists(world, train_rows, sets, args.train_candidates, force_positive=False, rng=rng,
-                                distractor_p=args.distractor_p, min_gallery=args.min_gallery)
-        model.train()
-        losses = []
-        perm = rng.permutation(len(sets))
-        for start in range(0, len(sets), args.batch_size):
-            sel = perm[start:start + args.batch_size]
-            inputs, labels, valid = batch_tensors(world, batch, sel, device, noise=args.noise, rng=rng)
-            scores = model(*inputs).reshape(len(sel), -1)
-            loss = listwise_loss(scores, labels, valid)
-            if not torch.isfinite(loss):
-                raise UsageError("the re-ranker's loss became NaN; try a lower --lr", code="train.diverged")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
+        losses = _train_epoch(model, opt, sched, world, train_sampler, train_rows, args, rng, device)
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": round(time.time() - te, 1)}
         if val_batch is not None:
             entry["val"] = evaluate_lists(model, world, val_batch, device)
-            mean_p1 = float(np.mean([v["reranked"]["P@1"] for v in entry["val"].values()]))
-        else:
-            mean_p1 = -entry["loss"]
         history.append(entry)
         log(f"epoch {epoch}/{args.epochs}: loss {entry['loss']:.4f} ({entry['seconds']:.0f}s)"
             + (f"; val {_fmt(entry['val'])}" if "val" in entry else ""))
-        if mean_p1 > best:
-            best, best_state = mean_p1, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if _epoch_score(entry) > best:
+            best, best_state = _epoch_score(entry), {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    best_epoch = max(range(len(history)), key=lambda i: float(np.mean(
-        [v["reranked"]["P@1"] for v in history[i]["val"].values()])) if "val" in history[i] else -history[i]["loss"])
+    best_epoch = max(range(len(history)), key=lambda i: _epoch_score(history[i]))
     report = {"encoder_model_id": encoder.model_id, "encoder_spec": encoder.spec,
               "trained": {**{k: v for k, v in asdict(args).items() if k not in ("out_dir", "overwrite", "device",
                                                                                  "threads")},
@@ -521,6 +481,78 @@ def train_reranker(args: RerankArgs, encoder, *, log: Callable[[str], None] = pr
               "metrics": {"val": history[best_epoch].get("val")}, "history": history}
     save_reranker(model.cpu(), out_dir, meta=report)
     return report
+
+
+def _usable_records(args: RerankArgs) -> list:
+    """The manifest's train / val groups that have an image, a sound and captions (at least 20)."""
+    manifest = load_manifest(args.manifest)
+    records = [r for r in manifest.records if r.split != "test" and r.image and r.audio and r.texts]
+    if len(records) < 20:
+        raise UsageError(f"the manifest has {len(records)} usable train/val groups (image, audio and captions); "
+                         "the re-ranker needs at least 20", code="train.too_few_records", records=len(records))
+    return records
+
+
+def _split_rows(world: EmbeddedWorld, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, val rows) by the manifest's splits; without a usable split, a fifth of the groups held out."""
+    train_rows = np.flatnonzero(world.splits == "train")
+    val_rows = np.flatnonzero(world.splits == "val")
+    if len(val_rows) < 10 or len(train_rows) < 10:
+        perm = np.random.default_rng(seed).permutation(n)
+        val_rows, train_rows = np.sort(perm[: len(perm) // 5]), np.sort(perm[len(perm) // 5:])
+    return train_rows, val_rows
+
+
+def _validation_lists(world: EmbeddedWorld, val_rows: np.ndarray, args: RerankArgs) -> Batch | None:
+    """The fixed validation query sets and their candidate lists (None when none could be drawn)."""
+    val_rng = np.random.default_rng([args.seed, 1])
+    val_sets = draw_sets(QuerySampler(world, val_rows), args.val_sets, val_rng, random_weights=False)
+    if not val_sets:
+        return None
+    return candidate_lists(world, val_rows, val_sets, args.candidates, force_positive=False, rng=val_rng)
+
+
+def _optimiser(model: RerankerModel, args: RerankArgs):
+    """AdamW with half an epoch of linear warm-up, then cosine decay over the run."""
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(args.sets_per_epoch / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    warmup = max(1, steps_per_epoch // 2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    return opt, sched
+
+
+def _train_epoch(model: RerankerModel, opt, sched, world: EmbeddedWorld, sampler: QuerySampler,
+                 train_rows: np.ndarray, args: RerankArgs, rng: np.random.Generator, device: str) -> list[float]:
+    """One epoch on freshly drawn query sets (random weights, distractors); the loss of each step."""
+    sets = draw_sets(sampler, args.sets_per_epoch, rng, random_weights=True)
+    batch = candidate_lists(world, train_rows, sets, args.train_candidates, force_positive=False, rng=rng,
+                            distractor_p=args.distractor_p, min_gallery=args.min_gallery)
+    model.train()
+    losses = []
+    perm = rng.permutation(len(sets))
+    for start in range(0, len(sets), args.batch_size):
+        sel = perm[start:start + args.batch_size]
+        inputs, labels, valid = batch_tensors(world, batch, sel, device, noise=args.noise, rng=rng)
+        scores = model(*inputs).reshape(len(sel), -1)
+        loss = listwise_loss(scores, labels, valid)
+        if not torch.isfinite(loss):
+            raise UsageError("the re-ranker's loss became NaN; try a lower --lr", code="train.diverged")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _epoch_score(entry: dict) -> float:
+    """What picks the best epoch: mean val P@1 over the kinds (minus the loss when there is no validation)."""
+    if "val" in entry:
+        return float(np.mean([v["reranked"]["P@1"] for v in entry["val"].values()]))
+    return -entry["loss"]
 
 
 def _fmt(metrics: dict) -> str:

@@ -218,10 +218,66 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
 
     from xsearch.encoders.base import pick_device
 
+    out_dir = _check_run(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    _seed_everything(args.seed)
+    train_records, val_records = _split_records(args, log)
+    model = load_checkpoint(args.init_from)[0] if args.init_from else BuiltinModel(BuiltinConfig.from_dict(args.model))
+    train, train_rows, val = _paired_tensors(train_records, val_records, BuiltinPreprocess(model.cfg), log)
+    run = _prepare_run(args, model, train, train_rows, val, device, out_dir)
+    history, start_epoch = _resume(run, args, log) if args.resume else ([], 0)
+    writer = _tensorboard(args)
+    gen = torch.Generator().manual_seed(args.seed)
+    columns = [TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
+        for epoch in range(start_epoch, args.epochs):
+            t_epoch = time.time()
+            losses, parts_sum = _train_epoch(run, args, epoch, gen, bar)
+            entry = EpochLog(epoch + 1, float(np.mean(losses)),
+                             {k: v / run.steps_per_epoch for k, v in parts_sum.items()},
+                             _validation_recall(model, val, device), time.time() - t_epoch,
+                             float(model.logit_scale.detach().exp()))
+            history.append(entry)
+            log(_epoch_line(entry))
+            if writer:
+                writer.add_scalar("loss/train", entry.loss, entry.epoch)
+                for k, v in entry.val.items():
+                    writer.add_scalar(f"val_R@1/{k}", v, entry.epoch)
+            last = f"epoch {epoch}" if epoch > 0 else "none"
+            check_finite(model, f"epoch {epoch + 1} (last good checkpoint: {last} in {out_dir})", torch.float16)
+            _save(model, run.optimizer, run.scheduler, history, args, out_dir, epoch + 1, heads=run.loss_fn)
+    if writer:
+        writer.close()
+    return history
+
+
+@dataclass
+class _Run:
+    """What the epochs of one training run work on: the model, its objective and optimiser, the data."""
+
+    model: BuiltinModel
+    loss_fn: ObjectiveLoss
+    targets_fn: FeatureTargets | None  # the autoencoder objective's reconstruction targets
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    params: list  # everything the optimiser steps (gradient clipping covers them)
+    train: PairedTensors
+    train_rows: np.ndarray
+    steps_per_epoch: int
+    total_steps: int
+    device: str
+    out_dir: Path
+
+
+def _check_run(args: TrainArgs) -> Path:
+    """The checkpoint folder, after checking the run can start there (resume needs a state, a checkpoint is never
+    overwritten unasked) and that its arguments can train."""
     args.validate()
     out_dir = check_out_dir(args.out_dir)
-    state_path = out_dir / STATE_FILE
-    if args.resume and not state_path.is_file():
+    if args.resume and not (out_dir / STATE_FILE).is_file():
         raise UsageError(f"--resume: no {STATE_FILE} in {out_dir}.")
     if not args.resume and (out_dir / "model.safetensors").exists() and not args.overwrite:
         raise UsageError(f"{out_dir} already holds a checkpoint; use --resume to continue or --overwrite.")
@@ -230,11 +286,11 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
             raise UsageError(f"cannot freeze {m!r}; towers are {', '.join(MODALITIES)}.")
     if args.epochs < 1 or args.batch_size < 2:
         raise UsageError("--epochs must be >= 1 and --batch-size >= 2.")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    _seed_everything(args.seed)
+    return out_dir
 
+
+def _split_records(args: TrainArgs, log: Callable[[str], None]) -> tuple[list, list]:
+    """The manifest's training and validation records (its problems logged, the first five by name)."""
     manifest = load_manifest(args.manifest)
     for p in manifest.problems[:5]:
         log(f"skipped: {p}")
@@ -242,13 +298,12 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
         log(f"skipped: … and {len(manifest.problems) - 5} more manifest problems")
     train_records = manifest.split(args.train_split) or manifest.split(None)
     val_records = manifest.split(args.val_split) if args.val_split else []
+    return train_records, val_records
 
-    if args.init_from:
-        model, _ = load_checkpoint(args.init_from)
-    else:
-        model = BuiltinModel(BuiltinConfig.from_dict(args.model))
-    pre = BuiltinPreprocess(model.cfg)
 
+def _paired_tensors(train_records: list, val_records: list, pre: BuiltinPreprocess, log: Callable[[str], None]
+                    ) -> tuple[PairedTensors, np.ndarray, PairedTensors | None]:
+    """(training tensors, the rows of them with two or more modalities, validation tensors or None)."""
     t0 = time.time()
     train = PairedTensors.build(train_records, pre)
     val = PairedTensors.build(val_records, pre) if val_records else None
@@ -260,7 +315,13 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
     dropped = len(train) - len(train_rows)
     log(f"data: {len(train_rows)} training groups ({dropped} single-modality skipped), "
         f"{len(val) if val else 0} validation groups, decoded in {time.time() - t0:.0f}s")
+    return train, train_rows, val
 
+
+def _prepare_run(args: TrainArgs, model: BuiltinModel, train: PairedTensors, train_rows: np.ndarray,
+                 val: PairedTensors | None, device: str, out_dir: Path) -> _Run:
+    """Frozen towers, the objective's training-only heads, AdamW (no decay on biases and norms; the adversary
+    at ADVERSARY_LR_SCALE) and the warm-up + cosine schedule."""
     for m in args.freeze:
         for p in model.tower_parameters(m):
             p.requires_grad_(False)
@@ -283,91 +344,85 @@ def train_builtin(args: TrainArgs, *, log: Callable[[str], None] = print, progre
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, total_steps, warmup))
-    history: list[EpochLog] = []
-    start_epoch = 0
-    if args.resume:
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state.get("objective", "contrastive") != args.objective:
-            raise UsageError(f"--resume: the run in {out_dir} trained with --objective "
-                             f"{state.get('objective', 'contrastive')}, not {args.objective}.")
-        model.load_state_dict(state["model"])
-        loss_fn.load_state_dict(state.get("heads", {}))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = [EpochLog(**h) for h in state["history"]]
-        start_epoch = state["epoch"]
-        torch.set_rng_state(state["torch_rng"])
-        log(f"resumed from epoch {start_epoch} in {out_dir}")
+    return _Run(model, loss_fn, targets_fn, optimizer, scheduler, params, train, train_rows, steps_per_epoch,
+                total_steps, device, out_dir)
 
-    writer = None
-    if args.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise UsageError(
-                "--tensorboard needs the tensorboard package: pip install 'xsearch[tensorboard]'."
-            ) from None
-        writer = SummaryWriter(args.tensorboard)
 
-    use_amp = device.startswith("cuda")
-    gen = torch.Generator().manual_seed(args.seed)
-    columns = [TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
-               TimeRemainingColumn()]
-    with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
-        for epoch in range(start_epoch, args.epochs):
-            gen.manual_seed(args.seed * 1000 + epoch)
-            model.train()
-            t_epoch = time.time()
-            order = torch.as_tensor(train_rows)[torch.randperm(len(train_rows), generator=gen)]
-            task = bar.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{args.epochs}", loss=float("nan"))
-            losses, parts_sum = [], {}
-            loss_fn.train()
-            for step in range(steps_per_epoch):
-                idx = order[step * args.batch_size : (step + 1) * args.batch_size]
-                inputs, present = data_to(train.batch(idx, gen), device)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    emb = model({m: inputs[m] for m in MODALITIES})
-                targets = targets_fn(inputs) if targets_fn is not None else None
-                loss, parts = loss_fn({m: e.float() for m, e in emb.items()}, present, model.logit_scale.exp(),
-                                      targets=targets,
-                                      reversal=reversal_strength(epoch * steps_per_epoch + step, total_steps))
-                if not torch.isfinite(loss):
-                    last = f"epoch {epoch}" if epoch > 0 else "none"
-                    raise TrainingDiverged(
-                        f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; "
-                        f"last good checkpoint: {last} in {out_dir}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                with torch.no_grad():
-                    model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-                losses.append(float(loss.detach()))
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + v
-                bar.update(task, advance=1, loss=float(np.mean(losses[-20:])))
-            bar.remove_task(task)
-            val_metrics = {}
-            if val is not None and len(val):
-                vrows = np.arange(len(val))
-                val_metrics = {k: v["R@1"] for k, v in
-                               directional_metrics(embed_tensors(model, val, vrows, device), val, vrows).items()}
-            entry = EpochLog(epoch + 1, float(np.mean(losses)), {k: v / steps_per_epoch for k, v in parts_sum.items()},
-                             val_metrics, time.time() - t_epoch, float(model.logit_scale.detach().exp()))
-            history.append(entry)
-            log(_epoch_line(entry))
-            if writer:
-                writer.add_scalar("loss/train", entry.loss, entry.epoch)
-                for k, v in val_metrics.items():
-                    writer.add_scalar(f"val_R@1/{k}", v, entry.epoch)
+def _resume(run: _Run, args: TrainArgs, log: Callable[[str], None]) -> tuple[list[EpochLog], int]:
+    """(history, epochs done) of the run saved in the checkpoint folder, its weights and optimiser state loaded."""
+    state = torch.load(run.out_dir / STATE_FILE, map_location=run.device, weights_only=False)
+    if state.get("objective", "contrastive") != args.objective:
+        raise UsageError(f"--resume: the run in {run.out_dir} trained with --objective "
+                         f"{state.get('objective', 'contrastive')}, not {args.objective}.")
+    run.model.load_state_dict(state["model"])
+    run.loss_fn.load_state_dict(state.get("heads", {}))
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    log(f"resumed from epoch {state['epoch']} in {run.out_dir}")
+    return [EpochLog(**h) for h in state["history"]], state["epoch"]
+
+
+def _tensorboard(args: TrainArgs):
+    """A TensorBoard SummaryWriter when ``args.tensorboard`` names a log folder, else None."""
+    if not args.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError(
+            "--tensorboard needs the tensorboard package: pip install 'xsearch[tensorboard]'."
+        ) from None
+    return SummaryWriter(args.tensorboard)
+
+
+def _train_epoch(run: _Run, args: TrainArgs, epoch: int, gen: torch.Generator, bar) -> tuple[list[float], dict]:
+    """One pass over the training rows in a seeded order; (loss per step, summed loss parts). A non-finite loss
+    raises TrainingDiverged before any step applies it."""
+    model, loss_fn = run.model, run.loss_fn
+    use_amp = run.device.startswith("cuda")
+    gen.manual_seed(args.seed * 1000 + epoch)
+    model.train()
+    order = torch.as_tensor(run.train_rows)[torch.randperm(len(run.train_rows), generator=gen)]
+    task = bar.add_task("train", total=run.steps_per_epoch, epoch=f"{epoch + 1}/{args.epochs}", loss=float("nan"))
+    losses, parts_sum = [], {}
+    loss_fn.train()
+    for step in range(run.steps_per_epoch):
+        idx = order[step * args.batch_size : (step + 1) * args.batch_size]
+        inputs, present = data_to(run.train.batch(idx, gen), run.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            emb = model({m: inputs[m] for m in MODALITIES})
+        targets = run.targets_fn(inputs) if run.targets_fn is not None else None
+        loss, parts = loss_fn({m: e.float() for m, e in emb.items()}, present, model.logit_scale.exp(),
+                              targets=targets,
+                              reversal=reversal_strength(epoch * run.steps_per_epoch + step, run.total_steps))
+        if not torch.isfinite(loss):
             last = f"epoch {epoch}" if epoch > 0 else "none"
-            check_finite(model, f"epoch {epoch + 1} (last good checkpoint: {last} in {out_dir})", torch.float16)
-            _save(model, optimizer, scheduler, history, args, out_dir, epoch + 1, heads=loss_fn)
-    if writer:
-        writer.close()
-    return history
+            raise TrainingDiverged(
+                f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {step + 1}; "
+                f"last good checkpoint: {last} in {run.out_dir}"
+            )
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.params, args.grad_clip)
+        run.optimizer.step()
+        run.scheduler.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        losses.append(float(loss.detach()))
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0.0) + v
+        bar.update(task, advance=1, loss=float(np.mean(losses[-20:])))
+    bar.remove_task(task)
+    return losses, parts_sum
+
+
+def _validation_recall(model: BuiltinModel, val: PairedTensors | None, device: str) -> dict[str, float]:
+    """R@1 per direction on the validation tensors ({} without any)."""
+    if val is None or not len(val):
+        return {}
+    rows = np.arange(len(val))
+    return {k: v["R@1"] for k, v in directional_metrics(embed_tensors(model, val, rows, device), val, rows).items()}
 
 
 def data_to(batch, device):

@@ -124,6 +124,17 @@ def world_info(path: str | os.PathLike) -> dict:
     return info
 
 
+def ensure_world(world_dir: Path, n: int, seed: int, progress: Callable[[int, int], None] | None = None) -> Path:
+    """The manifest of a generated world at ``world_dir``; generated first unless that exact world is there."""
+    world_dir = Path(world_dir).expanduser()
+    if is_world(world_dir):
+        info = world_info(world_dir)
+        if info.get("n") == n and info.get("seed") == seed:
+            return world_dir / MANIFEST_NAME
+        return make_world(world_dir, n, seed, overwrite=True, progress=progress)
+    return make_world(world_dir, n, seed, progress=progress)
+
+
 def _check_target(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return

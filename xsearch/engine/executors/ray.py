@@ -44,7 +44,7 @@ import numpy as np
 import ray  # at import time: a missing 'ray' extra is reported when the executor is made
 
 from xsearch.core.errors import ModelError, XsearchError
-from xsearch.engine.executors.local import Batch, EmbeddedFile, TrackItems, embed_decoded
+from xsearch.engine.executors.base import Batch, EmbeddedFile, TrackItems, embed_decoded
 from xsearch.media.types import DecodeOptions, MediaFile, Segment, Skipped
 
 #: Reason given for a file whose worker process died on it (after retries, and alone in its batch).
@@ -255,15 +255,16 @@ class RayExecutor:
     the CPUs, at most 1 each); ``decode_cpus`` per decode task (default 1, capped at half the cluster's CPUs).
     ``spec``: the model spec the actors build (default: the encoder's ``.spec``); ``device`` for the actors
     (default cuda when they hold a GPU, else cpu). ``decode``: the per-batch decode function (default
-    ``xsearch.media.loader.decode_files``).
+    ``xsearch.media.loader.decode_files``). ``workers`` (the local executor's decode processes) is not used:
+    decode tasks spread over the cluster's CPUs.
     """
 
     name = "ray"
 
-    def __init__(self, files_per_batch: int = 32, *, address: str | None = None, actors: int | None = None,
-                 num_cpus: float | None = None, num_gpus: float | None = None, decode_cpus: float | None = None,
-                 spec: str | None = None, device: str | None = None, max_retries: int = 1,
-                 decode: Callable | None = None, quiet: bool = True):
+    def __init__(self, files_per_batch: int = 32, *, workers: int | None = None, address: str | None = None,
+                 actors: int | None = None, num_cpus: float | None = None, num_gpus: float | None = None,
+                 decode_cpus: float | None = None, spec: str | None = None, device: str | None = None,
+                 max_retries: int = 1, decode: Callable | None = None, quiet: bool = True):
         self.files_per_batch = files_per_batch
         self.address = address
         self.actors = actors

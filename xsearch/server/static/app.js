@@ -54,7 +54,13 @@ class ApiError extends Error {
     super((body && body.error && body.error.message) || `HTTP ${status}`);
     this.status = status;
     this.code = body && body.error ? body.error.code : `http.${status}`;
+    this.hint = body && body.error ? body.error.hint : undefined;
   }
+}
+
+// An error's sentence, then its hint (what to do, from the layer that raised it) when it has one.
+function withHint(error) {
+  return sentence(error.message) + (error.hint ? " " + sentence(error.hint) : "");
 }
 
 async function api(url, options) {
@@ -75,7 +81,7 @@ function explain(error) {
   if (error.status === 503) return sentence(error.message || "the server is busy; try again in a moment");
   if (error.status === 413) return sentence(error.message) + " Pick a smaller or shorter file.";
   if (error.code === "collection.missing") return "There is no collection here yet: index a folder with xsearch index FOLDER, then reload this page.";
-  return sentence(error.message);
+  return withHint(error);
 }
 
 const base = () => `/api/collections/${encodeURIComponent(state.collection)}`;
@@ -447,7 +453,7 @@ function showStats() {
   const c = state.collections.find((x) => x.name === state.collection);
   if (!c || c.error || !c.exists) clearResults();
   if (!c) { say("There is no collection on this server.", true); return false; }
-  if (c.error) { say(sentence(c.error.message), true); return false; }
+  if (c.error) { say(withHint(c.error), true); return false; }
   if (!c.exists) {
     $("stats").textContent = `${c.name}: empty`;
     say(`There is no collection “${c.name}” yet: index a folder with xsearch index FOLDER, then reload this page.`, true);
