@@ -9,7 +9,7 @@ HNSW32's (the smallest ef reaching at least ours - MATCH_TOLERANCE). Recall is a
 
 Compressed kinds (COMPRESSED_KINDS): an IVF-PQ fast-scan first stage re-ranked with float16 exact vectors kept
 in a memory-mapped file ("IVF-PQfs+refine", dim/8 4-bit codes; "IVF-PQfs-small+refine", dim/16 of them, half
-the codes; the same with an HNSW coarse quantiser, a faster build), and "budget": whatever index/budget.py
+the codes; the same with an HNSW coarse quantiser, a faster build), and "budget": whatever index/local/budget.py
 chooses under ``budget_bytes_per_vector`` × n bytes. For these
 the resident memory is measured, not estimated: a fresh process loads the saved index and reports its
 anonymous RSS growth (the exact vectors are file pages the kernel can drop, reported apart), then times
@@ -97,7 +97,7 @@ def factory_for(kind: str, n: int, dim: int, budget_bytes_per_vector: float = 25
 
 
 def budget_choice(n: int, dim: int, budget_bytes_per_vector: float):
-    """index/budget.py's choice for ``n`` vectors under ``budget_bytes_per_vector`` × n bytes."""
+    """index/local/budget.py's choice for ``n`` vectors under ``budget_bytes_per_vector`` × n bytes."""
     from xsearch.index.local.budget import choose_factory
 
     return choose_factory(n, dim, int(budget_bytes_per_vector * n))
@@ -652,7 +652,7 @@ def to_markdown(result: dict) -> str:
                   c.get("build_over_autofaiss"), c.get("p50_over_autofaiss")] for c in compressed]))
             probed = [r for r in ds["rows"] if r.get("nprobe_sweep")]
             if probed:
-                parts.append("IVF lists probed (nprobe; * = the calibrated default, see index/vectors.py): "
+                parts.append("IVF lists probed (nprobe; * = the calibrated default, see index/local/tuning.py): "
                              "recall / batch ms per query, at the default k_factor:")
                 rows = []
                 for r in probed:
