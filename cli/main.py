@@ -33,10 +33,9 @@ RUNTIME_HELP = ("Where encoders run: onnx (ONNX Runtime, CPU), onnx-int8 (int8 w
 def _options(runtime: Optional[str] = typer.Option(None, "--runtime", metavar="onnx|onnx-int8|torch",
                                                     help=RUNTIME_HELP)) -> None:
     """Search your images, sounds and texts by meaning, in any direction."""
-    if runtime:
-        from xsearch.encoders.runtimes import set_runtime
+    from xsearch.encoders.runtimes import set_runtime
 
-        set_runtime(runtime)
+    set_runtime(runtime)  # None: back to XSEARCH_RUNTIME / the machine default (in-process callers run many commands)
 
 
 app.command("index")(index_cmd.index)
