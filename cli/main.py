@@ -25,8 +25,9 @@ app = typer.Typer(
     context_settings={"token_normalize_func": option_alias},  # old option names (--milvus-token) still work
 )
 
-RUNTIME_HELP = ("Where encoders run: onnx (ONNX Runtime, CPU), onnx-int8 (int8 weights, faster) or torch; default: onnx "
-                "on a CPU-only machine with onnxruntime installed, else torch (see `xsearch info`). Also XSEARCH_RUNTIME.")
+RUNTIME_HELP = ("Where encoders run: onnx (ONNX Runtime, CPU), onnx-int8 (int8 weights, faster) or torch; "
+                "default: onnx on a CPU-only machine with onnxruntime installed, else torch (see `xsearch info`). "
+                "Also XSEARCH_RUNTIME.")
 
 
 @app.callback()

@@ -8,7 +8,8 @@ Shaped like ImageBind: per-modality ``ModuleDict``s of preprocessor → trunk �
   things are, which global pooling would lose) → linear head.
 - audio: waveform window (``audio_window_s`` at ``sample_rate``) → log-Mel → 2-D conv blocks → pooled
   (freq × time) grid → linear head.
-- text: open_clip's BPE tokens (its vocabulary ships in open_clip; read by ``tokenizer.py`` without importing it) → factorised token embedding
+- text: open_clip's BPE tokens (its vocabulary file ships in open_clip; ``tokenizer.py`` reads it without importing
+  open_clip) → factorised token embedding
   → small transformer → masked mean → linear head.
 """
 

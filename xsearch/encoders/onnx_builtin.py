@@ -164,3 +164,14 @@ def load_onnx_builtin(path: str | Path | None, runtime: str):
         load_checkpoint(folder)  # raises the architecture error
     spec = f"builtin:{folder}" if path else "builtin"
     return OnnxBuiltinEncoder(folder, config, spec=spec, digest=weights_digest([weights]), runtime=runtime)
+
+
+def load_builtin(path: str | None = None, device: str | None = None):
+    """The ``builtin`` kind's factory: ONNX Runtime towers when the runtime says so (on CPU), else torch."""
+    runtime = runtimes.current_runtime()
+    on_cpu = device == "cpu" or (device in (None, "", "auto") and not runtimes.gpu_visible())
+    if runtime != "torch" and on_cpu:
+        return load_onnx_builtin(path, runtime)
+    from xsearch.encoders.builtin import load_builtin as load_torch
+
+    return load_torch(path, device=device)

@@ -86,16 +86,3 @@ def export_dir(model_id: str) -> Path:
 def note(message: str) -> None:
     """One line on stderr (an export, a fallback): said, never silent."""
     print(message, file=sys.stderr, flush=True)
-
-
-def load_builtin(path: str | None = None, device: str | None = None):
-    """The ``builtin`` kind's factory: ONNX Runtime towers when the runtime says so (CPU only), else torch."""
-    runtime = current_runtime()
-    if runtime != "torch" and device in (None, "", "auto", "cpu") and not (device in (None, "", "auto")
-                                                                          and gpu_visible()):
-        from xsearch.encoders.onnx_builtin import load_onnx_builtin
-
-        return load_onnx_builtin(path, runtime)
-    from xsearch.encoders.builtin import load_builtin as load_torch
-
-    return load_torch(path, device=device)
