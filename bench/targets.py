@@ -121,8 +121,8 @@ def _rate(fn, x, seconds: float) -> float:
 
 
 def onnx_speed(workdir: Path, seconds: float) -> None:
-    import open_clip
     import onnxruntime as ort
+    import open_clip
     import torch
 
     from xsearch.encoders.onnx_export import export_module, quantize_int8
