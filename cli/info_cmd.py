@@ -41,6 +41,9 @@ def info(
     out["data_home"] = str(data_home())
     out["collection_path"] = str(path)
     out["collection"] = engine.stats() if engine.exists() else _not_created(engine)
+    from xsearch.encoders.runtimes import describe as runtime_info
+
+    out["runtime"] = runtime_info()
     if model:
         from xsearch.encoders.registry import load_encoder
 
@@ -54,6 +57,9 @@ def info(
     faiss_gpu = f"yes, {out['faiss_gpus']} GPU(s)" if out["faiss_gpus"] else (
         "built in, no GPU visible" if out["faiss_gpu_support"] else "no (faiss-cpu)")
     say(f"device: {gpu}   faiss GPU: {faiss_gpu}")
+    r = out["runtime"]
+    say(f"runtime: {r['runtime']} ({r['chosen_by']}; machine default {r['default']}; "
+        f"onnxruntime {'installed' if r['onnxruntime'] else 'not installed'}; exported models in {r['cache']})")
     say(f"data home: {out['data_home']}")
     c = out["collection"]
     if c is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Optional
 
 import typer
 
@@ -23,6 +24,20 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"token_normalize_func": option_alias},  # old option names (--milvus-token) still work
 )
+
+RUNTIME_HELP = ("Where encoders run: onnx (ONNX Runtime, CPU), onnx-int8 (int8 weights, faster) or torch; "
+                "default: onnx on a CPU-only machine with onnxruntime installed, else torch (see `xsearch info`). "
+                "Also XSEARCH_RUNTIME.")
+
+
+@app.callback()
+def _options(runtime: Optional[str] = typer.Option(None, "--runtime", metavar="onnx|onnx-int8|torch",
+                                                    help=RUNTIME_HELP)) -> None:
+    """Search your images, sounds and texts by meaning, in any direction."""
+    from xsearch.encoders.runtimes import set_runtime
+
+    set_runtime(runtime)  # None: back to XSEARCH_RUNTIME / the machine default (in-process callers run many commands)
+
 
 app.command("index")(index_cmd.index)
 app.command("search")(search_cmd.search)
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes: 0 success, 1 error, 2 usage error (bad option or argument: one ``error: ...`` line, not click's
     usage box), 3 collection locked, 4 ``index --strict`` skipped files, 130 interrupted.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _lift_runtime(list(sys.argv[1:] if argv is None else argv))
     as_json = "--json" in args
     try:
         # not standalone: click hands usage errors back instead of printing its multi-line box
@@ -85,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
         return rv
     return 0
+
+
+def _lift_runtime(args: list[str]) -> list[str]:
+    """``--runtime X`` may follow the command (``xsearch search q --runtime onnx``): moved before it, where the
+    app-wide option is parsed. Nothing after a ``--`` is touched."""
+    end = args.index("--") if "--" in args else len(args)
+    for i, arg in enumerate(args[:end]):
+        if arg.startswith("--runtime="):
+            return [arg] + args[:i] + args[i + 1:]
+        if arg == "--runtime" and i + 1 < end:
+            return args[i:i + 2] + args[:i] + args[i + 2:]
+    return args
 
 
 def _click_error(e: Exception, *, as_json: bool) -> int:

@@ -8,7 +8,8 @@ Shaped like ImageBind: per-modality ``ModuleDict``s of preprocessor → trunk �
   things are, which global pooling would lose) → linear head.
 - audio: waveform window (``audio_window_s`` at ``sample_rate``) → log-Mel → 2-D conv blocks → pooled
   (freq × time) grid → linear head.
-- text: open_clip's BPE tokens (it ships in open_clip and works offline) → factorised token embedding
+- text: open_clip's BPE tokens (its vocabulary file ships in open_clip; ``tokenizer.py`` reads it without importing
+  open_clip) → factorised token embedding
   → small transformer → masked mean → linear head.
 """
 
@@ -191,17 +192,25 @@ class BuiltinPreprocess:
     """Turns raw inputs into the model's tensors: PIL images, waveforms, strings."""
 
     def __init__(self, cfg: BuiltinConfig):
-        from open_clip.tokenizer import SimpleTokenizer
-        from torchvision import transforms as T
+        from xsearch.encoders.tokenizer import ClipTokenizer
 
         self.cfg = cfg
-        self.tokenizer = SimpleTokenizer(context_length=cfg.context_length)
-        self.image_transform = T.Compose([
-            T.Resize(cfg.image_size, interpolation=T.InterpolationMode.BICUBIC, antialias=True),
-            T.CenterCrop(cfg.image_size),
-            T.ToTensor(),
-        ])
+        self.tokenizer = ClipTokenizer(context_length=cfg.context_length)
+        self._image_transform = None  # torchvision is imported on the first image, not for a text query
         self.window = int(round(cfg.sample_rate * cfg.audio_window_s))
+
+    @property
+    def image_transform(self):
+        if self._image_transform is None:
+            from torchvision import transforms as T
+
+            size = self.cfg.image_size
+            self._image_transform = T.Compose([
+                T.Resize(size, interpolation=T.InterpolationMode.BICUBIC, antialias=True),
+                T.CenterCrop(size),
+                T.ToTensor(),
+            ])
+        return self._image_transform
 
     def images(self, images: Sequence) -> torch.Tensor:
         out = []
@@ -221,7 +230,7 @@ class BuiltinPreprocess:
 
     def text(self, texts: Sequence[str]) -> torch.Tensor:
         """BPE tokens; text longer than ``context_length`` tokens is truncated (open_clip's rule)."""
-        return self.tokenizer(list(texts))
+        return torch.from_numpy(self.tokenizer(list(texts)))
 
 
 def default_weights_dir() -> Path:

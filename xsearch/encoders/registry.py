@@ -42,8 +42,8 @@ __all__ = [
 
 CACHE_SIZE = 4
 
-_cache: OrderedDict[tuple[str, str | None], object] = OrderedDict()  # most recently used last
-_building: dict[tuple[str, str | None], threading.Lock] = {}  # one lock per spec being built
+_cache: OrderedDict[tuple[str, str | None, str], object] = OrderedDict()  # most recently used last
+_building: dict[tuple[str, str | None, str], threading.Lock] = {}  # one lock per spec being built
 _lock = threading.Lock()  # guards _cache and _building, never held while a model builds
 
 
@@ -58,13 +58,15 @@ def resolve_spec(spec: str) -> tuple[str, str]:
 
 
 def load_encoder(spec: str, device: str | None = None, *, quiet: bool = False):
-    """The encoder a spec names, built once per (spec, device) and kept for reuse in this process.
+    """The encoder a spec names, built once per (spec, device, runtime) and kept for reuse in this process.
 
     ``auto`` is resolved first (by :func:`resolve_spec`), so the cache holds concrete specs only. Threads asking
     for the same spec wait for one build; different specs build concurrently.
     """
+    from xsearch.encoders.runtimes import current_runtime
+
     concrete, _note = resolve_spec(spec)
-    key = (concrete, device)
+    key = (concrete, device, current_runtime())
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)

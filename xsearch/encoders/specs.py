@@ -48,7 +48,7 @@ class EncoderKind:
 
 #: Every spec kind, by name; a new encoder is its module plus one line here.
 KINDS: dict[str, EncoderKind] = {kind.name: kind for kind in (
-    EncoderKind("builtin", "xsearch.encoders.builtin:load_builtin", sides=("image", "audio")),
+    EncoderKind("builtin", "xsearch.encoders.onnx_builtin:load_builtin", sides=("image", "audio")),
     EncoderKind("openclip", "xsearch.encoders.openclip:OpenClipEncoder",
                 "openclip:<arch>:<pretrained tag or checkpoint path>", fields=2, sides=("image",)),
     EncoderKind("clap", "xsearch.encoders.clap:ClapEncoder", "clap:<hub id or local dir>", sides=("audio",)),
