@@ -283,6 +283,7 @@ class Engine:
     def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
         """Files near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
         from xsearch.engine.embed import mean_vector
+        from xsearch.engine.indexed_files import checked_file
         from xsearch.engine.query import check_query_file
         from xsearch.media.discover import require_utf8
 
@@ -311,6 +312,8 @@ class Engine:
             vec = mean_vector(store.file_vectors(row.id))
             hits = search_vectors(store, target, vec[None, :], [1.0], req)
             return {target: add_spans(hits, getattr(enc, "audio_window_s", 0) or 0)}
+        if row is not None:  # read again: only while the path still leads to the file that was indexed
+            checked_file(p, row)
         return run_search(store, enc, req)  # embedded anew (a video: its pictures and sound fused)
 
     def item(self, item_id: int) -> Hit:

@@ -28,6 +28,7 @@ STATUS_BY_CODE = {
     "item.missing": 404,
     "media.gone": 404,
     "media.none": 404,
+    "media.replaced": 404,
     "upload.missing": 404,
     "upload.too_large": 413,
     "upload.too_long": 413,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from xsearch.core.errors import UsageError
 from xsearch.core.types import Filters
 from xsearch.core.types import Query as EngineQuery
-from xsearch.server.files import passage
+from xsearch.server.files import file_of, passage
 from xsearch.server.routes_media import MAX_ID, hit_out
 from xsearch.server.schemas import ERRORS, SearchOut, UploadOut
 
@@ -115,8 +115,8 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
             raise UsageError(f"like: {i} is not an item id", code="usage.bad_value", name="like", value=i)
     likes = [engine.item(i) for i in args.like]
     queries = [EngineQuery("text", t) for t in args.q] + [EngineQuery(u.modality, str(u.path)) for u in uploads]
-    queries += [EngineQuery("text", passage(h)) if h.modality == "text" else EngineQuery(h.modality, h.path)
-                for h in likes]
+    queries += [EngineQuery("text", passage(engine, h)) if h.modality == "text"
+                else EngineQuery(h.modality, str(file_of(engine, h))) for h in likes]
     weights = _weights(args.weights)
     echo = [{"kind": "text", "modality": "text", "value": t} for t in args.q]
     echo += [{"kind": "upload", "modality": u.modality, "upload": u.id, "value": u.name} for u in uploads]
