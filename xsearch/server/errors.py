@@ -41,6 +41,7 @@ STATUS_BY_CODE = {
     "auth.required": 401,
     "auth.bad_token": 401,
     "http.bad_host": 400,
+    "http.cross_origin": 403,
 }
 STATUS_BY_CLASS = ((UsageError, 400), (MediaError, 422), (ModelError, 500), (CollectionError, 500),
                    (XsearchError, 500))

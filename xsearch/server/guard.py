@@ -11,6 +11,7 @@ from starlette.requests import cookie_parser
 from xsearch.server.errors import error_body
 
 TOKEN_COOKIE = "xsearch_token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY"), (b"cross-origin-resource-policy", b"same-origin")]
 
@@ -20,6 +21,10 @@ class Guard:
       a web page elsewhere cannot reach it through DNS rebinding.
     - ``token``: when set, every ``/api`` request needs ``Authorization: Bearer TOKEN`` or the
       ``xsearch_token`` cookie (the page sets it from ``?token=`` in its URL).
+    - cross-site writes: a request that changes state (any method but GET, HEAD, OPTIONS) is refused 403
+      ``http.cross_origin`` when the browser says it comes from another site (``Sec-Fetch-Site``) or another
+      origin (``Origin`` not this server's Host). A browser sends a form or ``no-cors`` POST to any address
+      without asking first; it only hides the answer. Clients that are not browsers send neither header.
     - ``body_limit``: a larger request body is answered 413 ``upload.too_large``, before it is read when the
       client says its length, else as soon as it passes the limit.
     """
@@ -84,6 +89,9 @@ class Guard:
             if name not in self.hosts:
                 return 400, error_body("http.bad_host", "this server only answers requests addressed to "
                                        + ", ".join(self.hosts)), []
+        if scope.get("method", "GET") not in SAFE_METHODS and _cross_site(headers):
+            return 403, error_body("http.cross_origin", "this server does not accept changes from pages of another "
+                                   "site; open the page `xsearch serve` printed"), []
         if self.token is not None and scope["path"].startswith("/api"):
             given = _bearer(headers) or cookie_parser(headers.get("cookie", "")).get(TOKEN_COOKIE, "")
             if not secrets.compare_digest(given.encode(), self.token):
@@ -98,6 +106,20 @@ class Guard:
             if int(length) > self.body_limit:
                 return self._too_large()
         return None
+
+
+def _cross_site(headers: Headers) -> bool:
+    """Whether a browser says this request comes from a page of another origin."""
+    fetch_site = headers.get("sec-fetch-site", "").lower()
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    scheme, sep, rest = origin.partition("://")
+    if not sep:  # "null": a sandboxed page, a file:// page or a redirect; never this server's own page
+        return True
+    return rest.rstrip("/").lower() != headers.get("host", "").lower()
 
 
 def _bearer(headers: Headers) -> str:

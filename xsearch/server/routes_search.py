@@ -84,6 +84,7 @@ def search_post(name: str, request: Request, args: SearchArgs = Depends(search_a
                 file: list[UploadFile] | None = File(None, description="Image, audio or video query files.")) -> dict:
     state = request.app.state.xs
     state.collections.get(name)
+    check_count(state.limits, len(args.q) + len(args.upload) + len(file or []) + len(args.like))  # before storing
     posted = [state.uploads.save(f.file, f.filename) for f in file or []]
     return run_search(state, name, args, posted)
 
@@ -106,10 +107,7 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
         raise UsageError(f"offset + limit may be at most {limits.max_window}; refine the query instead",
                          code="usage.bad_window", window=window, max=limits.max_window)
     uploads = [state.uploads.get(u) for u in args.upload] + list(posted)
-    count = len(args.q) + len(uploads) + len(args.like)
-    if count > limits.max_queries:
-        raise UsageError(f"{count} queries; at most {limits.max_queries} at once", code="usage.too_many_queries",
-                         count=count, max=limits.max_queries)
+    check_count(limits, len(args.q) + len(uploads) + len(args.like))
     for i in args.like:
         if not 0 <= i <= MAX_ID:
             raise UsageError(f"like: {i} is not an item id", code="usage.bad_value", name="like", value=i)
@@ -141,6 +139,12 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
             "limit": args.limit, "results": {t: [hit_out(name, h) for h in hits[args.offset:window]]
                                              for t, hits in results.items()},
             "has_more": {t: len(hits) > window for t, hits in results.items()}, "took_ms": round(took, 2)}
+
+
+def check_count(limits, count: int) -> None:
+    if count > limits.max_queries:
+        raise UsageError(f"{count} queries; at most {limits.max_queries} at once", code="usage.too_many_queries",
+                         count=count, max=limits.max_queries)
 
 
 def _with_k(call, k: int):

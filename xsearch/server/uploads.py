@@ -4,8 +4,8 @@ A client's file name and declared content type are never trusted: the first byte
 modality an upload is (``xsearch.media.sniff``: any modality with a content sniffer — an image, a sound, a video
 clip) and which extension and content type it is stored under; a sound's or a video's length is read from its
 header (a video's container is opened with PyAV, nothing decoded) and checked against ``Limits.upload_seconds``.
-Nothing is written outside the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept``, and the
-folder goes at shutdown.
+Nothing is written outside the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept`` uploads or
+``Limits.uploads_total_bytes`` bytes, and the folder goes at shutdown.
 """
 
 from __future__ import annotations
@@ -146,9 +146,12 @@ class Uploads:
         upload = Upload(upload_id, modality, path, shown, size, mime, duration)
         with self._lock:
             self._kept[upload_id] = upload
-            while len(self._kept) > self.limits.uploads_kept:
+            total = sum(u.size for u in self._kept.values())
+            while len(self._kept) > 1 and (len(self._kept) > self.limits.uploads_kept
+                                           or total > self.limits.uploads_total_bytes):
                 _, old = self._kept.popitem(last=False)
                 old.path.unlink(missing_ok=True)
+                total -= old.size
         return upload
 
     def get(self, upload_id: str) -> Upload:
