@@ -120,3 +120,47 @@ def test_similar_by_path_does_not_read_a_swapped_link(swapped):
     with pytest.raises(UsageError) as e:
         engine.similar(folder / "b.png", to="all")
     assert e.value.code == "media.replaced"
+
+
+# -- item 5: `xsearch remove` with an empty path, or most of the collection ------------------------------------------
+
+@pytest.fixture
+def three(world, tmp_path):
+    """Three text files indexed: (folder, collection)."""
+    from xsearch.engine import Engine
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.txt").write_text(f"note {name} about a red circle\n")
+    col = tmp_path / "col"
+    assert Engine(col, model="builtin").index_folder(folder, workers=0).added == 3
+    return folder, col
+
+
+def _files(col) -> int:
+    from xsearch.engine import Engine
+
+    return len(Engine(col).store().files())
+
+
+@pytest.mark.parametrize("path", ["", " ", "\t"])
+def test_remove_of_an_empty_path_is_a_usage_error(cli, three, monkeypatch, path):
+    folder, col = three
+    monkeypatch.chdir(folder)  # "" would be this folder: everything
+    r = cli("remove", path, "-c", col)
+    assert r.code == 2 and "empty path" in r.err and "Traceback" not in r.err, r.err
+    assert _files(col) == 3
+
+
+def test_removing_most_of_a_collection_needs_force(cli, three, monkeypatch):
+    folder, col = three
+    monkeypatch.chdir(folder.parent)
+    r = cli("remove", folder.name, "-c", col)
+    assert r.code == 2 and "3 of the 3" in r.err and "--force" in r.err and r.err.count("\n") == 1, r.err
+    r = cli("remove", folder / "a.txt", folder / "b.txt", "-c", col)
+    assert r.code == 2 and "--force" in r.err
+    assert _files(col) == 3
+    assert cli("remove", folder / "a.txt", "-c", col).code == 0  # a third: no flag needed
+    r = cli("remove", folder, "-c", col, "--force")
+    assert r.code == 0 and "removed 2" in r.out and _files(col) == 0
