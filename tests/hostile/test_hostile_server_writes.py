@@ -5,9 +5,6 @@ tagging with unbounded labels, and validation errors that echo megabytes back.""
 
 from __future__ import annotations
 
-import io
-import json
-
 import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
