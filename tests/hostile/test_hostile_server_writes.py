@@ -5,12 +5,15 @@ tagging with unbounded labels, and validation errors that echo megabytes back.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from tests.helpers.media import png_claiming_size  # noqa: E402
 from xsearch.server import Limits, create_app  # noqa: E402
 
 BASE = "http://127.0.0.1"
@@ -81,3 +84,97 @@ def test_the_upload_area_is_capped_in_bytes(indexed, png):
         assert [u.id for u in kept] == ids[-3:]
         assert len(list(c.app.state.xs.uploads.dir.iterdir())) == 3
         _error(c.get(f"/api/uploads/{ids[0]}"), 404, "upload.missing")
+
+
+# -- item 8: an upload the engine cannot read is refused when uploaded, under the client's own name -----------------
+
+def _wav(sample_rate: int, channels: int = 1, frames: int = 800) -> bytes:
+    import struct
+
+    data = b"\x01\x00" * channels * frames
+    block = channels * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, sample_rate, min(sample_rate * block, 2**32 - 1), block, 16)
+    return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + \
+        struct.pack("<I", len(data)) + data
+
+
+def _gif_polyglot(png: bytes) -> bytes:
+    """A GIF header glued to another file's bytes (a polyglot): sniffed as a GIF, undecodable as one."""
+    return b"GIF89a" + b"\x10\x00\x10\x00\x80\x00\x00" + png
+
+
+@pytest.mark.parametrize("name, make", [
+    ("bomb.png", lambda png: png_claiming_size(100_000, 100_000)),
+    ("rate0.wav", lambda png: _wav(0)),
+    ("nochannels.wav", lambda png: _wav(16000, channels=0)),
+    ("4ghz.wav", lambda png: _wav(4_000_000_000)),
+    ("poly.gif", _gif_polyglot),
+])
+def test_unreadable_uploads_are_refused_at_upload_naming_the_clients_file(indexed, png, name, make):
+    with _client(indexed) as c:
+        for url in ("/api/uploads", "/api/collections/world/search"):
+            r = c.post(url, files={"file": (name, make(png))})
+            assert r.status_code in (413, 415, 422), (url, r.status_code, r.text[:300])
+            err = r.json()["error"]
+            assert name in err["message"], err
+            text = json.dumps(err)
+            assert "xsearch-uploads" not in text and "/tmp" not in text and ".part" not in text, text
+        assert _kept(c) == [] and not any(c.app.state.xs.uploads.dir.iterdir())
+
+
+def test_a_search_time_error_names_the_upload_not_its_server_path(indexed, png, monkeypatch):
+    from xsearch.core.errors import MediaError
+    from xsearch.engine import Engine
+
+    def failing(self, queries, **kwargs):
+        path = queries[-1].value
+        raise MediaError(f"{path}: cannot decode", code="media.unreadable", path=str(path))
+
+    monkeypatch.setattr(Engine, "search", failing)
+    with _client(indexed) as c:
+        up = c.post("/api/uploads", files={"file": ("holiday.png", png)}).json()
+        err = _error(c.get("/api/collections/world/search", params={"upload": up["id"], "q": "x"}), 422,
+                     "media.unreadable")
+        assert err["message"].startswith("holiday.png") and err["params"]["path"] == "holiday.png", err
+
+
+# -- items 4 and 7: `serve` settings that would silently mean "no authentication" or "no limit" ---------------------
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """uvicorn's server loop replaced by a recorder, so a setting that is wrongly accepted fails the test at once
+    instead of serving forever."""
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(True))
+    return started
+
+
+@pytest.mark.parametrize("args, env", [
+    (["--token", ""], {}),
+    (["--token", "   "], {}),
+    ([], {"XSEARCH_TOKEN": ""}),
+    (["--max-upload-mb", "inf"], {}),
+    (["--max-upload-mb", "1e300"], {}),
+    (["--max-upload-mb", "nan"], {}),
+    (["--max-upload-mb", "0"], {}),
+    (["--max-upload-seconds", "inf"], {}),
+    (["--max-upload-seconds", "nan"], {}),
+])
+def test_serve_refuses_an_empty_token_and_unbounded_limits(cli, indexed, no_serving, monkeypatch, args, env):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    r = cli("serve", "-c", indexed, "--port", "59317", *args)
+    assert r.code == 2 and not no_serving, (r.code, r.err)
+    lines = [line for line in r.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.err, r.err
+    assert ("--token" in r.err) if "token" in str(args) + str(env).lower() else (args[0] in r.err), r.err
+
+
+def test_create_app_refuses_an_empty_token(indexed):
+    from xsearch.core.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        create_app({"world": str(indexed)}, token="", warm=False)
+    assert e.value.code == "serve.empty_token"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
-from xsearch.core.errors import UsageError
+from xsearch.core.errors import UsageError, XsearchError
 from xsearch.core.types import Filters
 from xsearch.core.types import Query as EngineQuery
 from xsearch.server.files import file_of, passage
 from xsearch.server.routes_media import MAX_ID, hit_out
 from xsearch.server.schemas import ERRORS, SearchOut, UploadOut
+from xsearch.server.uploads import scrub
 
 router = APIRouter(tags=["search"])
 #: Epoch seconds a date filter is clamped to: the catalog compares modification times as signed 64-bit
@@ -122,7 +124,7 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
     for i, e in enumerate(echo):
         e["weight"] = weights[i] if weights is not None and i < len(weights) else 1.0
     t0 = time.perf_counter()
-    with state.collections.slot():
+    with state.collections.slot(), _client_names(uploads):
         alone = len(likes) == 1 and len(queries) == 1 and args.threshold is None and not args.filters.active() \
             and not args.params and not args.rerank
         if alone:
@@ -139,6 +141,22 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
             "limit": args.limit, "results": {t: [hit_out(name, h) for h in hits[args.offset:window]]
                                              for t, hits in results.items()},
             "has_more": {t: len(hits) > window for t, hits in results.items()}, "took_ms": round(took, 2)}
+
+
+@contextmanager
+def _client_names(uploads: list):
+    """Errors raised while searching name an upload by the name its client sent, never by its server path."""
+    try:
+        yield
+    except XsearchError as e:
+        names = {}
+        for u in uploads:
+            names.update({str(u.path): u.name, u.path.name: u.name})
+        if names:
+            e.message = scrub(e.message, names)
+            e.args = (e.message,)
+            e.params = {k: scrub(v, names) if isinstance(v, str) else v for k, v in e.params.items()}
+        raise
 
 
 def check_count(limits, count: int) -> None:
