@@ -178,3 +178,21 @@ def test_create_app_refuses_an_empty_token(indexed):
     with pytest.raises(UsageError) as e:
         create_app({"world": str(indexed)}, token="", warm=False)
     assert e.value.code == "serve.empty_token"
+
+
+# -- item 9: HTTP Range errors in the JSON error shape ---------------------------------------------------------------
+
+@pytest.mark.parametrize("header, status", [("bytes=999999999-", 416), ("bytes=-5-3", 400), ("bytes=abc", 400),
+                                            ("pages=1-2", 400)])
+def test_range_errors_are_json_errors(indexed, header, status):
+    with _client(indexed) as c:
+        hit = c.get("/api/collections/world/search", params={"q": "red", "to": "image", "limit": 1}).json()
+        url = hit["results"]["image"][0]["media_url"]
+        size = len(c.get(url).content)
+        r = c.get(url, headers={"Range": header})
+        err = _error(r, status, f"http.{status}")
+        assert err["message"] and "Traceback" not in r.text
+        if status == 416:
+            assert r.headers["content-range"] == f"bytes */{size}" and str(size) in err["message"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert c.get(url, headers={"Range": "bytes=0-3"}).status_code == 206  # a good range still works

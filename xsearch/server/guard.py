@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from http import HTTPStatus
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -42,10 +43,12 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
 
-        async def send_secured(message):
+        async def send_headers(message):
             if message["type"] == "http.response.start":
                 message = {**message, "headers": list(message.get("headers", [])) + SECURITY_HEADERS}
             await send(message)
+
+        send_secured = JsonErrors(send_headers)
 
         refused = self._refusal(scope, headers)
         if refused is not None:
@@ -106,6 +109,51 @@ class Guard:
             if int(length) > self.body_limit:
                 return self._too_large()
         return None
+
+
+class JsonErrors:
+    """An ASGI ``send`` that turns any error answer not already JSON (starlette's own: a Range it cannot satisfy is
+    416 with an empty body, a malformed Range 400 plain text) into the one error shape, keeping its status and
+    headers such as ``Content-Range``."""
+
+    def __init__(self, send):
+        self.send = send
+        self.held: dict | None = None
+        self.body = b""
+
+    async def __call__(self, message):
+        kind = message["type"]
+        if kind == "http.response.start":
+            headers = Headers(raw=message.get("headers", []))
+            if message["status"] >= 400 and not headers.get("content-type", "").startswith("application/json"):
+                self.held = message
+                return
+        elif kind == "http.response.body" and self.held is not None:
+            self.body += message.get("body", b"")[:4096]
+            if not message.get("more_body", False):
+                await self._send_json()
+            return
+        await self.send(message)
+
+    async def _send_json(self) -> None:
+        status, headers = self.held["status"], Headers(raw=self.held.get("headers", []))
+        text = " ".join(self.body.decode("utf-8", "replace").split())[:200].rstrip(".")
+        if status == 416:
+            size = headers.get("content-range", "").rpartition("/")[2]
+            text = f"the range asked for lies outside the file ({size} bytes)" if size.isdigit() else \
+                "the range asked for lies outside the file"
+        try:
+            phrase = HTTPStatus(status).phrase.lower()
+        except ValueError:
+            phrase = "request failed"
+        body = error_body(f"http.{status}", text or phrase)
+        data = json.dumps(body).encode()
+        keep = [(k, v) for k, v in self.held.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length")]
+        await self.send({**self.held, "headers": keep + [(b"content-type", b"application/json"),
+                                                          (b"content-length", str(len(data)).encode())]})
+        await self.send({"type": "http.response.body", "body": data})
+        self.held = None
 
 
 def _cross_site(headers: Headers) -> bool:
