@@ -32,6 +32,8 @@ ADVICE: dict[str, str] = {
     "collection.not_a_folder": "choose another path with -c (`xsearch index` creates the folder)",
     "usage.k_too_large": "use -k {n} or less",
     "copy.destination_not_empty": "pass --replace to overwrite it",
+    "collection.incomplete": "run `xsearch copy {source} {collection}` again (it starts over), or delete it",
+    "remove.too_many": "if that is what you mean, run it again with --force",
     "store.unsupported_index": "pass one of those with --index-factory",
     "store.auth": "pass the right token with --store-token or XSEARCH_STORE_TOKEN",
     "train.diverged": "try a lower --lr",

@@ -122,16 +122,18 @@ def _print_report(report) -> None:
 
 
 def remove(
-    paths: List[Path] = typer.Argument(..., help="Files or folders to drop from the collection."),
+    paths: List[str] = typer.Argument(..., help="Files or folders to drop from the collection."),
     collection: Optional[str] = collection_option(),
     store_token: Optional[str] = store_token_option(),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer."),
+    force: bool = typer.Option(False, "--force", help="Allow removing more than half of the collection's files."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Remove files (or everything under folders) from the collection; the files themselves are untouched."""
+    """Remove files (or everything under folders) from the collection; the files themselves are untouched.
+    Removing more than half of the collection at once needs --force."""
     from xsearch.engine import Engine
 
-    n = Engine(collection).remove(paths, wait_s=wait)
+    n = Engine(collection).remove(paths, wait_s=wait, allow_most=force)
     if as_json:
         print_json({"removed": n})
     else:

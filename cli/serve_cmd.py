@@ -10,6 +10,8 @@ import typer
 from xsearch.cli.output import console, note, store_token_option
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+MAX_UPLOAD_MB = 4096.0  # a request body the server accepts at most (a body limit of 1e300 MB is no limit)
+MAX_UPLOAD_SECONDS = 24 * 3600.0
 
 
 def serve(
@@ -23,8 +25,10 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     token: Optional[str] = typer.Option(None, envvar="XSEARCH_TOKEN",
                                         help="Require this bearer token on every API request."),
-    max_upload_mb: float = typer.Option(25.0, min=0.01, help="Largest upload (and request body), in MB."),
-    max_upload_seconds: float = typer.Option(120.0, min=0.1, help="Longest audio upload, in seconds."),
+    max_upload_mb: float = typer.Option(25.0, help=f"Largest upload (and request body), in MB (0.01 to "
+                                                   f"{MAX_UPLOAD_MB:g})."),
+    max_upload_seconds: float = typer.Option(120.0, help=f"Longest audio upload, in seconds (0.1 to "
+                                                         f"{MAX_UPLOAD_SECONDS:g})."),
     concurrency: int = typer.Option(8, min=1, help="Searches run at once; more wait, then get 'server busy'."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
     store_token: Optional[str] = store_token_option(),
@@ -46,6 +50,7 @@ def serve(
     except ImportError as e:
         raise XsearchError(f"xsearch serve needs the serve extra ({e.name} is missing): pip install "
                            "'xsearch[serve]'", code="serve.missing_extra", module=str(e.name)) from None
+    _check_limits(token, max_upload_mb, max_upload_seconds)
     local = _is_local(host)
     if not local:
         note(f"warning: listening on {host}: anyone who can reach this machine on port {port} can "
@@ -76,6 +81,24 @@ def serve(
                   "Ctrl-C stops it.", highlight=False, markup=False, soft_wrap=True)
     config = uvicorn.Config(app, log_level="warning", access_log=access_log, timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _check_limits(token: str | None, max_upload_mb: float, max_upload_seconds: float) -> None:
+    """Usage errors for settings that would silently mean "no limit" or "no authentication"."""
+    import os
+
+    from xsearch.core.errors import UsageError
+
+    if token is None and "XSEARCH_TOKEN" in os.environ:  # click reads a set but empty variable as not set
+        token = os.environ["XSEARCH_TOKEN"]
+    if token is not None and not token.strip():
+        raise UsageError("--token (or XSEARCH_TOKEN) is empty, which would leave the server open to anyone; give a "
+                         "secret, or unset it to serve without a token", code="serve.empty_token")
+    for flag, value, low, high in (("--max-upload-mb", max_upload_mb, 0.01, MAX_UPLOAD_MB),
+                                   ("--max-upload-seconds", max_upload_seconds, 0.1, MAX_UPLOAD_SECONDS)):
+        if not low <= value <= high:  # NaN fails this too
+            raise UsageError(f"{flag} must be a number from {low:g} to {high:g}, not {value:g}",
+                             code="usage.bad_value", name=flag, value=str(value))
 
 
 def _is_local(host: str) -> bool:

@@ -51,13 +51,17 @@ def backend_for(uri: str | None) -> Backend:
 def open_store(uri: str | None) -> Store:
     """A long-lived reader of the collection named by ``uri`` (CollectionError code collection.missing if none)."""
     backend = backend_for(uri)
-    return backend.open(backend.resolve(uri))
+    resolved = backend.resolve(uri)
+    _check_complete(backend, resolved)
+    return backend.open(resolved)
 
 
 def open_writer(uri: str | None, *, create: StoreSpec | None = None, wait_s: float = 0.0) -> StoreWriter:
     """The collection's writer (created from ``create`` when missing and given)."""
     backend = backend_for(uri)
-    return backend.open_writer(backend.resolve(uri), create=create, wait_s=wait_s)
+    resolved = backend.resolve(uri)
+    _check_complete(backend, resolved)
+    return backend.open_writer(resolved, create=create, wait_s=wait_s)
 
 
 def store_exists(uri: str | None) -> bool:
@@ -68,8 +72,19 @@ def store_exists(uri: str | None) -> bool:
 
 def delete_store(uri: str | None, *, wait_s: float = 0.0) -> None:
     """Delete the collection's data under its writer lock (a damaged collection too)."""
+    from .incomplete import clear
+
     backend = backend_for(uri)
-    backend.delete(backend.resolve(uri), wait_s=wait_s)
+    resolved = backend.resolve(uri)
+    backend.delete(resolved, wait_s=wait_s)
+    clear(backend, resolved)  # an unfinished copy's marker goes with what it marked
+
+
+def _check_complete(backend: Backend, uri: str) -> None:
+    """CollectionError ``collection.incomplete`` for a collection an interrupted ``xsearch copy`` left behind."""
+    from .incomplete import check
+
+    check(backend, uri)
 
 
 def resolve_uri(uri: str | None) -> str:

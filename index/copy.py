@@ -6,7 +6,7 @@ import time
 
 from xsearch.core.errors import CollectionError, UsageError
 
-from . import delete_store, open_store, open_writer, resolve_uri, store_exists
+from . import backend_for, delete_store, incomplete, open_store, resolve_uri, store_exists
 from .store import StoreSpec
 
 
@@ -16,27 +16,33 @@ def copy_store(source: str | None, destination: str | None, *, replace: bool = F
     every file row with its items, read through the source's :meth:`StoreReader.file_items` and written through
     the destination's writer, committed every ``files_per_batch`` files. The model (id, spec, dims) carries over;
     ``factory`` is the destination's index type. A destination holding files is refused (CollectionError code
-    copy.destination_not_empty) unless ``replace``, which deletes it first. Returns what was copied."""
+    copy.destination_not_empty) unless ``replace``, which deletes it first. The destination is marked unfinished
+    (:mod:`xsearch.index.incomplete`) until the last commit: an interrupted copy is refused by every reader and
+    started over by the next copy into it. Returns what was copied."""
     t0 = time.time()
     src_uri, dst_uri = resolve_uri(source), resolve_uri(destination)
     if src_uri == dst_uri:
         raise UsageError(f"source and destination are the same collection ({src_uri})", code="copy.same",
                          collection=src_uri)
+    backend = backend_for(dst_uri)
     with open_store(src_uri) as src:
-        if store_exists(dst_uri):
+        unfinished = incomplete.source_of(backend, dst_uri) is not None  # an interrupted copy: start it over
+        if store_exists(dst_uri) and not unfinished:
             with open_store(dst_uri) as dst:
                 held = sum(c.get("files", 0) for c in dst.counts().values())
             if held and not replace:
                 raise CollectionError(f"collection {dst_uri} already holds {held} file(s)",
                                       code="copy.destination_not_empty", collection=dst_uri, files=held)
+        if store_exists(dst_uri):
             delete_store(dst_uri, wait_s=wait_s)
+        incomplete.mark(backend, dst_uri, src_uri)  # until the last commit: readers refuse a partial copy
         files = src.files()
         has_tags = bool(src.tag_counts())
         if on_plan:
             on_plan(len(files))
         items: dict[str, int] = {}
         spec = StoreSpec(src.model_id, src.model_spec, dict(src.dims), factory)
-        with open_writer(dst_uri, create=spec, wait_s=wait_s) as writer:
+        with backend.open_writer(dst_uri, create=spec, wait_s=wait_s) as writer:
             for start in range(0, len(files), max(1, int(files_per_batch))):
                 chunk = files[start:start + max(1, int(files_per_batch))]
                 data = src.file_items([f.id for f in chunk])
@@ -57,6 +63,8 @@ def copy_store(source: str | None, destination: str | None, *, replace: bool = F
                 if on_progress:
                     on_progress(len(chunk))
             reindexed = writer.maybe_reindex()
+            writer.commit()
+        incomplete.clear(backend, dst_uri)
     return {"source": src_uri, "destination": dst_uri, "model_spec": spec.model_spec, "model_id": spec.model_id,
             "files": len(files), "items": items, "reindexed": {m: list(v) for m, v in reindexed.items()},
             "seconds": round(time.time() - t0, 3)}

@@ -395,7 +395,9 @@ def test_uploads_follow_the_modality_registry(client):
     pdf = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n"
     err = _error(client.post("/api/uploads", files={"file": ("doc.pdf", pdf)}), 415, "upload.unsupported")
     assert "is not an image, a sound or a video clip xsearch can read" in err["message"]
-    register(Modality("depthmap", extensions={".depth"}, decoder="xsearch.media.image:decode_image",
+    from xsearch.media.types import Segment
+
+    register(Modality("depthmap", extensions={".depth"}, decoder=lambda f, opts: [Segment(None, 0.0, {})],
                       sniff=lambda head: head.startswith(b"DEPTH")))
     try:
         up = client.post("/api/uploads", files={"file": ("scan.bin", b"DEPTH" + b"\0" * 64)})
@@ -407,8 +409,10 @@ def test_uploads_follow_the_modality_registry(client):
 
 
 def test_corrupt_image_upload(client):
-    up = client.post("/api/uploads", files={"file": ("bad.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)}).json()
-    _error(_search(client, upload=up["id"]), 422, "query.bad_file")
+    """Refused when uploaded (decoded as a search would), not later at search time."""
+    err = _error(client.post("/api/uploads", files={"file": ("bad.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)}), 422,
+                 "query.bad_file")
+    assert "bad.png" in err["message"] and "xsearch-uploads" not in str(err)
 
 
 def test_oversized_uploads(indexed, world):

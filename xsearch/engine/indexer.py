@@ -59,6 +59,7 @@ class Plan:
 
     todo: list[_Pending]
     missing: list  # FileRecords under the root that this walk would have seen and did not
+    linked_out: frozenset = frozenset()  # paths that are now links leaving the root (dropped even past the guard)
 
 
 def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexReport, *, include=(), exclude=(),
@@ -69,6 +70,7 @@ def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexRepo
 
     require_utf8(root)  # no path under it could be stored
     seen: set[str] = set()
+    linked_out: set[str] = set()
     todo: list[_Pending] = []
     ignored: dict[str, int] = {}
     own = [writer.path] if getattr(writer, "path", None) else []  # a collection kept inside the folder it indexes
@@ -76,7 +78,9 @@ def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexRepo
                           ignored=ignored, skip_dirs=own):
         if isinstance(found, Skipped):
             code = getattr(found, "code", "")
-            if code != LINK_OUTSIDE:  # a link no longer followed loses what was indexed through it
+            if code == LINK_OUTSIDE:  # a link no longer followed loses what was indexed through it
+                linked_out.add(str(found.path))
+            else:
                 seen.add(str(found.path))  # a file that is unreadable now keeps what was indexed of it
             entry = {"path": str(found.path), "reason": found.reason}
             report.skipped.append({**entry, "code": code} if code else entry)
@@ -109,7 +113,7 @@ def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexRepo
         report.ignored[ext] = report.ignored.get(ext, 0) + n
     missing = [r for r in writer.files(under=str(root)) if r.path not in seen
                and in_scope(root, r.path, include=include, exclude=exclude, hidden=hidden)]
-    return Plan(todo, missing)
+    return Plan(todo, missing, frozenset(linked_out))
 
 
 def _apply_moves(writer, plan: Plan, report: IndexReport) -> None:
@@ -179,14 +183,28 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
             pending_items, last_commit = 0, time.time()
 
     if prune and plan.missing:
-        _prune(writer, root, plan.missing, prune_all, report)
+        _prune(writer, root, plan.missing, prune_all, report, plan.linked_out)
     report.reindexed = {m: list(v) for m, v in writer.maybe_reindex().items()}
     writer.commit()
     report.seconds = time.time() - t0
     return report
 
 
-def _prune(writer, root: Path, missing: list, prune_all: bool, report: IndexReport) -> None:
+def _prune(writer, root: Path, missing: list, prune_all: bool, report: IndexReport,
+           linked_out: frozenset = frozenset()) -> None:
+    """Remove what is gone from disk, unless that is most of the folder (see PRUNE_GUARD_FRACTION). A file that
+    became a link leaving the folder is not "gone" (an unmounted disk does not do that): it is always dropped,
+    so the catalog never keeps pointing at what the link now reaches."""
+    relinked = [r for r in missing if _under_any(r.path, linked_out)]
+    if relinked:
+        writer.remove_files([r.id for r in relinked])
+        report.removed += len(relinked)
+        report.notes.append(f"dropped {len(relinked)} indexed file(s) that are now links leaving {root} "
+                            f"(e.g. {relinked[0].path}); pass --follow-links to index what such links reach")
+        gone = {r.id for r in relinked}
+        missing = [r for r in missing if r.id not in gone]
+        if not missing:
+            return
     indexed = len(writer.files(under=str(root)))
     if not prune_all and len(missing) > PRUNE_GUARD_FRACTION * indexed:
         examples = ", ".join(r.path for r in missing[:3])
@@ -198,6 +216,11 @@ def _prune(writer, root: Path, missing: list, prune_all: bool, report: IndexRepo
         return
     writer.remove_files([r.id for r in missing])
     report.removed += len(missing)
+
+
+def _under_any(path: str, folders: frozenset) -> bool:
+    """Whether ``path`` is one of ``folders`` or lies below one of them."""
+    return path in folders or any(path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 def _store(writer, pending: _Pending, done: EmbeddedFile, report: IndexReport, opts) -> None:

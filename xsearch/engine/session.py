@@ -212,14 +212,22 @@ class Engine:
         writer.check_model(enc.model_id)
         return enc
 
-    def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0) -> int:
-        """Drop files (or everything under folders) from the collection; returns how many files went."""
+    def remove(self, paths: Sequence[str | Path], wait_s: float = 0.0, allow_most: bool = False) -> int:
+        """Drop files (or everything under folders) from the collection; returns how many files went.
+
+        An empty path is refused (``remove.empty_path``: it would mean the current folder); so is removing more
+        than half of the collection's files (and more than one) at once unless ``allow_most``
+        (``remove.too_many``)."""
+        from xsearch.engine.indexer import PRUNE_GUARD_FRACTION
         from xsearch.index import open_writer
         from xsearch.media.discover import require_utf8
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
         for p in paths:
+            if not isinstance(p, (str, os.PathLike)) or not os.fspath(p).strip():
+                raise UsageError(f"an empty path ({p!r}) names nothing to remove; give the file or folder",
+                                 code="remove.empty_path", path=str(p))
             require_utf8(p)  # such a path is never indexed, and the store cannot even look it up
         with open_writer(self.uri, wait_s=wait_s) as writer:
             ids = []
@@ -230,8 +238,13 @@ class Engine:
             if not ids:
                 raise UsageError(f"nothing in the collection matches {', '.join(str(p) for p in paths)}",
                                  code="remove.no_match", paths=", ".join(str(p) for p in paths))
-            writer.remove_files(sorted(set(ids)))
-            return len(set(ids))
+            ids = sorted(set(ids))
+            total = len(writer.files())
+            if not allow_most and len(ids) > 1 and len(ids) > PRUNE_GUARD_FRACTION * total:
+                raise UsageError(f"this would remove {len(ids)} of the {total} files in the collection (more than "
+                                 "half); nothing was removed", code="remove.too_many", n=len(ids), total=total)
+            writer.remove_files(ids)
+            return len(ids)
 
     # -- searching ----------------------------------------------------------------------------------------
 
@@ -283,6 +296,7 @@ class Engine:
     def similar(self, path: str | Path, to: str | None = None, k: int | None = None) -> dict[str, list[Hit]]:
         """Files near a file: its stored vectors when it is indexed (same space), else the file embedded anew."""
         from xsearch.engine.embed import mean_vector
+        from xsearch.engine.indexed_files import checked_file
         from xsearch.engine.query import check_query_file
         from xsearch.media.discover import require_utf8
 
@@ -311,6 +325,8 @@ class Engine:
             vec = mean_vector(store.file_vectors(row.id))
             hits = search_vectors(store, target, vec[None, :], [1.0], req)
             return {target: add_spans(hits, getattr(enc, "audio_window_s", 0) or 0)}
+        if row is not None:  # read again: only while the path still leads to the file that was indexed
+            checked_file(p, row)
         return run_search(store, enc, req)  # embedded anew (a video: its pictures and sound fused)
 
     def item(self, item_id: int) -> Hit:

@@ -57,7 +57,11 @@ def create_app(collections: Mapping[str, str] | Iterable[str | Path | None] | No
     model and index at start-up instead of on the first query.
     """
     from xsearch import __version__
+    from xsearch.core.errors import UsageError
 
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise UsageError("the access token is empty: that would turn authentication off; pass None to serve "
+                         "without one", code="serve.empty_token")
     limits = limits or Limits()
     state = ServerState(Collections([None] if collections is None else collections, limits), Uploads(limits),
                         Thumbs(Path(thumbs_dir) if thumbs_dir else data_home() / "cache" / "thumbs"), limits)

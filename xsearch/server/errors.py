@@ -28,6 +28,7 @@ STATUS_BY_CODE = {
     "item.missing": 404,
     "media.gone": 404,
     "media.none": 404,
+    "media.replaced": 404,
     "upload.missing": 404,
     "upload.too_large": 413,
     "upload.too_long": 413,
@@ -40,6 +41,7 @@ STATUS_BY_CODE = {
     "auth.required": 401,
     "auth.bad_token": 401,
     "http.bad_host": 400,
+    "http.cross_origin": 403,
 }
 STATUS_BY_CLASS = ((UsageError, 400), (MediaError, 422), (ModelError, 500), (CollectionError, 500),
                    (XsearchError, 500))

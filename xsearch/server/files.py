@@ -17,13 +17,12 @@ from xsearch.server.uploads import media_format
 THUMB_SIZES = (128, 256, 512)
 
 
-def file_of(hit: Hit) -> Path:
-    """The item's file on disk (404 ``media.gone`` when it was moved or deleted since it was indexed)."""
-    path = Path(hit.path)
-    if not path.is_file():
-        raise UsageError(f"the file of item {hit.item_id} is no longer on disk; re-run xsearch index",
-                         code="media.gone", item_id=hit.item_id)
-    return path
+def file_of(engine, hit: Hit) -> Path:
+    """The item's file on disk: 404 ``media.gone`` when it was moved or deleted since it was indexed,
+    ``media.replaced`` when a link now leads elsewhere (see :mod:`xsearch.engine.indexed_files`)."""
+    from xsearch.engine.indexed_files import checked_file
+
+    return checked_file(hit.path, engine.store().file(hit.path), item_id=hit.item_id)
 
 
 def content_type(path: Path, modality: str) -> str:
@@ -58,7 +57,7 @@ def video_type(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def passage(hit: Hit) -> str:
+def passage(engine, hit: Hit) -> str:
     """The full passage of a text item (the catalog keeps only a snippet), split as the indexer splits it."""
     from xsearch.media.text import read_text, split_passages
     from xsearch.media.types import DecodeOptions
@@ -67,7 +66,7 @@ def passage(hit: Hit) -> str:
         raise UsageError(f"item {hit.item_id} is {hit.modality}, not a text passage", code="media.none",
                          item_id=hit.item_id)
     opts = DecodeOptions()
-    text, _ = read_text(file_of(hit), opts.max_text_chars)
+    text, _ = read_text(file_of(engine, hit), opts.max_text_chars)
     passages = split_passages(text, opts.text_passage_chars)
     index = int(hit.offset)
     return passages[index] if 0 <= index < len(passages) else (hit.snippet or "")
@@ -79,14 +78,14 @@ class Thumbs:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def get(self, collection_uri: str, hit: Hit, size: int) -> Path:
+    def get(self, engine, hit: Hit, size: int) -> Path:
         if hit.modality != "image":
             raise UsageError(f"item {hit.item_id} is {hit.modality}: only images have thumbnails",
                              code="media.none", item_id=hit.item_id)
-        source = file_of(hit)
+        source = file_of(engine, hit)
         size = next((s for s in THUMB_SIZES if s >= size), THUMB_SIZES[-1])
         st = source.stat()
-        folder = self.root / hashlib.sha1(collection_uri.encode()).hexdigest()[:16]
+        folder = self.root / hashlib.sha1(engine.uri.encode()).hexdigest()[:16]
         out = folder / f"{hit.item_id}-{st.st_mtime_ns}-{st.st_size}-{size}.jpg"
         if out.is_file():
             return out

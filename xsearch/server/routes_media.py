@@ -49,8 +49,9 @@ def item(name: str, item_id: ItemId, request: Request) -> dict:
 @router.get("/api/collections/{name}/items/{item_id}/media", responses=ERRORS,
             summary="The item's file (HTTP Range supported, so audio players can seek)")
 def media(name: str, item_id: ItemId, request: Request) -> FileResponse:
-    hit = request.app.state.xs.collections.get(name).item(item_id)
-    path = file_of(hit)
+    engine = request.app.state.xs.collections.get(name)
+    hit = engine.item(item_id)
+    path = file_of(engine, hit)
     return FileResponse(path, media_type=content_type(path, hit.modality), headers=CACHE,
                         content_disposition_type="inline", filename=path.name)
 
@@ -63,14 +64,15 @@ def thumb(name: str, item_id: ItemId, request: Request,
     state = request.app.state.xs
     engine = state.collections.get(name)
     hit = engine.item(item_id)
-    return FileResponse(state.thumbs.get(engine.uri, hit, size), media_type="image/jpeg", headers=CACHE)
+    return FileResponse(state.thumbs.get(engine, hit, size), media_type="image/jpeg", headers=CACHE)
 
 
 @router.get("/api/collections/{name}/items/{item_id}/passage", response_model=PassageOut, responses=ERRORS,
             summary="A text item's whole passage")
 def text_passage(name: str, item_id: ItemId, request: Request) -> dict:
-    hit = request.app.state.xs.collections.get(name).item(item_id)
-    return {"item_id": hit.item_id, "path": hit.path, "index": int(hit.offset), "passage": passage(hit)}
+    engine = request.app.state.xs.collections.get(name)
+    hit = engine.item(item_id)
+    return {"item_id": hit.item_id, "path": hit.path, "index": int(hit.offset), "passage": passage(engine, hit)}
 
 
 @router.get("/api/uploads/{upload_id}", responses=ERRORS, tags=["search"], summary="A kept upload, as sent")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
-from xsearch.core.errors import UsageError
+from xsearch.core.errors import UsageError, XsearchError
 from xsearch.core.types import Filters
 from xsearch.core.types import Query as EngineQuery
-from xsearch.server.files import passage
+from xsearch.server.files import file_of, passage
 from xsearch.server.routes_media import MAX_ID, hit_out
 from xsearch.server.schemas import ERRORS, SearchOut, UploadOut
+from xsearch.server.uploads import scrub
 
 router = APIRouter(tags=["search"])
 #: Epoch seconds a date filter is clamped to: the catalog compares modification times as signed 64-bit
@@ -84,6 +86,7 @@ def search_post(name: str, request: Request, args: SearchArgs = Depends(search_a
                 file: list[UploadFile] | None = File(None, description="Image, audio or video query files.")) -> dict:
     state = request.app.state.xs
     state.collections.get(name)
+    check_count(state.limits, len(args.q) + len(args.upload) + len(file or []) + len(args.like))  # before storing
     posted = [state.uploads.save(f.file, f.filename) for f in file or []]
     return run_search(state, name, args, posted)
 
@@ -106,17 +109,14 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
         raise UsageError(f"offset + limit may be at most {limits.max_window}; refine the query instead",
                          code="usage.bad_window", window=window, max=limits.max_window)
     uploads = [state.uploads.get(u) for u in args.upload] + list(posted)
-    count = len(args.q) + len(uploads) + len(args.like)
-    if count > limits.max_queries:
-        raise UsageError(f"{count} queries; at most {limits.max_queries} at once", code="usage.too_many_queries",
-                         count=count, max=limits.max_queries)
+    check_count(limits, len(args.q) + len(uploads) + len(args.like))
     for i in args.like:
         if not 0 <= i <= MAX_ID:
             raise UsageError(f"like: {i} is not an item id", code="usage.bad_value", name="like", value=i)
     likes = [engine.item(i) for i in args.like]
     queries = [EngineQuery("text", t) for t in args.q] + [EngineQuery(u.modality, str(u.path)) for u in uploads]
-    queries += [EngineQuery("text", passage(h)) if h.modality == "text" else EngineQuery(h.modality, h.path)
-                for h in likes]
+    queries += [EngineQuery("text", passage(engine, h)) if h.modality == "text"
+                else EngineQuery(h.modality, str(file_of(engine, h))) for h in likes]
     weights = _weights(args.weights)
     echo = [{"kind": "text", "modality": "text", "value": t} for t in args.q]
     echo += [{"kind": "upload", "modality": u.modality, "upload": u.id, "value": u.name} for u in uploads]
@@ -124,7 +124,7 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
     for i, e in enumerate(echo):
         e["weight"] = weights[i] if weights is not None and i < len(weights) else 1.0
     t0 = time.perf_counter()
-    with state.collections.slot():
+    with state.collections.slot(), _client_names(uploads):
         alone = len(likes) == 1 and len(queries) == 1 and args.threshold is None and not args.filters.active() \
             and not args.params and not args.rerank
         if alone:
@@ -141,6 +141,28 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
             "limit": args.limit, "results": {t: [hit_out(name, h) for h in hits[args.offset:window]]
                                              for t, hits in results.items()},
             "has_more": {t: len(hits) > window for t, hits in results.items()}, "took_ms": round(took, 2)}
+
+
+@contextmanager
+def _client_names(uploads: list):
+    """Errors raised while searching name an upload by the name its client sent, never by its server path."""
+    try:
+        yield
+    except XsearchError as e:
+        names = {}
+        for u in uploads:
+            names.update({str(u.path): u.name, u.path.name: u.name})
+        if names:
+            e.message = scrub(e.message, names)
+            e.args = (e.message,)
+            e.params = {k: scrub(v, names) if isinstance(v, str) else v for k, v in e.params.items()}
+        raise
+
+
+def check_count(limits, count: int) -> None:
+    if count > limits.max_queries:
+        raise UsageError(f"{count} queries; at most {limits.max_queries} at once", code="usage.too_many_queries",
+                         count=count, max=limits.max_queries)
 
 
 def _with_k(call, k: int):

@@ -4,8 +4,8 @@ A client's file name and declared content type are never trusted: the first byte
 modality an upload is (``xsearch.media.sniff``: any modality with a content sniffer — an image, a sound, a video
 clip) and which extension and content type it is stored under; a sound's or a video's length is read from its
 header (a video's container is opened with PyAV, nothing decoded) and checked against ``Limits.upload_seconds``.
-Nothing is written outside the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept``, and the
-folder goes at shutdown.
+Nothing is written outside the folder; the oldest uploads are dropped beyond ``Limits.uploads_kept`` uploads or
+``Limits.uploads_total_bytes`` bytes, and the folder goes at shutdown.
 """
 
 from __future__ import annotations
@@ -141,14 +141,22 @@ class Uploads:
                                  name=shown, seconds=round(duration, 1), limit=self.limits.upload_seconds)
             path = self.dir / f"{upload_id}{ext}"
             os.replace(tmp, path)
+            try:
+                _check_decodes(path, modality, shown)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
         finally:
             tmp.unlink(missing_ok=True)
         upload = Upload(upload_id, modality, path, shown, size, mime, duration)
         with self._lock:
             self._kept[upload_id] = upload
-            while len(self._kept) > self.limits.uploads_kept:
+            total = sum(u.size for u in self._kept.values())
+            while len(self._kept) > 1 and (len(self._kept) > self.limits.uploads_kept
+                                           or total > self.limits.uploads_total_bytes):
                 _, old = self._kept.popitem(last=False)
                 old.path.unlink(missing_ok=True)
+                total -= old.size
         return upload
 
     def get(self, upload_id: str) -> Upload:
@@ -209,6 +217,31 @@ def _audio_duration(path: Path, shown: str, limit_s: float) -> float | None:
         return float(info.frames) / info.samplerate if info.samplerate else None
     except Exception:  # an undecodable header: the engine's decoder gives the real reason later
         return None
+
+
+def _check_decodes(path: Path, modality: str, shown: str) -> None:
+    """Decode the upload as a search would, so a file the engine cannot read (a decompression bomb, a sound with
+    no channels or a sample rate of 0) is refused now, under its own name (422 ``query.bad_file``), not at search
+    time; a video clip was probed above and is not decoded twice."""
+    if modality == "video":
+        return
+    from xsearch.core.errors import MediaError
+    from xsearch.media.decode import decode
+    from xsearch.media.types import MediaFile
+
+    try:
+        decode(MediaFile(path, modality, path.stat().st_size, 0))
+    except MediaError as e:
+        reason = scrub(e.message, {str(path): shown, path.name: shown})
+        raise UsageError(f"{shown} is not {_PHRASES.get(modality, 'a file')} xsearch can read: {reason}",
+                         code="query.bad_file", name=shown) from None
+
+
+def scrub(text: str, names: dict[str, str]) -> str:
+    """``text`` with each server path in ``names`` replaced by the name the client knows it by (longest first)."""
+    for server, client in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(server, client)
+    return text
 
 
 #: How the length of an upload of each modality is read (checked against ``Limits.upload_seconds``); an upload
