@@ -223,7 +223,7 @@ def test_crash_before_publishing_is_undone(uri, monkeypatch):
     w = open_writer(uri)
     add(w, "/c/new.png", unit(50))
     w.replace_items(w.file("/c/1.png").id, {"image": ([0.0], unit(51), None)})
-    _crash_on(monkeypatch, "meta_put", 2)  # 1: pending + journal, 2: publish
+    _crash_on(monkeypatch, "state_put", 2)  # 1: pending, 2: publish
     with pytest.raises(RuntimeError):
         w.commit()
     w.close()
@@ -247,7 +247,7 @@ def test_crash_after_publishing_is_completed(uri, monkeypatch):
     w = open_writer(uri)
     w.replace_items(w.file("/d/0.png").id, {"image": ([0.0], unit(60), None)})
     w.remove_files([w.file("/d/2.png").id])
-    _crash_on(monkeypatch, "meta_delete", 1)  # after publishing and deleting, before clearing the journal
+    _crash_on(monkeypatch, "meta_delete", 3)  # 1, 2: old state rows; 3: after publishing, before clearing the journal
     with pytest.raises(RuntimeError):
         w.commit()
     w.close()
