@@ -127,3 +127,42 @@ def start_milvus(data_dir: Path) -> tuple[MilvusServer | None, str]:
         time.sleep(1.0)
     server.stop()
     return None, f"milvus-server did not answer within {MILVUS_START_S:.0f} s (log: {log})"
+
+
+class RayCluster:
+    """A real multi-node Ray cluster on loopback: a head and ``workers`` worker nodes (each its own raylet), this
+    process connected as the driver. ``ray start --address`` on one host rewrites 127.0.0.1 to the host's address;
+    ``ray.cluster_utils.Cluster`` keeps everything on loopback."""
+
+    def __init__(self, workers: int = 1, cpus_per_node: float = 1):
+        import logging
+
+        import ray
+        from ray.cluster_utils import Cluster
+
+        self.cluster = Cluster(initialize_head=True,
+                               head_node_args={"num_cpus": cpus_per_node, "include_dashboard": False})
+        self.workers = [self.cluster.add_node(num_cpus=cpus_per_node) for _ in range(workers)]
+        self.cluster.wait_for_nodes()
+        ray.init(address=self.cluster.address, logging_level=logging.ERROR, log_to_driver=False)
+
+    def nodes_alive(self) -> int:
+        import ray
+
+        return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+    def kill(self, node) -> None:
+        """Kill a worker node's raylet and processes at once (no graceful drain): a machine that died."""
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.workers.remove(node)
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.shutdown()
+        try:
+            self.cluster.shutdown()
+        except ValueError:  # a Ray Data thread of a run that was given up on re-connected the driver: once more
+            time.sleep(1.0)
+            ray.shutdown()
+            self.cluster.shutdown()
