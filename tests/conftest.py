@@ -88,3 +88,19 @@ def tiny_world(tmp_path_factory) -> Path:
     from xsearch.world import make_world
 
     return make_world(tmp_path_factory.mktemp("tiny") / "w", 240, seed=5)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus server's HOST:PORT for the whole session (tests/helpers/servers.py: $XSEARCH_TEST_MILVUS_URI,
+    else the milvus package's venv started once), or a skip that says why there is none."""
+    pytest.importorskip("pymilvus")
+    from tests.helpers.servers import start_milvus
+
+    server, why = start_milvus(tmp_path_factory.mktemp("milvus-server"))
+    if server is None:
+        pytest.skip(why)
+    try:
+        yield server.address
+    finally:
+        server.stop()

@@ -3,17 +3,19 @@ collection arguments — opening readers and writers, creating and deleting coll
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import re
 import uuid
 from collections.abc import Mapping
 
-from xsearch.core.errors import CollectionError
+from xsearch.core.errors import CollectionError, UsageError
 
 from ..store import Backend, StoreSpec
 from .connection import Connection, lite_servers
 from .db import Db
+from .features import Features
 from .indexes import IndexChoice, choose_index
 from .reader import MilvusStore
 from .uri import Target, parse_uri
@@ -66,6 +68,8 @@ class MilvusBackend(Backend):
         lock = None
         try:
             db = Db(conn)
+            if choices is not None:
+                _check_supported(choices, db.features, target)
             if not db.exists():
                 if create is None:
                     raise CollectionError(f"no collection at {target.uri}", code="collection.missing",
@@ -128,8 +132,29 @@ def _choices(spec: StoreSpec, target: Target) -> dict[str, IndexChoice]:
     return {t: choose_index(f, lite=target.lite) for t, f in factories.items()}
 
 
+def _check_supported(choices: Mapping[str, IndexChoice], features: Features, target: Target) -> None:
+    """One coded error, before anything is created, for an index type this Milvus does not build."""
+    for track, choice in choices.items():
+        if choice.index_type not in features.index_types:
+            raise UsageError(f"index type {choice.factory!r} (Milvus {choice.index_type}) is not available on the "
+                             f"Milvus at {target.path or target.address} ({features.version}); it builds "
+                             f"{', '.join(features.index_types)}", code="store.unsupported_index",
+                             factory=choice.factory, store="milvus", track=track, version=features.version,
+                             supported=", ".join(features.index_types))
+
+
 def _create(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None:
-    """Create the collection: its Milvus collections, then the spec and state rows (generation 0, empty)."""
+    """Create the collection: its Milvus collections, then the spec and state rows (generation 0, empty). A
+    creation that fails leaves nothing behind."""
+    try:
+        _create_all(db, spec, choices)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            db.drop_all()
+        raise
+
+
+def _create_all(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None:
     db.drop_all()  # what a creation that did not finish left
     db.create({t: (int(spec.dims[t]), choices[t]) for t in spec.dims})
     factories = dict(spec.factory) if isinstance(spec.factory, dict) else {m: spec.factory for m in spec.dims}
@@ -139,7 +164,7 @@ def _create(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None
                  "dims": {t: int(d) for t, d in spec.dims.items()}, "factory": factories,
                  "index": {t: c.to_json() for t, c in choices.items()}, "creation": creation,
                  "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        "state": {"gen": 0, "pending": None, "next_file_id": 1, "next_item_id": 1, "counts": {},
+        "state:000000000000": {"gen": 0, "pending": None, "next_file_id": 1, "next_item_id": 1, "counts": {},
                   "creation": creation},
     })
     if db.t.lite:

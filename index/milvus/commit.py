@@ -6,9 +6,9 @@ Milvus has no multi-statement transactions, so a writer buffers its changes in m
 1. ``state.pending = G+1`` and ``journal:<n>`` rows naming every file the commit touches;
 2. upsert the file rows, insert the new item rows with ``gen = G+1`` (new item ids; a renamed or touched file's
    items are re-written with its new metadata);
-3. publish: ``state.gen = G+1`` (one row). Readers ignore items above the published generation (a search
-   runs unfiltered and, only when a hit came from an unpublished commit, again with ``gen <= G``), so none of
-   the new items is visible before this point and all are after it;
+3. publish: ``state.gen = G+1`` (a new state row: db.Db.state_get). Readers ignore items above the published
+   generation (a search runs unfiltered and, only when a hit came from an unpublished commit, again with
+   ``gen <= G``), so none of the new items is visible before this point and all are after it;
 4. delete the replaced items (``gen <= G``) and removed files' rows, clear the journal and ``pending``.
 
 Between 3 and 4 a reader may briefly see a replaced file's old items beside its new ones (grouped by file id,
@@ -59,7 +59,13 @@ class MilvusRepair:
 class JournaledCommit(WriterReads):
     """Applying a writer's buffered changes to Milvus (the module docstring), and repairing after a crash."""
 
+    _state_seq: int  # the sequence number of the newest state row (Db.state_get)
     _wlock: object  # the writer lock (writer_lock.py); a server's lease says when it was ``lost``
+
+    def _put_state(self, state: dict) -> None:
+        """A new state row (db.Db.state_get says why not an upsert of one)."""
+        self._state_seq = max(0, self._state_seq) + 1
+        self._db.state_put(self._state_seq, state)
 
     def commit(self) -> None:
         """Apply the changes since the last commit (steps 1–4 of the module docstring): readers see all or none."""
@@ -77,13 +83,13 @@ class JournaledCommit(WriterReads):
         per_track, next_item = self._item_rows(dirty, gen, new_gen)
         state = {**self._raw_state, "pending": new_gen, "next_file_id": self._next_file_id, "next_item_id": next_item}
         # 1. journal
-        db.meta_put("state", state)
+        self._put_state(state)
         db.meta_put_many(_journal_rows(dirty, removed))
         # 2. file rows, new item rows (invisible: gen > published)
         self._write_rows(dirty, per_track)
         # 3. publish
         state = {**state, "gen": new_gen, "counts": self.counts()}
-        db.meta_put("state", state)
+        self._put_state(state)
         self._raw_state = state
         # 4. old items of replaced / re-written / removed files, removed file rows, journal
         self._finish([fid for fid in dirty if self._undo[fid][0] is not None], removed, new_gen)
@@ -139,7 +145,7 @@ class JournaledCommit(WriterReads):
                 db.call("write", db.c.delete, self._coll(track), filter=f"file_id in [{ids}]")
         db.meta_delete('key like "journal:%"')
         state = {**self._raw_state, "pending": None}
-        db.meta_put("state", state)
+        self._put_state(state)
         self._raw_state = state
         if db.t.lite:
             for part in ("files", *self.dims, "meta"):
@@ -176,7 +182,7 @@ class JournaledCommit(WriterReads):
             new_gen = gen
             report.completed_commit = True
         self._raw_state = {**state, "gen": new_gen, "pending": new_gen}
-        db.meta_put("state", self._raw_state)
+        self._put_state(self._raw_state)
         orphans = set()
         for track in self.dims:
             for page in db.scan(self._coll(track), "", ["file_id"]):

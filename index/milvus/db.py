@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from xsearch.core.errors import CollectionError, XsearchError
 
 from .connection import Connection, milvus_error
+from .features import Features, detect
 from .filters import quote
 from .indexes import FLAT, IndexChoice
 from .rows import files_schema, items_schema, meta_schema
@@ -19,6 +20,11 @@ LOAD_RETRIES = 3  # load-and-retry rounds for a call that finds its collection r
 MAX_TOPK = 16_384  # Milvus's limit on search / query results per call
 ID_CHUNK = 1000  # ids per `in [...]` expression
 SCAN_BATCH = 4096
+#: Reads on a server: Session sees this client's own writes (the writer's) without waiting for the server's 200 ms
+#: time tick that Strong waits for on every call; a reader in another process sees each commit all or nothing
+#: through the per-generation state rows (``state:<seq>``, :meth:`Db.state_get`). Lease reads are Strong.
+READ_LEVEL = "Session"
+STATE_KEEP = 3  # state rows kept: the newest and the two before it (a reader between two queries still finds one)
 
 
 def _says_not_loaded(exc: BaseException) -> bool:
@@ -34,9 +40,16 @@ class Db:
         self.conn = conn
         self.t = conn.target
         self.c = conn.client
+        self._exists = False
+
+    @property
+    def features(self) -> Features:
+        return detect(self.conn)
 
     def call(self, doing: str, fn, *args, **kwargs):
         """``fn(*args, **kwargs)``, a pymilvus call on the collection ``args[0]``; ``doing`` names it in errors."""
+        if not self.t.lite and fn in (self.c.query, self.c.search):
+            kwargs.setdefault("consistency_level", READ_LEVEL)
         try:
             try:
                 return fn(*args, **kwargs)
@@ -65,8 +78,12 @@ class Db:
 
     # meta -----------------------------------------------------------------------------------------------------
 
-    def exists(self) -> bool:
-        return bool(self.call("inspect", self.c.has_collection, self.t.coll("meta")))
+    def exists(self, cached: bool = False) -> bool:
+        """Whether the collection exists (``cached``: a yes seen before on this Db is not asked again)."""
+        if cached and self._exists:
+            return True
+        self._exists = bool(self.call("inspect", self.c.has_collection, self.t.coll("meta")))
+        return self._exists
 
     def load_all(self) -> None:
         """Load every Milvus collection of this xsearch collection (a no-op for loaded ones). milvus-lite reopens
@@ -75,10 +92,31 @@ class Db:
             if name.startswith(self.t.name + "__"):
                 self.call("load", self.c.load_collection, name)
 
-    def meta_get(self, key: str) -> dict | None:
+    def meta_get(self, key: str, *, strong: bool = False) -> dict | None:
+        """A meta row (``strong``: seeing every client's writes, e.g. another writer's lease)."""
+        kw = {"consistency_level": "Strong"} if strong and not self.t.lite else {}
         rows = self.call("read", self.c.query, self.t.coll("meta"), filter=f"key == {quote(key)}",
-                         output_fields=["value"], limit=1)
+                         output_fields=["value"], limit=1, **kw)
         return json.loads(rows[0]["value"]) if rows else None
+
+    # state: one row per write -------------------------------------------------------------------------------
+
+    def state_get(self) -> tuple[int, dict] | None:
+        """(sequence, state) of the newest state row, or None. Each write of the state is a new row ``state:<seq>``:
+        Milvus does not make an upsert atomic for readers (on 2.3.5 a reader saw a replaced row's older version
+        come back), while a new row is there or not. ``state`` alone is the row of collections written before."""
+        rows = self.call("read", self.c.query, self.t.coll("meta"), filter='key like "state%"',
+                         output_fields=["key", "value"], limit=64)
+        found = [(_state_seq(r["key"]), r["value"]) for r in rows if _state_seq(r["key"]) is not None]
+        if not found:
+            return None
+        seq, value = max(found, key=lambda sv: sv[0])
+        return seq, json.loads(value)
+
+    def state_put(self, seq: int, value: dict) -> None:
+        """Write state row ``seq`` (the previous sequence + 1), then drop those older than the last STATE_KEEP."""
+        self.meta_put_many({f"state:{seq:012d}": value})
+        self.meta_delete(f'key like "state%" and key < "state:{max(0, seq - STATE_KEEP + 1):012d}"')
 
     def meta_put(self, key: str, value: dict) -> None:
         self.meta_put_many({key: value})
@@ -132,17 +170,35 @@ class Db:
 
     def create(self, tracks: Mapping[str, tuple[int, IndexChoice]]) -> None:
         """Create the Milvus collections, each indexed and loaded: files, one per track (dim, index), then meta."""
+        self._loading: list[str] = []
         self._create(self.t.coll("files"), files_schema(self.c), "v", FLAT)
         for track, (dim, choice) in tracks.items():
             self._create(self.t.coll(track), items_schema(self.c, dim), "vector", choice)
+        self._wait_loaded()
         self._create(self.t.coll("meta"), meta_schema(self.c), "v", FLAT)  # last: it says "exists"
+        self._wait_loaded()
 
     def _create(self, name: str, schema, field: str, choice: IndexChoice) -> None:
         if self.call("inspect", self.c.has_collection, name):
             self.call("delete", self.c.drop_collection, name)  # left by a creation that did not finish
-        self.call("create", self.c.create_collection, name, schema=schema, consistency_level="Strong")
+        # the collection's default level; reads name theirs (READ_LEVEL, Strong for the lease)
+        self.call("create", self.c.create_collection, name, schema=schema, consistency_level="Session")
         self.set_index(name, field, choice, wait=False)
-        self.call("load", self.c.load_collection, name)
+        if self.t.lite:
+            self.call("load", self.c.load_collection, name)
+        else:  # a server loads the collections side by side (~3 s each on 2.3.5), waited for below
+            self.call("load", self.c.load_collection, name, _async=True)
+            self._loading.append(name)
+
+    def _wait_loaded(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for name in self._loading:
+            while "Loaded" not in str(self.call("load", self.c.get_load_state, name).get("state")):
+                if time.monotonic() > deadline:
+                    raise CollectionError(f"Milvus did not load {name} within {timeout_s:.0f} s",
+                                          code="store.milvus_error", collection=self.t.uri, doing="load")
+                time.sleep(0.1)
+        self._loading = []
 
     def set_index(self, name: str, field: str, choice: IndexChoice, *, wait: bool) -> None:
         params = self.c.prepare_index_params()
@@ -165,3 +221,11 @@ class Db:
             if name.startswith(self.t.name + "__"):
                 self.call("delete", self.c.drop_collection, name)
 
+
+
+def _state_seq(key: str) -> int | None:
+    """``state`` → -1, ``state:000000000012`` → 12, anything else → None."""
+    if key == "state":
+        return -1
+    head, _, seq = key.partition(":")
+    return int(seq) if head == "state" and seq.isdigit() else None

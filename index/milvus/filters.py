@@ -2,7 +2,8 @@
 
 Path globs compile to ``like`` (``*`` → ``%``, ``?`` → ``_``, exact); a glob with ``[...]`` or a literal ``%``, ``_``
 or ``\\`` compiles to a wider ``like`` and the exact glob is applied to the results (post-filter,
-:meth:`Compiled.keep`).
+:meth:`Compiled.keep`). Milvus 2.3 takes only prefix and exact ``like`` patterns (``%`` elsewhere: "unsupported
+pattern"; ``_`` literal): there a glob narrows by its literal prefix and the post-filter does the rest.
 """
 
 from __future__ import annotations
@@ -89,6 +90,30 @@ def glob_to_like(pattern: str) -> tuple[str, re.Pattern | None]:
     return "".join(like), None if exact else re.compile("".join(regex), re.DOTALL)
 
 
+def prefix_like(pattern: str) -> tuple[str, str] | None:
+    """For a Milvus whose ``like`` takes only a prefix or an exact string (2.3): ("==" or "like", literal) covering
+    the glob's leading literal part, or None when it has none (everything is post-filtered then)."""
+    tokens = _glob_tokens(pattern)
+    if tokens is None:
+        return None
+    head = []
+    for kind, value in tokens:
+        if kind != "lit" or value in "%_\\":
+            break
+        head.append(value)
+    if len(head) == len(tokens):
+        return "==", "".join(head)
+    return ("like", "".join(head) + "%") if head else None
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    tokens = _glob_tokens(pattern)
+    if tokens is None:
+        return re.compile(r"(?!)")
+    return re.compile("".join(".*" if k == "*" else "." if k == "?" else v if k == "class" else re.escape(v)
+                              for k, v in tokens), re.DOTALL)
+
+
 @dataclass
 class Compiled:
     """Filters as a Milvus expression plus what it could not say exactly (checked in Python on each hit)."""
@@ -104,9 +129,11 @@ class Compiled:
 
 
 def compile_filters(filters: Filters | None, *, exclude_paths: Sequence[str] = (), gen: int | None = None,
-                    extra: Sequence[str] = ()) -> Compiled:
+                    extra: Sequence[str] = (), like_full: bool = True) -> Compiled:
     """Filters (xsearch.core.types.Filters) → a Milvus filter expression over item rows (path globs: the module
-    docstring); ``gen`` hides items of commits after that generation, ``extra`` are more terms."""
+    docstring); ``gen`` hides items of commits after that generation, ``extra`` are more terms; without
+    ``like_full`` (Milvus 2.3: prefix and exact ``like`` only) a glob narrows by its literal prefix and is
+    post-filtered."""
     terms = list(extra)
     glob_field, glob_regex = None, None
     active = filters.active() if filters else {}
@@ -116,7 +143,13 @@ def compile_filters(filters: Filters | None, *, exclude_paths: Sequence[str] = (
         pattern = str(active["path_glob"])
         glob_field = "path" if "/" in pattern else "name"
         like, glob_regex = glob_to_like(pattern)
-        terms.append(f"{glob_field} like {quote(like)}" if like else "id < 0")
+        if not like_full and like:
+            glob_regex = _glob_regex(pattern)
+            narrow = prefix_like(pattern)
+            if narrow is not None:
+                terms.append(f"{glob_field} {narrow[0]} {quote(narrow[1])}")
+        else:
+            terms.append(f"{glob_field} like {quote(like)}" if like else "id < 0")
     if "tag" in active:
         terms.append(f"array_contains(tags, {quote(str(active['tag']))})")
     if "min_duration" in active:
@@ -142,12 +175,8 @@ def matches(filters: Filters | None, meta: Mapping) -> bool:
     active = filters.active() if filters else {}
     if "path_glob" in active:
         pattern = str(active["path_glob"])
-        _, exact = glob_to_like(pattern)
-        tokens = _glob_tokens(pattern)
-        regex = exact or (re.compile("".join(".*" if k == "*" else "." if k == "?" else v if k == "class"
-                                             else re.escape(v) for k, v in tokens), re.DOTALL) if tokens else None)
         value = meta["path"] if "/" in pattern else meta["name"]
-        if regex is None or regex.fullmatch(value) is None:
+        if _glob_tokens(pattern) is None or _glob_regex(pattern).fullmatch(value) is None:
             return False
     if "tag" in active and str(active["tag"]) not in meta.get("tags", ()):
         return False

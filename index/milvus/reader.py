@@ -135,11 +135,13 @@ class CommittedReads:
         if track not in self.dims or n_items == 0 or k <= 0:
             return [[] for _ in range(len(queries))]
         data = [q for q in np.asarray(queries, dtype=np.float32)]
-        unfiltered = compile_filters(filters, exclude_paths=exclude_paths, extra=extra)
+        like_full = self._db.features.like_full
+        unfiltered = compile_filters(filters, exclude_paths=exclude_paths, extra=extra, like_full=like_full)
         results = self._search_with(track, data, k, unfiltered, threshold, params, n_items, newest=state.gen)
         if results is None:
             results = self._search_with(track, data, k, compile_filters(filters, exclude_paths=exclude_paths,
-                                                                         gen=state.gen, extra=extra),
+                                                                         gen=state.gen, extra=extra,
+                                                                         like_full=like_full),
                                         threshold, params, n_items, newest=None)
         for hits in results:
             for rank, h in enumerate(hits, 1):
@@ -157,20 +159,22 @@ class CommittedReads:
         def newer(raw) -> bool:
             return newest is not None and any(int(unpack_hit(h)[2]["gen"]) > newest for hits in raw for h in hits)
 
-        # 1. Milvus groups by file: one call for every query
-        raw = self._db.call("search", self._db.c.search, coll, data=data, limit=limit, filter=compiled.expr,
-                            output_fields=HIT_FIELDS, search_params=search_params(choice, params, limit),
-                            anns_field="vector", group_by_field="file_id")
-        if newer(raw):
-            return None
-        grouped_complete = not self._db.t.lite or n_items <= LITE_GROUP_OVERFETCH * limit
-        todo = []
-        for qi, hits in enumerate(raw):
-            best, done, dropped = _best_files(track, hits, k, compiled, threshold)
-            if done or (len(hits) < limit and grouped_complete and not dropped):
-                results[qi] = best
-            else:
-                todo.append(qi)
+        # 1. Milvus groups by file: one call for every query (where it can: features.py)
+        todo = list(range(len(data)))
+        if self._db.features.group_by:
+            raw = self._db.call("search", self._db.c.search, coll, data=data, limit=limit, filter=compiled.expr,
+                                output_fields=HIT_FIELDS, search_params=search_params(choice, params, limit),
+                                anns_field="vector", group_by_field="file_id")
+            if newer(raw):
+                return None
+            grouped_complete = not self._db.t.lite or n_items <= LITE_GROUP_OVERFETCH * limit
+            todo = []
+            for qi, hits in enumerate(raw):
+                best, done, dropped = _best_files(track, hits, k, compiled, threshold)
+                if done or (len(hits) < limit and grouped_complete and not dropped):
+                    results[qi] = best
+                else:
+                    todo.append(qi)
         # 2. where grouping may have missed files: over-fetch items and group here (as the local store does)
         fetch = min(n_items, MAX_TOPK, max(4 * k, k + 8))
         while todo:
@@ -249,7 +253,8 @@ class MilvusStore(CommittedReads, Store):
         return spec
 
     def _state(self) -> State:
-        raw = self._db.meta_get("state") if self._db.exists() else None
+        found = self._db.state_get()  # one query: a gone collection fails it with collection.missing
+        raw = found[1] if found is not None else None
         if raw is None:
             raise CollectionError(f"no collection at {self.uri}", code="collection.missing", collection=self.uri)
         if raw.get("creation") != self._creation:  # deleted and created again (--rebuild): take the new spec
@@ -282,9 +287,9 @@ class MilvusStore(CommittedReads, Store):
         terms, prefix = [], None
         if modality is not None:
             terms.append(f"modality == {quote(modality)}")
-        if under is not None:  # like is exact on a prefix free of % _ \\ (those widen it; checked below)
+        if under is not None:
             prefix = str(under).rstrip("/") + "/"
-            like = re.sub(r"[%_\\\\]", "_", prefix) + "%"
+            like = re.split(r"[%_\\\\]", prefix)[0] + "%"  # a prefix like (all Milvus 2.3 takes), checked below
             terms.append(f"(path like {quote(like)} or path == {quote(prefix[:-1] or '/')})")
         rows = [r for page in self._db.scan(self._coll("files"), " and ".join(terms), FILE_FIELDS) for r in page]
         out = [file_record(r) for r in rows]

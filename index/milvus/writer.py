@@ -29,7 +29,8 @@ class MilvusWriter(JournaledCommit, StoreWriter):
         self._wlock = lock
         self.uri = conn.target.uri
         self._spec = self._db.meta_get("spec")
-        raw = self._db.meta_get("state")
+        found = self._db.state_get()
+        self._state_seq, raw = found if found is not None else (0, None)
         if self._spec is None or raw is None:
             raise CollectionError(f"collection {self.uri} is damaged (its meta rows are missing)",
                                   code="collection.damaged", collection=self.uri, reason="meta rows missing")

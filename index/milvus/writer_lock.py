@@ -59,11 +59,11 @@ class Lease:
         self.lost = False
         deadline = time.monotonic() + max(0.0, float(wait_s))
         while True:
-            cur = db.meta_get("lease")
+            cur = db.meta_get("lease", strong=True)
             if cur is None or float(cur.get("expires", 0)) < time.time() or cur.get("owner") == self.owner:
                 self._write()
                 time.sleep(self.SETTLE_S)
-                cur = db.meta_get("lease")
+                cur = db.meta_get("lease", strong=True)
                 if cur is not None and cur.get("owner") == self.owner:
                     break
             if time.monotonic() >= deadline:
@@ -83,7 +83,7 @@ class Lease:
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             try:
-                cur = self._db.meta_get("lease")
+                cur = self._db.meta_get("lease", strong=True)
                 if cur is None or cur.get("owner") != self.owner:
                     self.lost = True
                     return
@@ -95,7 +95,7 @@ class Lease:
         """Stop renewing and delete the lease row if it is still this writer's."""
         self._stop.set()
         with contextlib.suppress(Exception):
-            cur = self._db.meta_get("lease")
+            cur = self._db.meta_get("lease", strong=True)
             if cur is not None and cur.get("owner") == self.owner:
                 self._db.meta_delete('key == "lease"')
 

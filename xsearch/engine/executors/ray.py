@@ -25,6 +25,11 @@ dies (a decoder crash, an out-of-memory kill) is retried ``max_retries`` times, 
 instead of failing the run (``DataContext.max_errored_blocks``); the files of dropped batches are tried again
 one file per batch, and those that still bring a worker down are skipped with a reason.
 
+A node that dies mid-run (its raylet killed) can leave Ray Data waiting forever in ``iter_batches`` ("Attempting
+to recover N lost objects", measured 3 of 3 times on a two-node cluster): a watchdog ends the run with one coded
+line (``executor.stalled``) when no batch has come for ``stall_s`` seconds; the commits made so far stay and the
+same command resumes from them.
+
 Resources (measured on Ray 2.60 with 2 CPUs): actors that each reserve a whole CPU leave nothing for the decode
 tasks and the pipeline hangs; so the actor pool together reserves at most half of the cluster's CPUs (fractional
 ``num_cpus``) and the pool is a fixed ``ActorPoolStrategy(size=N)`` (``concurrency=`` is deprecated).
@@ -35,7 +40,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import socket
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -218,6 +226,70 @@ class _Coordinator:
 
 #: Seconds to wait for a cluster address to accept a TCP connection before ``ray.init``.
 CONNECT_TIMEOUT_S = 5.0
+#: Seconds without a batch after which a run is declared stalled ($XSEARCH_RAY_STALL_S; 0 turns the watchdog off).
+#: The first batch waits for the actors to start and build their encoder (~10-30 s on 2 busy cores).
+STALL_S = 90.0
+FIRST_BATCH_FACTOR = 2  # the wait for the first batch, in stall_s
+
+
+def stall_seconds(value: float | None = None) -> float:
+    if value is not None:
+        return float(value)
+    raw = os.environ.get("XSEARCH_RAY_STALL_S", "").strip()
+    try:
+        return float(raw) if raw else STALL_S
+    except ValueError:
+        raise XsearchError(f"XSEARCH_RAY_STALL_S={raw!r} is not a number of seconds", code="usage.bad_value",
+                           name="XSEARCH_RAY_STALL_S", value=raw) from None
+
+
+def watched(batches: Iterator, stall_s: float) -> Iterator:
+    """``batches`` pulled on a helper thread; XsearchError ``executor.stalled`` when none comes for ``stall_s``
+    seconds (Ray waiting forever on a lost node; twice that for the first batch). Time the consumer spends on a
+    batch does not count."""
+    if stall_s <= 0:
+        yield from batches
+        return
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        box.put(("batch", item), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer's thread
+            box.put(("error", e))
+
+    thread = threading.Thread(target=pump, name="xsearch-ray-batches", daemon=True)
+    thread.start()
+    wait = FIRST_BATCH_FACTOR * stall_s  # the first batch also waits for the actors to start and load the model
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                kind, value = box.get(timeout=wait)
+            except queue.Empty:
+                raise XsearchError(
+                    f"the Ray run made no progress for {time.monotonic() - started:.0f} s (a node lost, or the "
+                    "cluster out of resources?); what was committed is kept: run the same command again to resume",
+                    code="executor.stalled", stall_s=stall_s,
+                    hint="check `ray status`; XSEARCH_RAY_STALL_S sets how long to wait") from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            wait = stall_s
+            yield value
+    finally:
+        stop.set()
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -245,6 +317,19 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
                            code="executor.unreachable", address=address, reason=why) from None
 
 
+def _connect_error(address: str | None, e: BaseException) -> XsearchError:
+    """One coded line for a ``ray.init`` that failed on a reachable address. Ray 2.60 clusters use token auth by
+    default, and a plain HEAD:PORT driver without the token fails after ~30 s with only "Failed to connect to Ray
+    cluster": say so."""
+    hint = ("if the cluster uses token authentication (Ray 2.60's default), copy the head's ~/.ray/auth_token to "
+            "this machine's ~/.ray/auth_token (or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token; this applies to "
+            "HEAD:PORT addresses as well as ray://")
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        hint = "check that ~/.ray/auth_token (or RAY_AUTH_TOKEN) holds the head's token and the cluster is healthy"
+    return XsearchError(f"could not join the Ray cluster at {address} ({_one_line(e)})",
+                        code="executor.connect_failed", address=address, reason=_one_line(e), hint=hint)
+
+
 class RayExecutor:
     """Decode and embed on Ray (see the module docstring); ``run`` yields ``(embedded, skipped)`` per batch.
 
@@ -256,7 +341,8 @@ class RayExecutor:
     ``spec``: the model spec the actors build (default: the encoder's ``.spec``); ``device`` for the actors
     (default cuda when they hold a GPU, else cpu). ``decode``: the per-batch decode function (default
     ``xsearch.media.loader.decode_files``). ``workers`` (the local executor's decode processes) is not used:
-    decode tasks spread over the cluster's CPUs.
+    decode tasks spread over the cluster's CPUs. ``stall_s``: seconds without a batch before the run ends with
+    ``executor.stalled`` (default $XSEARCH_RAY_STALL_S, else STALL_S; 0: never).
     """
 
     name = "ray"
@@ -264,7 +350,8 @@ class RayExecutor:
     def __init__(self, files_per_batch: int = 32, *, workers: int | None = None, address: str | None = None,
                  actors: int | None = None, num_cpus: float | None = None, num_gpus: float | None = None,
                  decode_cpus: float | None = None, spec: str | None = None, device: str | None = None,
-                 max_retries: int = 1, decode: Callable | None = None, quiet: bool = True):
+                 max_retries: int = 1, decode: Callable | None = None, quiet: bool = True,
+                 stall_s: float | None = None):
         self.files_per_batch = files_per_batch
         self.address = address
         self.actors = actors
@@ -276,6 +363,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self.decode = decode
         self.quiet = quiet
+        self.stall_s = stall_seconds(stall_s)
         self.resources: dict = {}  # what the last run used (for reports and benchmarks)
 
     # Read from the encoder only here, when there is work (see the module docstring).
@@ -311,7 +399,10 @@ class RayExecutor:
         kwargs = {"include_dashboard": False} if address is None else {}
         if self.quiet:
             kwargs.update(logging_level=logging.ERROR, log_to_driver=False)
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as e:
+            raise _connect_error(address, e) from None
         return True
 
     def _plan_resources(self) -> dict:
@@ -341,13 +432,17 @@ class RayExecutor:
             # Ray Client (ray://): Ray Data cannot run in a client driver, so a coordinator actor on the cluster
             # runs the pipeline and this process pulls its output batch by batch (still the one writer).
             coordinator = ray.remote(num_cpus=0)(_Coordinator).remote(*args)
-            try:
+            def pulled() -> Iterator[dict]:
                 while (out := ray.get(coordinator.next.remote())) is not None:
+                    yield out
+
+            try:
+                for out in watched(pulled(), self.stall_s):
                     yield self._unpack(out, by_path, expected, seen)
             finally:
                 ray.kill(coordinator)
         else:
-            for out in _pipeline(*args):
+            for out in watched(_pipeline(*args), self.stall_s):
                 yield self._unpack(out, by_path, expected, seen)
 
     @staticmethod

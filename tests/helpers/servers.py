@@ -1,0 +1,168 @@
+"""Real servers for the tests: a Milvus standalone server (the PyPI package ``milvus``, its own venv) and a
+multi-node Ray cluster on loopback (``ray.cluster_utils.Cluster``).
+
+Milvus, in this order:
+
+- ``$XSEARCH_TEST_MILVUS_URI`` (``HOST:PORT``) set: that server is used as it is;
+- else the ``milvus`` package's venv (``$XSEARCH_TEST_MILVUS_VENV``, else ``.venv-milvus`` in the repository — ``make
+  milvus-venv`` creates it) starts ``milvus-server --data TMP`` once per test session, in a process group of its own
+  (its child ``milvus run standalone`` outlives a plain kill of the wrapper: the group is stopped), bounded by
+  ``MILVUS_START_S``;
+- else, with ``XSEARCH_TEST_MILVUS_INSTALL=1``, the venv is created first (``pip install milvus==2.3.5``);
+- else the server tests skip with one reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MILVUS_PACKAGE = "milvus==2.3.5"
+MILVUS_START_S = 150.0  # ~45 s on an idle 2-core machine; CI's cores are shared
+MILVUS_PORT = 19530
+
+
+@dataclass
+class MilvusServer:
+    address: str  # HOST:PORT
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    def stop(self) -> None:
+        """Stop the server's whole process group (the wrapper and ``milvus run standalone``)."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(wait)
+                time.sleep(0.5)  # the group's other members
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def milvus_venv() -> Path:
+    return Path(os.environ.get("XSEARCH_TEST_MILVUS_VENV") or ROOT / ".venv-milvus")
+
+
+def install_milvus(venv: Path) -> str | None:
+    """Create ``venv`` with the milvus package; None on success, else why not."""
+    try:
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", MILVUS_PACKAGE], check=True,
+                       capture_output=True, timeout=600)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"could not install {MILVUS_PACKAGE} into {venv}: {str(exc)[:200]}"
+    return None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def server_version(address: str, timeout: float = 5.0) -> str:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(f"http://{address}", timeout=timeout)
+    try:
+        return client.get_server_version()
+    finally:
+        client.close()
+
+
+def start_milvus(data_dir: Path) -> tuple[MilvusServer | None, str]:
+    """(the server, "") or (None, why there is none)."""
+    uri = os.environ.get("XSEARCH_TEST_MILVUS_URI", "").strip()
+    if uri:
+        address = uri.removeprefix("milvus://").removeprefix("http://").split("/")[0]
+        try:
+            server_version(address)
+        except Exception as exc:  # noqa: BLE001
+            return None, f"XSEARCH_TEST_MILVUS_URI={uri} does not answer ({str(exc)[:200]})"
+        return MilvusServer(address), ""
+    venv = milvus_venv()
+    binary = venv / "bin" / "milvus-server"
+    if not binary.exists():
+        if os.environ.get("XSEARCH_TEST_MILVUS_INSTALL") != "1":
+            return None, (f"no Milvus server: set XSEARCH_TEST_MILVUS_URI, or run `make milvus-venv` ({venv} has no "
+                          "milvus-server), or set XSEARCH_TEST_MILVUS_INSTALL=1")
+        why = install_milvus(venv)
+        if why:
+            return None, why
+    if _port_open(MILVUS_PORT):
+        return None, f"port {MILVUS_PORT} is taken: set XSEARCH_TEST_MILVUS_URI to use the server there"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "milvus-server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(binary), "--data", str(data_dir / "data")], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    server = MilvusServer(f"127.0.0.1:{MILVUS_PORT}", proc, log)
+    deadline = time.monotonic() + MILVUS_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-400:]
+            server.stop()
+            return None, f"milvus-server exited with {proc.returncode}: {tail}"
+        if _port_open(MILVUS_PORT):
+            try:
+                server_version(server.address, timeout=3.0)
+                return server, ""
+            except Exception:  # noqa: BLE001, S110 - not ready yet
+                pass
+        time.sleep(1.0)
+    server.stop()
+    return None, f"milvus-server did not answer within {MILVUS_START_S:.0f} s (log: {log})"
+
+
+class RayCluster:
+    """A real multi-node Ray cluster on loopback: a head and ``workers`` worker nodes (each its own raylet), this
+    process connected as the driver. ``ray start --address`` on one host rewrites 127.0.0.1 to the host's address;
+    ``ray.cluster_utils.Cluster`` keeps everything on loopback."""
+
+    def __init__(self, workers: int = 1, cpus_per_node: float = 1):
+        import logging
+
+        import ray
+        from ray.cluster_utils import Cluster
+
+        self.cluster = Cluster(initialize_head=True,
+                               head_node_args={"num_cpus": cpus_per_node, "include_dashboard": False})
+        self.workers = [self.cluster.add_node(num_cpus=cpus_per_node) for _ in range(workers)]
+        self.cluster.wait_for_nodes()
+        ray.init(address=self.cluster.address, logging_level=logging.ERROR, log_to_driver=False)
+
+    def nodes_alive(self) -> int:
+        import ray
+
+        return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+    def kill(self, node) -> None:
+        """Kill a worker node's raylet and processes at once (no graceful drain): a machine that died."""
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.workers.remove(node)
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.shutdown()
+        try:
+            self.cluster.shutdown()
+        except ValueError:  # a Ray Data thread of a run that was given up on re-connected the driver: once more
+            time.sleep(1.0)
+            ray.shutdown()
+            self.cluster.shutdown()
