@@ -258,12 +258,12 @@ def run_real(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=p
 
 def run(cfg: EncodingBenchConfig, workdir: Path, device: str = "cpu", log=print) -> dict:
     """Pipeline, decode-only and raw-model throughput per modality on a generated world."""
-    from xsearch.encoders.registry import load_encoder
+    from xsearch.encoders.builtin import load_builtin
     from xsearch.engine.embed import decode_options, embed_segments
     from xsearch.media import decode
 
     world = ensure_world(workdir, cfg.world_groups)
-    encoder = load_encoder("builtin", device)
+    encoder = load_builtin(device=device)  # the torch runtime: the raw forward below is its model's
     opts = decode_options(encoder)
     out = {"config": asdict(cfg), "model_id": encoder.model_id, "device": encoder.device,
            "trained": bool(encoder.trained), "modalities": {}}

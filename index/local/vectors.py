@@ -382,14 +382,16 @@ class VectorIndex:
         params = dict(params or {})
         tuning.check_keys(params)
         q = self._as_vectors(queries, what="queries")
-        scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
-        labels = np.full((q.shape[0], k), -1, dtype=np.int64)
+
+        def nothing():
+            return np.full((q.shape[0], k), -np.inf, dtype=np.float32), np.full((q.shape[0], k), -1, dtype=np.int64)
+
         if q.shape[0] == 0 or self.ntotal == 0:
-            return scores, labels
+            return nothing()
         keep = []  # keeps numpy buffers and selectors alive during the FAISS call
         selector = selection.selector(self._index, self._ids, self._tombstones, allowed_ids, keep)
         if selector is False:
-            return scores, labels
+            return nothing()
         if isinstance(selector, np.ndarray):  # a tight filter
             return selection.exact_search(q, k, selector, self.reconstruct(selector))
         if selector is None and self._gpu.enabled:
@@ -403,7 +405,8 @@ class VectorIndex:
             if k_factor < 1:
                 raise ValueError(f"k_factor must be at least 1, got {k_factor}")
             kk = max(k, min(k * k_factor, self.ntotal + int(self._tombstones.size)))
-        search_params = tuning.search_params(self._index, selector, params, keep)
+        # no parameters and no selector: FAISS's defaults, without unwrapping the index per query (single queries)
+        search_params = tuning.search_params(self._index, selector, params, keep) if params or selector else None
         with threads_for(q.shape[0]):
             if search_params is None:
                 d, i = self._index.search(q, kk)
@@ -433,9 +436,11 @@ class VectorIndex:
             raise ValueError(f"{what} must have shape [n, {self._dim}], got {list(np.shape(vectors))}")
         if arr.size == 0:
             return np.empty((0, self._dim), dtype=np.float32)
-        if not np.isfinite(arr).all():
+        # np.linalg.norm's own arithmetic, and its result doubles as the finiteness check: a NaN or infinite value
+        # makes its row's norm non-finite (so does an overflowing square: then the element-wise check decides)
+        norms = np.sqrt((arr * arr).sum(axis=1, keepdims=True))
+        if not np.isfinite(norms).all() and not np.isfinite(arr).all():
             raise ValueError(f"{what} contain NaN or infinite values")
-        norms = np.linalg.norm(arr, axis=1, keepdims=True)
         if (norms == 0).any():
             raise ValueError(f"{what} contain an all-zero vector, which has no direction")
         arr /= norms

@@ -48,6 +48,19 @@ def preprocess_images(images: Sequence, size: int) -> np.ndarray:
     return out
 
 
+def log_mel(waves: np.ndarray, constants: Path) -> np.ndarray:
+    """``[B, T]`` → ``[B, 1, n_mels, frames]`` log-Mel power, as torchaudio's MelSpectrogram (centred, reflect-padded,
+    periodic Hann window, power 2, HTK filter bank saved at export) followed by ``log(mel + eps)``."""
+    c = np.load(constants)
+    n_fft, hop = int(c["n_fft"]), int(c["hop"])
+    x = np.pad(waves.astype(np.float64), ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+    frames = 1 + (x.shape[1] - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    power = np.abs(np.fft.rfft(x[:, idx] * c["window"], axis=-1)) ** 2  # [B, frames, n_fft // 2 + 1]
+    mel = power @ c["fb"].astype(np.float64)  # [B, frames, n_mels]
+    return np.log(mel + float(c["eps"])).transpose(0, 2, 1)[:, None].astype(np.float32)
+
+
 class OnnxBuiltinEncoder(SingleSpace):
     """The Encoder protocol over ONNX Runtime sessions of the builtin towers (CPU)."""
 
@@ -81,7 +94,7 @@ class OnnxBuiltinEncoder(SingleSpace):
         for i, w in enumerate(chunk):
             w = np.asarray(w, dtype=np.float32).reshape(-1)[: self.window]
             batch[i, : len(w)] = w
-        return batch
+        return log_mel(batch, self.folder / "audio_mel.npz")
 
     def session(self, tower: str):
         """The tower's ONNX Runtime session (exported on first use); None when it runs on torch instead."""

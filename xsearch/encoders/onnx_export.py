@@ -95,6 +95,56 @@ class _Tower:
         return Tower().eval()
 
 
+class _AudioAfterMel:
+    """The builtin audio tower from its log-Mel input ``[B, 1, n_mels, frames]`` on (trunk + head)."""
+
+    def __new__(cls, model, example):
+        import torch
+
+        trunk = model.trunks["audio"]
+        with torch.no_grad():
+            in_h, in_w = trunk.blocks(trunk.norm(example)).shape[-2:]
+        out_h, out_w = trunk.pool.output_size
+
+        def pooling(n_in: int, n_out: int) -> torch.Tensor:
+            """Adaptive average pooling along one axis as a matrix (the exporter refuses uneven adaptive pools;
+            the window's frame count is fixed, so this one is constant)."""
+            m = torch.zeros(n_out, n_in)
+            for i in range(n_out):
+                start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+                m[i, start:end] = 1.0 / (end - start)
+            return m
+
+        class AudioAfterMel(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+                self.register_buffer("ph", pooling(int(in_h), int(out_h)))
+                self.register_buffer("pw", pooling(int(in_w), int(out_w)))
+
+            def forward(self, x):
+                h = trunk.blocks(trunk.norm(x))
+                h = torch.matmul(torch.matmul(self.ph, h), self.pw.t())  # [B, C, out_h, out_w]
+                return self.model.heads["audio"](h.flatten(1))
+
+        return AudioAfterMel().eval()
+
+
+def _save_mel_constants(model, folder: Path) -> None:
+    """The front end's window and mel filter bank (``audio_mel.npz``), for numpy to compute what torchaudio does."""
+    import numpy as np
+
+    front = model.preprocessors["audio"].mel
+    spec = front.mel.spectrogram
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+    os.close(fd)
+    with open(tmp, "wb") as f:
+        np.savez(f, window=spec.window.detach().cpu().numpy(), fb=front.mel.mel_scale.fb.detach().cpu().numpy(),
+                 n_fft=spec.n_fft, hop=spec.hop_length, eps=front.eps)
+    _publish(tmp, folder / "audio_mel.npz")
+
+
 def builtin_examples(cfg) -> dict:
     import torch
 
@@ -117,10 +167,15 @@ def export_builtin(ckpt_dir: Path, folder: Path) -> dict[str, str]:
     for tower, (name, example) in builtin_examples(model.cfg).items():
         fp32, int8 = folder / f"{tower}.onnx", folder / f"{tower}.int8.onnx"
         try:
-            if tower == "audio":  # torchaudio's STFT is complex-valued: the ONNX exporter refuses it (torch 2.x)
-                raise RuntimeError("the log-Mel front end's STFT has no ONNX export")
+            if tower == "audio":  # torchaudio's STFT is complex-valued and the ONNX exporter refuses it (torch 2.x):
+                # the log-Mel front end runs in numpy (onnx_builtin.log_mel) from its saved constants, the rest here
+                example = model.preprocessors["audio"](example).detach()
+                module, name = _AudioAfterMel(model, example), "log_mel"
+                _save_mel_constants(model, folder)
+            else:
+                module = _Tower(model, tower)
             if not fp32.is_file():
-                export_module(_Tower(model, tower), example, fp32, name)
+                export_module(module, example, fp32, name)
             if not int8.is_file():
                 quantize_int8(fp32, int8)
         except Exception as e:  # the exporter's errors are long and varied: keep their first line

@@ -5,7 +5,8 @@ environment, else the machine's default (:func:`default_runtime`: ONNX Runtime o
 installed, torch where a GPU is visible or onnxruntime is missing). Nothing here imports torch or onnxruntime.
 
 Exported towers are cached per model id under ``$XSEARCH_CACHE`` (default ``$XDG_CACHE_HOME/xsearch``, i.e.
-``~/.cache/xsearch``, beside the Hugging Face cache): ``onnx/<model id>/<tower>.onnx`` (+ ``<tower>.int8.onnx``).
+``~/.cache/xsearch``, beside the Hugging Face cache): ``onnx/v<format>/<model id>/<tower>.onnx`` (+
+``<tower>.int8.onnx``).
 The first use exports them (this needs torch, once); later processes load them without importing torch.
 """
 
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
+EXPORT_FORMAT = 2  # bumped when what an export writes changes: older exports (and their .failed marks) are not reused
 _chosen: str | None = None  # set by --runtime for this process
 
 
@@ -80,7 +82,7 @@ def cache_dir() -> Path:
 
 def export_dir(model_id: str) -> Path:
     """Where a model's exported towers live, keyed by its model id (spec + weights hash + dims)."""
-    return cache_dir() / "onnx" / re.sub(r"[^A-Za-z0-9._@-]+", "_", model_id)
+    return cache_dir() / "onnx" / f"v{EXPORT_FORMAT}" / re.sub(r"[^A-Za-z0-9._@-]+", "_", model_id)
 
 
 def note(message: str) -> None:
