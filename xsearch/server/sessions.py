@@ -29,6 +29,7 @@ class Limits:
     concurrency: int = 8
     busy_wait_s: float = 10.0
     uploads_kept: int = 256
+    max_labels: int = 1000  # labels one POST .../tags may score
     uploads_total_bytes: int = 512 * 1024 * 1024  # the upload area's size; the oldest uploads go beyond it
 
 
