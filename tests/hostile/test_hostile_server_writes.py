@@ -274,3 +274,16 @@ def test_tagging_stops_when_the_client_goes_away(world, tmp_path, monkeypatch):
     assert calls and len(calls) <= 3 and took < 3, (len(calls), took)
     assert sent[0]["status"] != 200
     assert Engine(col).store().tag_counts() == {}  # nothing stored
+
+
+# -- item 15: validation errors do not echo megabytes back -----------------------------------------------------------
+
+def test_validation_errors_truncate_what_they_echo(indexed):
+    big = "x" * 1_000_000
+    with _client(indexed) as c:
+        for r in (c.post("/api/uploads", data={"file": big}),  # a form part with no filename: not a file
+                  c.get("/api/collections/world/search", params={"q": "red", "limit": big[:30000]}),
+                  c.post("/api/collections/world/tags", json={"labels": ["a"], "top": big})):
+            assert r.status_code == 422, r.text[:200]
+            assert len(r.content) < 2000, len(r.content)
+            assert r.json()["error"]["code"] == "usage.bad_request"
