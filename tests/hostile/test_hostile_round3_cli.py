@@ -1,0 +1,38 @@
+"""Hostile use of the CLI found in round 3 (issue #26 items 12, 13, 14, 16): invisible-only queries, folders given
+where a file belongs, training that would train nothing, `serve` on a regular file. Each is one ``error: ...``
+line with the documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+def _one_line_error(r, code: int, *needles: str) -> str:
+    assert r.code == code, (r.code, r.out, r.err)
+    assert "Traceback" not in r.err
+    lines = [line for line in r.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# -- item 16: a query of invisible characters is the empty query, by Unicode properties -------------------------------
+
+@pytest.mark.parametrize("text", ["\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0 \u200b", "\ufe0f\u180e",
+                                  "\u3164\u2800 \u00a0"])
+def test_a_query_of_invisible_characters_is_the_empty_query_error(cli, indexed, text):
+    empty = _one_line_error(cli("search", "", "-c", indexed), 2)
+    assert _one_line_error(cli("search", text, "-c", indexed), 2) == empty
+
+
+def test_invisible_is_decided_by_unicode_properties_not_a_list():
+    from xsearch.media.text import invisible, normalize_query
+
+    fillers = [chr(c) for c in range(sys.maxunicode + 1) if invisible(chr(c))]
+    assert len(fillers) > 900  # every unassigned, format, separator and default-ignorable code point
+    assert normalize_query("red \u3164 car\u2800") == "red car\u2800"  # only words made of nothing but them go
+    for visible in "aé字😀\u2422-":
+        assert not invisible(visible)
