@@ -36,3 +36,33 @@ def test_invisible_is_decided_by_unicode_properties_not_a_list():
     assert normalize_query("red \u3164 car\u2800") == "red car\u2800"  # only words made of nothing but them go
     for visible in "aé字😀\u2422-":
         assert not invisible(visible)
+
+
+# -- item 13: training that would train nothing ------------------------------------------------------------------------
+
+def _train(cli, world, out, *extra):
+    return cli("train", "--manifest", world / "manifest.jsonl", "-o", out, "--epochs", "1", "--batch-size", "32",
+               "--threads", "2", *extra)
+
+
+def test_training_with_every_tower_frozen_and_no_init_is_refused(cli, world, tmp_path):
+    out = tmp_path / "ckpt"
+    r = _train(cli, world, out, "--freeze", "image", "--freeze", "audio", "--freeze", "text")
+    _one_line_error(r, 2, "--init-from", "frozen")
+    assert not (out / "model.safetensors").exists()
+
+
+# -- item 14: a folder where a file belongs is named as a folder ------------------------------------------------
+
+def test_a_manifest_that_is_a_folder_is_named_so(cli, world, tmp_path):
+    r = cli("train", "-m", world, "-o", tmp_path / "ckpt", "--epochs", "1")
+    line = _one_line_error(r, 1, "is a folder")
+    assert "not found" not in line
+
+
+def test_a_labels_file_that_is_a_folder_is_named_so(cli, indexed, tmp_path):
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    line = _one_line_error(cli("tag", "-c", indexed, "--labels", folder), 2, "is a folder")
+    assert "not found" not in line
+    _one_line_error(cli("tag", "-c", indexed, "--labels", tmp_path / "nope.txt"), 2, "not found")
