@@ -19,7 +19,7 @@ def _one_line_error(r, code: int, *needles: str) -> str:
     return lines[0]
 
 
-# -- item 16: a query of invisible characters is the empty query, by Unicode properties -------------------------------
+# -- item 16: a query of invisible characters is the empty query, by Unicode properties ------------------------------
 
 @pytest.mark.parametrize("text", ["\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0 \u200b", "\ufe0f\u180e",
                                   "\u3164\u2800 \u00a0"])
@@ -38,7 +38,7 @@ def test_invisible_is_decided_by_unicode_properties_not_a_list():
         assert not invisible(visible)
 
 
-# -- item 13: training that would train nothing ------------------------------------------------------------------------
+# -- item 13: training that would train nothing ----------------------------------------------------------------------
 
 def _train(cli, world, out, *extra):
     return cli("train", "--manifest", world / "manifest.jsonl", "-o", out, "--epochs", "1", "--batch-size", "32",
@@ -52,7 +52,7 @@ def test_training_with_every_tower_frozen_and_no_init_is_refused(cli, world, tmp
     assert not (out / "model.safetensors").exists()
 
 
-# -- item 14: a folder where a file belongs is named as a folder ------------------------------------------------
+# -- item 14: a folder where a file belongs is named as a folder -----------------------------------------------------
 
 def test_a_manifest_that_is_a_folder_is_named_so(cli, world, tmp_path):
     r = cli("train", "-m", world, "-o", tmp_path / "ckpt", "--epochs", "1")
@@ -66,3 +66,19 @@ def test_a_labels_file_that_is_a_folder_is_named_so(cli, indexed, tmp_path):
     line = _one_line_error(cli("tag", "-c", indexed, "--labels", folder), 2, "is a folder")
     assert "not found" not in line
     _one_line_error(cli("tag", "-c", indexed, "--labels", tmp_path / "nope.txt"), 2, "not found")
+
+
+# -- item 12: `serve -c` a regular file ------------------------------------------------------------------------------
+
+def test_serve_on_a_regular_file_says_so_and_does_not_start(cli, tmp_path, monkeypatch):
+    pytest.importorskip("uvicorn")
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(True))
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    r = cli("serve", "-c", f, "--port", "59318")
+    _one_line_error(r, 1, "is a file, not a folder", "-c")
+    assert "no collection there yet" not in r.err and not started
+    assert f.read_text() == "mine"
