@@ -111,6 +111,8 @@ def _is_local(host: str) -> bool:
 
 
 def _report(name: str, stats: dict | None, error) -> None:
+    if error is not None and error.code == "collection.not_a_folder":
+        raise error  # `xsearch index` cannot create it there either: serving it would only say "not yet"
     if error is not None:
         note(f"warning: {name}: {error.message}")
     elif stats is None:

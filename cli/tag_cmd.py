@@ -77,5 +77,7 @@ def read_labels(value: str) -> list[str]:
         lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
         return check_labels([line.strip() for line in lines])
     if "," not in value and (path.is_dir() or "/" in value or value.lower().endswith(LABEL_FILE_SUFFIXES)):
-        raise UsageError(f"labels file not found: {path}", code="tag.labels_file_missing", path=str(path))
+        from xsearch.core.paths import not_a_file
+
+        raise UsageError(not_a_file(path, "labels file"), code="tag.labels_file_missing", path=str(path))
     return check_labels(value.split(","))

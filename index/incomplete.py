@@ -48,10 +48,10 @@ def clear(backend, uri: str) -> None:
 def source_of(backend, uri: str) -> str | None:
     """The source of an unfinished copy into ``uri`` ("" when the marker is unreadable), or None if none."""
     path = marker_path(backend, uri)
+    if not path.is_file():  # none (or a path under a file, which holds no collection either)
+        return None
     try:
         text = path.read_text()
-    except FileNotFoundError:
-        return None
     except OSError:
         return ""
     try:

@@ -64,9 +64,11 @@ def jsonl_lines(path: Path, label: str = "") -> Iterator[tuple[int, str]]:
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read a paired-data manifest (JSONL). Lines that are not JSON, or name missing files, are reported and skipped."""
+    from xsearch.core.paths import not_a_file
+
     path = Path(path).expanduser()
     if not path.is_file():
-        raise XsearchError(f"manifest not found: {path}")
+        raise XsearchError(not_a_file(path, "manifest"), code="manifest.not_a_file", path=str(path))
     base = path.parent
     folder = base.resolve()
     records, problems = [], []

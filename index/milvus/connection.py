@@ -129,6 +129,8 @@ class Connection:
                                    "'milvus' extra (pip install 'xsearch[milvus]')", code="store.missing_dependency",
                                    extra="milvus", package="milvus-lite") from None
             Path(target.path).parent.mkdir(parents=True, exist_ok=True)
+            if target.path not in lite_servers() and not _lite_writable(target.path):
+                raise _lite_read_only(target)
             if target.path not in lite_servers():
                 while _lite_lock_busy(target.path):
                     if time.monotonic() >= deadline:
@@ -178,11 +180,29 @@ class Connection:
                     server_manager_instance.release_server(self.target.path)
 
 
+def _lite_writable(path: str) -> bool:
+    """Whether milvus-lite can open the .db at ``path``: it writes its lock and logs there even to search."""
+    existing = path if os.path.isdir(path) else os.path.dirname(path)
+    return not os.path.isdir(existing) or os.access(existing, os.W_OK)
+
+
+def _lite_read_only(target: Target) -> CollectionError:
+    return CollectionError(f"the milvus-lite collection {target.path} is on a read-only folder, and milvus-lite "
+                           "cannot open a .db it cannot write, not even to search", code="store.read_only",
+                           hint="copy the .db folder somewhere writable (cp -r) and use that copy",
+                           collection=target.uri)
+
+
 def milvus_error(exc: BaseException, target: Target, doing: str) -> CollectionError:
     """One coded CollectionError for a failed Milvus call."""
     text = " ".join(str(getattr(exc, "message", "") or exc).split())[:300] or type(exc).__name__
     where = target.path or target.address
     low = text.lower()
+    if target.lite and ("read-only file system" in low or "read only" in low):
+        return _lite_read_only(target)
+    if "collection" in low and "does not exist" in low:  # one of its Milvus collections (files, a track) is gone
+        return CollectionError(f"collection {target.uri} is missing one of its parts ({text})",
+                               code="collection.damaged", collection=target.uri, reason=text)
     if any(s in low for s in ("fail connecting", "unavailable", "connection refused", "deadline exceeded",
                               "failed to connect")):
         return CollectionError(f"cannot reach Milvus at {where} ({text})", code="store.unreachable",

@@ -196,3 +196,94 @@ def test_range_errors_are_json_errors(indexed, header, status):
             assert r.headers["content-range"] == f"bytes */{size}" and str(size) in err["message"]
         assert r.headers["x-content-type-options"] == "nosniff"
         assert c.get(url, headers={"Range": "bytes=0-3"}).status_code == 206  # a good range still works
+
+
+# -- item 3: tagging is bounded in labels and stops when its client goes away -----------------------------------
+
+def test_tagging_with_too_many_labels_is_refused_before_any_work(indexed, monkeypatch):
+    from xsearch.engine import Engine
+
+    monkeypatch.setattr(Engine, "_reader", lambda self: pytest.fail("the model was loaded for a refused request"))
+    with _client(indexed) as c:
+        for labels in ([f"label {i}" for i in range(1001)], ",".join(f"l{i}" for i in range(1001))):
+            err = _error(c.post("/api/collections/world/tags", json={"labels": labels}), 400, "tag.too_many_labels")
+            assert err["params"] == {"count": 1001, "max": 1000}
+
+
+def test_the_engine_bounds_labels_too():
+    from xsearch.core.errors import UsageError
+    from xsearch.engine.tagging import MAX_LABELS, check_labels
+
+    assert len(check_labels([f"l{i}" for i in range(MAX_LABELS)])) == MAX_LABELS
+    with pytest.raises(UsageError) as e:
+        check_labels([f"l{i}" for i in range(MAX_LABELS + 1)])
+    assert e.value.code == "tag.too_many_labels"
+
+
+def test_tagging_stops_when_the_client_goes_away(world, tmp_path, monkeypatch):
+    import asyncio
+    import shutil
+    import time
+
+    from xsearch.engine import Engine
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for src in sorted((world / "image").glob("*.png"))[:3]:
+        shutil.copy(src, folder / src.name)
+    col = tmp_path / "col"
+    Engine(col, model="builtin").index_folder(folder, workers=0)
+    real, calls = Engine.tag, []
+
+    def slow(self, *args, on_progress=None, **kwargs):
+        def progress(done, total):
+            calls.append(time.monotonic())
+            time.sleep(0.4)  # a long run: each step takes a while
+            on_progress(done, total)
+        return real(self, *args, on_progress=progress, **kwargs)
+
+    monkeypatch.setattr(Engine, "tag", slow)
+    app = create_app({"c": str(col)}, warm=False)
+    body = json.dumps({"labels": ["red", "green", "blue"]}).encode()
+    path = "/api/collections/c/tags"
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": headers, "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "root_path": "", "asgi": {"version": "3.0"}}
+    sent = []
+
+    async def run():
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            if time.monotonic() - t0 > 0.2:  # the client closed the connection by now
+                return {"type": "http.disconnect"}
+            await asyncio.Event().wait()  # nothing yet (starlette cancels this wait when it only peeks)
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+
+    t0 = time.monotonic()
+    asyncio.run(run())
+    took = time.monotonic() - t0
+    assert calls and len(calls) <= 3 and took < 3, (len(calls), took)
+    assert sent[0]["status"] != 200
+    assert Engine(col).store().tag_counts() == {}  # nothing stored
+
+
+# -- item 15: validation errors do not echo megabytes back -----------------------------------------------------------
+
+def test_validation_errors_truncate_what_they_echo(indexed):
+    big = "x" * 1_000_000
+    with _client(indexed) as c:
+        for r in (c.post("/api/uploads", data={"file": big}),  # a form part with no filename: not a file
+                  c.get("/api/collections/world/search", params={"q": "red", "limit": big[:30000]}),
+                  c.post("/api/collections/world/tags", json={"labels": ["a"], "top": big})):
+            assert r.status_code == 422, r.text[:200]
+            assert len(r.content) < 2000, len(r.content)
+            assert r.json()["error"]["code"] == "usage.bad_request"

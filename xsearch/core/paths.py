@@ -26,3 +26,16 @@ def collection_dir(name_or_path: str | os.PathLike | None = None) -> Path:
     if os.sep in text or text.startswith(".") or p.exists():
         return p.resolve()
     return data_home() / "collections" / text
+
+
+def not_a_file(path: str | os.PathLike, what: str) -> str:
+    """Why ``path`` cannot be read as the ``what`` file a command asked for ("" when it is a regular file), worded
+    for an error: "manifest FOLDER is a folder, not a file" rather than "not found"."""
+    p = Path(path)
+    if p.is_file():
+        return ""
+    if p.is_dir():
+        return f"{what} {p} is a folder, not a file; give the file inside it"
+    if p.exists():
+        return f"{what} {p} is not a regular file"
+    return f"{what} not found: {p}"

@@ -375,15 +375,17 @@ class Engine:
     # -- tags ---------------------------------------------------------------------------------------------
 
     def tag(self, labels: Sequence[str] | str, top: int = 3, min_score: float | None = None,
-            on_progress: Callable[[int, int], None] | None = None, wait_s: float = 0.0) -> dict:
+            on_progress: Callable[[int, int], None] | None = None, wait_s: float = 0.0,
+            max_labels: int | None = None) -> dict:
         """Zero-shot tags: score every file against the text ``labels`` (prompt ensembling per modality, see
         xsearch.engine.tagging) and store each file's ``top`` best labels scoring at least ``min_score`` (cosine) as its
         tags, replacing earlier ones. ``search(filters=Filters(tag=...))`` then filters by them and ``stats()``
-        counts them. ``on_progress(done, total)`` counts vectors scored. Returns a report (files, tagged, counts)."""
-        from xsearch.engine.tagging import check_labels, tag_files
+        counts them. ``on_progress(done, total)`` counts vectors scored (an exception it raises stops the run, nothing
+        stored). ``max_labels``: a lower bound than tagging.MAX_LABELS. Returns a report (files, tagged, counts)."""
+        from xsearch.engine.tagging import MAX_LABELS, check_labels, tag_files
         from xsearch.index import open_writer
 
-        labels = check_labels(labels)
+        labels = check_labels(labels, min(MAX_LABELS, max_labels or MAX_LABELS))
         top = checks.check_int("top", top, 1)
         min_score = checks.check_number("min_score", min_score, None)
         checks.check_number("wait_s", wait_s, 0)

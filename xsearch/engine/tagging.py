@@ -26,6 +26,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "text": ("a text about {}", "a passage about {}", "{}"),
 }
 MAX_LABEL_CHARS = 200
+#: Labels one tagging run scores: each is embedded through the text tower once per template, so 20,000 labels
+#: cost minutes of CPU (ImageNet's 1,000 classes fit).
+MAX_LABELS = 5000
 
 
 def templates_for(track: str) -> tuple[str, ...]:
@@ -35,9 +38,10 @@ def templates_for(track: str) -> tuple[str, ...]:
     return TEMPLATES.get(modalities.embed_as(track), ("{}",))
 
 
-def check_labels(labels) -> list[str]:
+def check_labels(labels, max_labels: int = MAX_LABELS) -> list[str]:
     """Labels as a clean list: stripped, empty ones dropped, duplicates dropped (first kept). A string is split
-    at commas ("dog, cat, rain"). No label at all → UsageError code tag.no_labels."""
+    at commas ("dog, cat, rain"). No label at all → UsageError code tag.no_labels; more than ``max_labels`` →
+    tag.too_many_labels."""
     if isinstance(labels, str):
         labels = labels.split(",")
     if labels is None or not isinstance(labels, (list, tuple)):
@@ -54,6 +58,9 @@ def check_labels(labels) -> list[str]:
             out.append(label)
     if not out:
         raise UsageError("no labels to tag with: give at least one", code="tag.no_labels")
+    if len(out) > max_labels:
+        raise UsageError(f"{len(out)} labels; at most {max_labels} at once", code="tag.too_many_labels",
+                         count=len(out), max=max_labels)
     return out
 
 

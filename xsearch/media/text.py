@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import re
 import unicodedata
@@ -152,10 +153,24 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
 
 def normalize_query(text: str) -> str:
     """NFKC-normalise a query, read control characters (C0, C1, DEL) as spaces and collapse runs of whitespace to
-    one space; a word of nothing but invisible characters (format characters such as zero-width spaces) is dropped,
-    so a query of only such characters is "" (the empty query)."""
+    one space; a word of nothing but invisible characters (see :func:`invisible`) is dropped, so a query of only
+    such characters is "" (the empty query)."""
     text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in unicodedata.normalize("NFKC", text))
-    return " ".join(word for word in text.split() if not all(unicodedata.category(ch)[0] in "CZ" for ch in word))
+    return " ".join(word for word in text.split() if not all(map(invisible, word)))
+
+
+def invisible(ch: str) -> bool:
+    """Whether a character shows nothing, by its Unicode properties: other (C*: controls, format characters such
+    as zero-width spaces, unassigned) and separators (Z*), White_Space, Default_Ignorable_Code_Point (fillers
+    such as U+3164 HANGUL FILLER, variation selectors) and the blanks by name (U+2800 BRAILLE PATTERN BLANK)."""
+    return bool(_invisible_pattern().match(ch)) or unicodedata.name(ch, "").endswith(" BLANK")
+
+
+@functools.lru_cache(maxsize=1)
+def _invisible_pattern():
+    import regex  # Python's unicodedata has no Default_Ignorable_Code_Point
+
+    return regex.compile(r"[\p{C}\p{Z}\p{White_Space}\p{Default_Ignorable_Code_Point}]")
 
 
 def decode_text(file: MediaFile, opts: DecodeOptions) -> list[Segment]:

@@ -45,6 +45,7 @@ STATUS_BY_CODE = {
 }
 STATUS_BY_CLASS = ((UsageError, 400), (MediaError, 422), (ModelError, 500), (CollectionError, 500),
                    (XsearchError, 500))
+ECHO_CHARS = 200  # the most of a client's input an error repeats
 RETRY_AFTER = {"server.busy": "2", "collection.locked": "5"}
 
 
@@ -82,7 +83,17 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, dict]:
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
     message = f"{where}: {first.get('msg', 'invalid value')}" if where else first.get("msg", "invalid request")
-    return message, {"name": where, "value": first.get("input")}
+    return message[:ECHO_CHARS], {"name": where[:ECHO_CHARS], "value": _echo(first.get("input"))}
+
+
+def _echo(value):
+    """A client's value as an error may show it back: plain values as they are, anything long cut to ECHO_CHARS
+    (a 1 MB form field must not come back as a 2 MB error)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else \
+        value if isinstance(value, str) else repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + f"… ({len(text)} characters)"
 
 
 def install(app: FastAPI) -> None:

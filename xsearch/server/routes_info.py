@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from xsearch.core.errors import XsearchError
 from xsearch.server.schemas import ERRORS, CollectionsOut, DuplicatesOut, TagsIn, TagsOut
 
 router = APIRouter(tags=["collections"])
+DISCONNECT_POLL_S = 0.25  # how often a long request checks that its client is still there
 
 
 @router.get("/api/collections", response_model=CollectionsOut, responses=ERRORS,
@@ -53,10 +58,31 @@ def duplicates(name: str, request: Request,
 @router.post("/api/collections/{name}/tags", response_model=TagsOut, responses=ERRORS,
              summary="Tag every file with its best labels (zero-shot, prompt-ensembled); replaces earlier tags. "
                      "Search with ?tag=LABEL; the collection's stats count files per tag")
-def tag(name: str, body: TagsIn, request: Request) -> dict:
+async def tag(name: str, body: TagsIn, request: Request) -> dict:
+    """Runs in a search slot on a worker thread; a client that goes away stops it (nothing is stored)."""
     state = request.app.state.xs
     engine = state.collections.get(name)
-    with state.collections.slot():
-        report = engine.tag(body.labels, top=body.top, min_score=body.min_score)
+    gone = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if gone.is_set():
+            raise XsearchError("the client went away; tagging stopped", code="request.cancelled")
+
+    def work() -> dict:
+        with state.collections.slot():
+            progress(0, 0)
+            return engine.tag(body.labels, top=body.top, min_score=body.min_score, on_progress=progress,
+                              max_labels=state.limits.max_labels)
+
+    task = asyncio.ensure_future(run_in_threadpool(work))
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if not task.done() and await request.is_disconnected():
+                gone.set()
+    finally:
+        if not task.done():  # this request was cancelled (the server shuts down): stop the thread too
+            gone.set()
+    report = task.result()
     report["collection"] = name
     return report

@@ -29,6 +29,7 @@ class Limits:
     concurrency: int = 8
     busy_wait_s: float = 10.0
     uploads_kept: int = 256
+    max_labels: int = 1000  # labels one POST .../tags may score
     uploads_total_bytes: int = 512 * 1024 * 1024  # the upload area's size; the oldest uploads go beyond it
 
 
@@ -74,15 +75,28 @@ class Collections:
                     engine.prepare(spec)
                     if any(m.get("files") for m in stats["modalities"].values()):
                         engine.search([Query("text", "warm up")], to="all", k=1)
+                else:
+                    _why_missing(engine)
             except XsearchError as e:
                 error = e
-                log.warning("collection %s: %s", name, e.message)
+                if on_loaded is None:  # else the caller reports it (once)
+                    log.warning("collection %s: %s", name, e.message)
             if on_loaded is not None:
                 on_loaded(name, stats, error)
 
     def close(self) -> None:
         for engine in self.engines.values():
             engine.close()
+
+
+def _why_missing(engine: Engine) -> None:
+    """Raise the store's reason when a collection that does not exist cannot be created there either (a path that
+    is a regular file: ``collection.not_a_folder``); nothing when it is simply not made yet."""
+    try:
+        engine.store()
+    except XsearchError as e:
+        if e.code != "collection.missing":
+            raise
 
 
 def names_for(collections: list[str | Path | None]) -> dict[str, str]:

@@ -284,6 +284,10 @@ def _check_run(args: TrainArgs) -> Path:
     for m in args.freeze:
         if m not in MODALITIES:
             raise UsageError(f"cannot freeze {m!r}; towers are {', '.join(MODALITIES)}.")
+    if set(MODALITIES) <= set(args.freeze) and not args.init_from and not args.resume:
+        raise UsageError("every tower is frozen and nothing initialises them, so the run would train nothing and "
+                         "save a random model; drop a --freeze or pass --init-from CHECKPOINT",
+                         code="train.nothing_to_train")
     if args.epochs < 1 or args.batch_size < 2:
         raise UsageError("--epochs must be >= 1 and --batch-size >= 2.")
     return out_dir
