@@ -6,7 +6,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint install clean-venv
+.PHONY: demo test test-all lint install clean-venv milvus-venv
+
+# The real Milvus server the slow tests start (tests/helpers/servers.py): the PyPI package `milvus` (standalone
+# Milvus with embedded etcd, ~1 GB RAM running) in a venv of its own, kept between runs (CI caches .venv-milvus).
+MILVUS_VENV := .venv-milvus
+MILVUS_PKG  := milvus==2.3.5
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +43,12 @@ lint: $(STAMP)
 	ln -s "$(CURDIR)"/xsearch/* "$$tmp/xsearch/" && ln -s "$(CURDIR)/cli" "$$tmp/xsearch/cli" && \
 	ln -s "$(CURDIR)/index" "$$tmp/xsearch/index" && cp pyproject.toml "$$tmp/" && \
 	cd "$$tmp" && "$(CURDIR)/$(VENV)/bin/lint-imports" --no-cache
+
+milvus-venv: $(MILVUS_VENV)/bin/milvus-server
+
+$(MILVUS_VENV)/bin/milvus-server:
+	@test -x $(MILVUS_VENV)/bin/python || $(PYTHON) -m venv $(MILVUS_VENV)
+	$(MILVUS_VENV)/bin/pip install --quiet '$(MILVUS_PKG)'
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,13 @@
-"""The local store (FAISS + SQLite) against milvus-lite, on the same vectors, through the same store protocol.
+"""The local store (FAISS + SQLite) against milvus-lite and a Milvus server, on the same vectors, through the same
+store protocol.
 
     python -m bench.milvus [--sizes 10000,100000] [--dim 256] [--queries 200] [--out results.json]
+    python -m bench.milvus --sizes 10000 --server 127.0.0.1:19530     # adds a real Milvus server's row
+
+``--server HOST:PORT`` (or ``$XSEARCH_TEST_MILVUS_URI``) adds a Milvus server (e.g. ``make milvus-venv`` then
+``.venv-milvus/bin/milvus-server --data DIR``): the same build and searches, plus ingest items/s, and ``engine_p50_ms``
+for every store: ``Engine.search`` of one text query end to end (the builtin model encodes it; the collection holds
+the same vectors under the builtin model's id, so the engine opens it as its own).
 
 For each size: clustered synthetic unit vectors (bench/data.py), one image item per file, written through each
 store's writer (``open_writer``: upsert_file + replace_items, a commit every 5,000 files, maybe_reindex) into a
@@ -16,7 +23,9 @@ Prints a markdown table and milvus-lite / local ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +46,25 @@ def factory_for(n: int) -> str:
     return "Flat" if n < FLAT_MAX_VECTORS else "HNSW32"
 
 
+@functools.lru_cache(maxsize=1)
+def _builtin() -> tuple[str, str, int]:
+    """(model id, spec, image dimension) of the builtin model: the bench collections carry them so that
+    ``Engine.search`` opens them as its own."""
+    from xsearch.encoders.registry import load_encoder
+
+    enc = load_encoder("builtin", "cpu")
+    return enc.model_id, enc.spec, int(enc.spaces[enc.index_space("image")])
+
+
 def build(uri: str, base: np.ndarray, factory: str) -> float:
     """Write ``base`` (one image file per vector) through the store's writer; seconds until searchable."""
     from xsearch.index import open_writer
     from xsearch.index.store import StoreSpec
 
-    spec = StoreSpec("bench@0:%d" % base.shape[1], "bench", {"image": base.shape[1]}, factory)
+    model_id, model_spec, dim = _builtin()
+    if dim != base.shape[1]:
+        model_id, model_spec = "bench@0:%d" % base.shape[1], "bench"
+    spec = StoreSpec(model_id, model_spec, {"image": base.shape[1]}, factory)
     t0 = time.perf_counter()
     with open_writer(uri, create=spec) as w:
         for start in range(0, len(base), COMMIT_EVERY):
@@ -55,8 +77,28 @@ def build(uri: str, base: np.ndarray, factory: str) -> float:
     return time.perf_counter() - t0
 
 
+def engine_p50_ms(uri: str, n_queries: int = 50) -> float | None:
+    """p50 of ``Engine.search`` (one text query, k=10) on a bench collection; None when its vectors are not the
+    builtin model's dimension."""
+    from xsearch.core.types import Query
+    from xsearch.engine import Engine
+
+    engine = Engine(uri)
+    texts = [f"a red circle number {i}" for i in range(n_queries)]
+    engine.search([Query("text", texts[0])], to="image", k=K)  # warm up: model, connection
+    seconds = []
+    for text in texts:
+        t0 = time.perf_counter()
+        engine.search([Query("text", text)], to="image", k=K)
+        seconds.append(time.perf_counter() - t0)
+    close = getattr(engine, "close", None)
+    if close:
+        close()
+    return percentile_ms(seconds, 50)
+
+
 def _wait_indexed(writer, timeout_s: float = 1800.0) -> None:
-    """milvus-lite: until its background index build has covered every row (no-op for the local store)."""
+    """Milvus: until its background index build has covered every row (no-op for the local store)."""
     db = getattr(writer, "_db", None)
     if db is None:
         return
@@ -108,9 +150,13 @@ def disk_usage(path: Path, store: str, n: int) -> dict:
     return per
 
 
-def run(sizes: list[int], dim: int, n_queries: int, log=print, factory: str | None = None) -> dict:
-    """Both stores at each size. ``factory``: the index for every size (default: what ``auto`` picks per size).
-    Each row also has the bytes per vector the store left on disk (:func:`disk_usage`)."""
+def run(sizes: list[int], dim: int, n_queries: int, log=print, factory: str | None = None,
+        server: str | None = None) -> dict:
+    """Both stores (and a Milvus server at ``server``, HOST:PORT) at each size. ``factory``: the index for every
+    size (default: what ``auto`` picks per size). Each row also has the bytes per vector the store left on disk
+    (:func:`disk_usage`; none for a server), ingest items/s and ``engine_p50_ms``."""
+    import uuid
+
     rows = []
     for n in sizes:
         base = clustered_vectors(n, dim, seed=0, stream=1)
@@ -118,33 +164,48 @@ def run(sizes: list[int], dim: int, n_queries: int, log=print, factory: str | No
         truth = np.argsort(-(queries @ base.T), axis=1)[:, :K]
         chosen = factory or factory_for(n)
         with tempfile.TemporaryDirectory(prefix="xsearch-bench-milvus-") as tmp:
-            for store, path in (("local", Path(tmp) / "local"), ("milvus-lite", Path(tmp) / "m.db")):
-                uri = str(path) if store == "local" else f"milvus-lite:{path}"
+            stores = [("local", Path(tmp) / "local", str(Path(tmp) / "local")),
+                      ("milvus-lite", Path(tmp) / "m.db", f"milvus-lite:{Path(tmp) / 'm.db'}")]
+            if server:
+                stores.append(("milvus-server", None, f"milvus://{server}/bench{uuid.uuid4().hex[:10]}"))
+            for store, path, uri in stores:
                 log(f"{store}: building {n} x {dim} ({chosen}) ...")
                 build_s = build(uri, base, chosen)
+                usage = disk_usage(path, store, n) if path is not None else {
+                    "disk_bytes_per_vector": None, "index_bytes_per_vector": None, "data_bytes_per_vector": None}
                 row = {"store": store, "n": n, "dim": dim, "factory": chosen, "build_s": build_s,
-                       **measure(uri, queries, truth), **disk_usage(path, store, n)}
+                       "ingest_items_per_s": n / build_s, **measure(uri, queries, truth),
+                       "engine_p50_ms": engine_p50_ms(uri) if dim == _builtin()[2] else None, **usage}
                 log(f"  {row}")
                 rows.append(row)
+                if path is None:
+                    from xsearch.index import delete_store
+
+                    delete_store(uri)
     ratios = {}
     for n in sizes:
         loc = next(r for r in rows if r["n"] == n and r["store"] == "local")
-        lite = next(r for r in rows if r["n"] == n and r["store"] == "milvus-lite")
-        ratios[n] = {key: ratio(lite[key], loc[key]) for key in ("build_s", "p50_ms", "recall@10")}
-    return {"rows": rows, "ratios (milvus-lite / local)": ratios, "queries": n_queries}
+        for other in ("milvus-lite", "milvus-server"):
+            them = next((r for r in rows if r["n"] == n and r["store"] == other), None)
+            if them is not None:
+                ratios.setdefault(other, {})[n] = {key: ratio(them[key], loc[key])
+                                                   for key in ("build_s", "p50_ms", "recall@10")}
+    return {"rows": rows, "ratios (milvus-lite / local)": ratios.get("milvus-lite", {}),
+            "ratios (milvus-server / local)": ratios.get("milvus-server", {}), "queries": n_queries}
 
 
 def to_markdown(result: dict) -> str:
-    lines = ["| store | vectors | index | build (s) | recall@10 | p50 (ms) | p99 (ms) | index file bytes/vector |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| store | vectors | index | build (s) | ingest items/s | recall@10 | p50 (ms) | p99 (ms) | "
+             "Engine.search p50 (ms) | index file bytes/vector |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['store']} | {r['n']:,} x {r['dim']} | {r['index']} | {r['build_s']:.1f} | "
-                     f"{r['recall@10']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{fmt(r['index_bytes_per_vector'])} |")
-    lines += ["", "| vectors | build milvus-lite / local | p50 milvus-lite / local | recall milvus-lite / local |",
-              "|---|---|---|---|"]
-    for n, q in result["ratios (milvus-lite / local)"].items():
-        lines.append(f"| {int(n):,} | {q['build_s']:.2f}x | {q['p50_ms']:.2f}x | {q['recall@10']:.3f} |")
+                     f"{r.get('ingest_items_per_s', 0):,.0f} | {r['recall@10']:.3f} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | {fmt(r.get('engine_p50_ms'))} | {fmt(r['index_bytes_per_vector'])} |")
+    lines += ["", "| store / local | vectors | build | p50 | recall |", "|---|---|---|---|---|"]
+    for other in ("milvus-lite", "milvus-server"):
+        for n, q in result.get(f"ratios ({other} / local)", {}).items():
+            lines.append(f"| {other} | {int(n):,} | {q['build_s']:.2f}x | {q['p50_ms']:.2f}x | "
+                         f"{q['recall@10']:.3f} |")
     return "\n".join(lines)
 
 
@@ -155,8 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--factory", default=None, help="index for every size, e.g. HNSW32 (default: auto's per size)")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    p.add_argument("--server", default=os.environ.get("XSEARCH_TEST_MILVUS_URI") or None,
+                   help="HOST:PORT of a Milvus server to add (default $XSEARCH_TEST_MILVUS_URI)")
     args = p.parse_args(argv)
-    result = run([int(s) for s in args.sizes.split(",")], args.dim, args.queries, factory=args.factory)
+    result = run([int(s) for s in args.sizes.split(",")], args.dim, args.queries, factory=args.factory,
+                 server=args.server)
     print(to_markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")

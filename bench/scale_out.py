@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,7 @@ def ratios(mil: dict, ray: dict) -> dict:
 def per_item_costs(mil: dict, ray: dict) -> dict:
     """What the estimate is computed from, all measured in this run."""
     (loc, lite) = (next(r for r in mil["rows"] if r["store"] == s) for s in ("local", "milvus-lite"))
+    server = next((r for r in mil["rows"] if r["store"] == "milvus-server"), None)
     dim = loc["dim"]
     e, photo = ray["estimate"], ray.get("photo")
     out = {
@@ -74,6 +76,10 @@ def per_item_costs(mil: dict, ray: dict) -> dict:
         "milvus_lite_data_bytes_per_vector": lite["data_bytes_per_vector"],
         "faiss_write_index_items_per_s": loc["n"] / loc["build_s"],
         "milvus_lite_write_index_items_per_s": lite["n"] / lite["build_s"],
+        "milvus_server_write_index_items_per_s": server["n"] / server["build_s"] if server else None,
+        "milvus_server_p50_ms": server["p50_ms"] if server else None,
+        "milvus_server_engine_p50_ms": server.get("engine_p50_ms") if server else None,
+        "milvus_server_recall@10": server["recall@10"] if server else None,
         "builtin_encode_core_s_per_item": e["builtin_core_s_per_item"],
         "ray_items_per_s": ray["measured"]["ray"]["items_per_s"],
         "local_items_per_s": ray["measured"]["local"]["items_per_s"],
@@ -126,6 +132,8 @@ def estimate(costs: dict, *, gpu_items_per_s: float = GPU_ITEMS_PER_S, cores_per
         speedup = gpu_items_per_s * costs["vitb32_cpu_core_s"]  # one GPU vs one CPU core here, model only
     writer = {"faiss": costs["faiss_write_index_items_per_s"],
               "milvus-lite": costs["milvus_lite_write_index_items_per_s"]}
+    if costs.get("milvus_server_write_index_items_per_s"):
+        writer["milvus-server"] = costs["milvus_server_write_index_items_per_s"]
     return {"items": items, "gpu_items_per_s": gpu_items_per_s, "gpu_source": GPU_SOURCE,
             "gpu_over_cpu_core_vitb32": speedup, "cores_per_worker": cores_per_worker, "milvus": milvus,
             "encoding": encode_rows, "cpu_only": cpu, "writer_measured_items_per_s": writer,
@@ -135,11 +143,12 @@ def estimate(costs: dict, *, gpu_items_per_s: float = GPU_ITEMS_PER_S, cores_per
 
 def run(vectors: int = 20_000, dim: int = 256, queries: int = 200, factory: str = "HNSW32", groups: int = 100,
         files_per_batch: int = 32, workers: int = 2, ray_cpus: int = 2, ray_options: dict | None = None,
-        photo: bool = True, workdir: Path | None = None, log=print, **assumptions) -> dict:
+        photo: bool = True, workdir: Path | None = None, log=print, server: str | None = None,
+        **assumptions) -> dict:
     load_start = load_average()
     t0 = time.perf_counter()
-    log(f"== local FAISS vs milvus-lite: {vectors:,} x {dim}, {factory}")
-    mil = milvus.run([vectors], dim, queries, log=log, factory=factory)
+    log(f"== local FAISS vs milvus-lite{' vs a Milvus server' if server else ''}: {vectors:,} x {dim}, {factory}")
+    mil = milvus.run([vectors], dim, queries, log=log, factory=factory, server=server)
     log(f"== Ray vs local encoding: {groups}-group world")
     ray = ray_encoding.run(groups, files_per_batch, workers, ray_cpus, ray_options or {}, photo,
                            ray_encoding.GPU_TFLOPS, assumptions.get("cores_per_worker", CORES_PER_WORKER),
@@ -193,7 +202,10 @@ def to_markdown(r: dict, command: str = "python -m bench.scale_out") -> str:
         f", milvus-lite HNSW index file {fmt(p['milvus_lite_index_bytes_per_vector'])}; milvus-lite row data "
         f"(Parquet, vectors included) {fmt(p['milvus_lite_data_bytes_per_vector'])}",
         f"- write + index through the store's writer: FAISS {p['faiss_write_index_items_per_s']:,.0f} items/s, "
-        f"milvus-lite {p['milvus_lite_write_index_items_per_s']:,.0f} items/s",
+        f"milvus-lite {p['milvus_lite_write_index_items_per_s']:,.0f} items/s"
+        + (f", Milvus server {p['milvus_server_write_index_items_per_s']:,.0f} items/s (search p50 "
+           f"{p['milvus_server_p50_ms']:.1f} ms, Engine.search p50 {fmt(p['milvus_server_engine_p50_ms'])} ms)"
+           if p.get("milvus_server_write_index_items_per_s") else ""),
         f"- encoding, builtin model, whole pipeline: {p['builtin_encode_core_s_per_item'] * 1e3:.2f} ms of CPU per "
         f"item (local executor, 2 cores)",
     ]
@@ -230,9 +242,13 @@ def to_markdown(r: dict, command: str = "python -m bench.scale_out") -> str:
         + f". The one writer measured here took {e['writer_measured_items_per_s']['faiss']:,.0f} items/s into FAISS "
         f"and {e['writer_measured_items_per_s']['milvus-lite']:,.0f} into milvus-lite (write + index build, 2 "
         f"cores): that would feed {e['workers_fed_by_measured_writer']['faiss']:.1f} / "
-        f"{e['workers_fed_by_measured_writer']['milvus-lite']:.1f} GPU-bound workers. On a Milvus server the index "
-        "is built by index nodes, not the writer, but its insert rate was not measured (no server is reachable "
-        "from this machine): whether one driver keeps up with N workers is the open question of this estimate.",
+        f"{e['workers_fed_by_measured_writer']['milvus-lite']:.1f} GPU-bound workers. "
+        + (f"Into a Milvus server (standalone 2.3.5 on the same cores) it took "
+           f"{e['writer_measured_items_per_s']['milvus-server']:,.0f} items/s, enough for "
+           f"{e['workers_fed_by_measured_writer']['milvus-server']:.1f} workers; a cluster's index nodes build the "
+           "index off the writer's path, so this is a floor for one driver."
+           if "milvus-server" in e["writer_measured_items_per_s"] else
+           "A Milvus server's insert rate was not measured in this run (`--server HOST:PORT` adds it)."),
         "", "## Details", "", milvus.to_markdown(r["milvus"]), "",
         ray_encoding.to_markdown(r["ray"], with_estimate=False),
     ]
@@ -256,12 +272,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--target-dim", type=int, default=TARGET_DIM, help="vector dimension of the 100 M estimate")
     ap.add_argument("--node-ram-gb", type=float, default=NODE_RAM_GB, help="RAM of one Milvus query node")
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--server", default=os.environ.get("XSEARCH_TEST_MILVUS_URI") or None,
+                    help="HOST:PORT of a Milvus server to measure beside them (default $XSEARCH_TEST_MILVUS_URI)")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="write OUT.json and OUT.md ('' writes nothing)")
     args = ap.parse_args(argv)
     r = run(args.vectors, args.dim, args.queries, args.factory, args.groups, args.batch_files, args.workers,
             args.ray_cpus, {}, not args.no_photo, args.workdir, log=lambda s: print(s, file=sys.stderr),
             gpu_items_per_s=args.gpu_items_per_s, cores_per_worker=args.cores_per_worker,
-            target_dim=args.target_dim, node_ram_gb=args.node_ram_gb)
+            target_dim=args.target_dim, node_ram_gb=args.node_ram_gb, server=args.server)
     command = "python -m bench.scale_out " + " ".join(argv if argv is not None else sys.argv[1:])
     text = to_markdown(r, command.strip())
     print(text)

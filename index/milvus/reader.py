@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from .filters import Compiled, compile_filters, quote
 from .indexes import IndexChoice, search_params
 from .rows import FILE_FIELDS, HIT_FIELDS, file_record, hit_from_entity, sorted_tags, unpack_hit
 
+#: How long a reader reuses the state it read (seconds): the calls of one search share one read
+STATE_REUSE_S = 0.5
 LITE_GROUP_OVERFETCH = 10  # milvus-lite's group_by looks at limit × 10 items (its engine/collection.py)
 
 
@@ -65,6 +68,10 @@ class CommittedReads:
 
     def _state(self) -> State:
         raise NotImplementedError
+
+    def _fresh_state(self) -> State:
+        """The state as published now (a reader may reuse a state read a moment ago: MilvusStore._state)."""
+        return self._state()
 
     def _coll(self, track: str) -> str:
         return self._db.t.coll(track)
@@ -138,6 +145,13 @@ class CommittedReads:
         like_full = self._db.features.like_full
         unfiltered = compile_filters(filters, exclude_paths=exclude_paths, extra=extra, like_full=like_full)
         results = self._search_with(track, data, k, unfiltered, threshold, params, n_items, newest=state.gen)
+        if results is None:  # a newer generation may have been published since ``state`` was read: read it again
+            fresh = self._fresh_state()
+            if fresh.gen > state.gen:
+                state = fresh
+                n_items = int(state.counts.get(track, {}).get("items", 0))
+                results = self._search_with(track, data, k, unfiltered, threshold, params, n_items,
+                                            newest=state.gen)
         if results is None:
             results = self._search_with(track, data, k, compile_filters(filters, exclude_paths=exclude_paths,
                                                                          gen=state.gen, extra=extra,
@@ -242,6 +256,7 @@ class MilvusStore(CommittedReads, Store):
         self.uri = conn.target.uri
         self._lock = threading.RLock()
         self._closed = False
+        self._cached_state: tuple[float, State] | None = None
         self._spec = self._read_spec()
         self._creation = self._spec.get("creation", "")
         self._db.load_all()
@@ -252,7 +267,20 @@ class MilvusStore(CommittedReads, Store):
             raise CollectionError(f"no collection at {self.uri}", code="collection.missing", collection=self.uri)
         return spec
 
+    def _recent_state(self) -> State:
+        """The state read less than STATE_REUSE_S ago, else a fresh read: for the calls of one search (an
+        Engine.search asks two file counts, then searches; each read is a round trip). A search that meets a
+        generation newer than this reads it again (CommittedReads._search), so a published commit is never hidden
+        from a search's results; every other call reads the state afresh."""
+        cached = self._cached_state
+        if cached is not None and time.monotonic() - cached[0] < STATE_REUSE_S:
+            return cached[1]
+        return self._fresh_state()
+
     def _state(self) -> State:
+        return self._fresh_state()
+
+    def _fresh_state(self) -> State:
         found = self._db.state_get()  # one query: a gone collection fails it with collection.missing
         raw = found[1] if found is not None else None
         if raw is None:
@@ -261,7 +289,9 @@ class MilvusStore(CommittedReads, Store):
             with self._lock:
                 self._spec = self._read_spec()
                 self._creation = self._spec.get("creation", "")
-        return State(int(raw["gen"]), raw.get("counts", {}), raw.get("creation", ""))
+        state = State(int(raw["gen"]), raw.get("counts", {}), raw.get("creation", ""))
+        self._cached_state = (time.monotonic(), state)
+        return state
 
     @property
     def generation(self) -> object:
@@ -324,10 +354,13 @@ class MilvusStore(CommittedReads, Store):
     def counts(self) -> dict[str, dict[str, int]]:
         return {m: dict(c) for m, c in self._state().counts.items()}
 
+    def file_count(self, modality: str) -> int:
+        return int(self._recent_state().counts.get(modality, {}).get("files", 0))
+
     def search_files(self, modality: str, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                      exclude_paths: Sequence[str] = (), threshold: float | None = None,
                      params: dict | None = None) -> list[list[Hit]]:
-        state = self._state()
+        state = self._recent_state()
         if modality not in self.dims:
             return [[] for _ in range(len(np.atleast_2d(queries)))]
         q = np.asarray(queries, dtype=np.float32).reshape(-1, self.dims[modality])
