@@ -12,8 +12,8 @@ created by the first writer that needs them, so collections made before keyword 
 - ``text_settings``: the opt-in text tracks the collection reads (``ocr``), remembered like its model.
 
 Ranking (:func:`search`): a query's words of three characters or more are looked up in the FTS index (BM25),
-shorter ones that are not plain Latin letters (``门票``, ``35``) by LIKE over the same lines (trigrams need three
-characters); a file's score is the share of the query's words found in its lines (1.0: all), plus up to 0.1 from
+shorter ones beyond ASCII (``门票``) by LIKE over the same lines (trigrams need three characters; short ASCII words
+such as "of" or "12" are left out); a file's score is the share of the query's words found in its lines (1.0: all), plus up to 0.1 from
 its best line's BM25 — so "invoice 2031" puts the picture saying INVOICE 2031 before the one saying INVOICE 2032.
 """
 
@@ -57,7 +57,7 @@ NAME_TRACK = "name"
 #: Lines read from the FTS index per query at most (the best by BM25).
 CANDIDATE_LINES = 5000
 _WORD = re.compile(r"\w+", re.UNICODE)
-_LATIN = re.compile(r"[a-z]+")
+_ASCII = re.compile(r"[\x00-\x7f]+")
 
 
 def fold(text: str) -> str:
@@ -66,10 +66,10 @@ def fold(text: str) -> str:
 
 
 def query_words(text: str) -> list[str]:
-    """The folded words of a query worth looking up: 3+ characters, or shorter ones that are not plain Latin
-    letters (Chinese words, numbers); duplicates once."""
+    """The folded words of a query worth looking up: 3+ characters, or shorter ones with a character beyond ASCII
+    (a Chinese word is often two characters; "of", "a", "12" would match almost anything); duplicates once."""
     words = [fold(w) for w in _WORD.findall(text)]
-    return list(dict.fromkeys(w for w in words if len(w) >= 3 or not _LATIN.fullmatch(w)))
+    return list(dict.fromkeys(w for w in words if len(w) >= 3 or not _ASCII.fullmatch(w)))
 
 
 def exists(conn: sqlite3.Connection) -> bool:

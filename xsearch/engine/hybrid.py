@@ -13,9 +13,10 @@ Modes (``xsearch search --mode``, ``mode=`` on the API):
   ("INVOICE 2032 DUE" for "invoice 2031") that the vector channel happens to rank first ties with the right
   picture or beats it (ranks 1+2 against 2+1), and the vector channel of a model that cannot read decides.
 
-The default (``mode=None``) is ``hybrid`` when the collection keeps a keyword index with lines in it, else
-``vector``. Only text queries feed the keyword channel (an image query has no words); a hybrid search without a
-text query is a vector search. A hit found by its words carries them (``Hit.words``: text, box, confidence);
+The default (``mode=None``) is ``hybrid`` for a search by one text query when the collection keeps a keyword
+index with lines in it, else ``vector``: several queries are combined by ``--fusion`` with their weights, which
+the words cannot follow (``--mode hybrid`` adds the words of all the text queries to that). Only text queries
+feed the keyword channel (an image query has no words); a hybrid search without a text query is a vector search. A hit found by its words carries them (``Hit.words``: text, box, confidence);
 one that only the words found says ``matched="words"``.
 """
 
@@ -37,12 +38,14 @@ def check_mode(mode: str | None) -> str | None:
     return mode
 
 
-def resolve_mode(store, mode: str | None, text: str) -> str:
-    """The mode a search runs in (see the module docstring); ``text`` is the query's words ("" when none)."""
+def resolve_mode(store, mode: str | None, text: str, n_queries: int = 1) -> str:
+    """The mode a search runs in (see the module docstring); ``text`` is the text queries' words ("" when none)."""
     mode = check_mode(mode)
     if mode is None:
+        if not text or n_queries != 1:
+            return "vector"
         counts = store.keyword_counts() if getattr(store, "supports_keywords", False) else {}
-        return "hybrid" if text and any(c.get("lines") for c in counts.values()) else "vector"
+        return "hybrid" if any(c.get("lines") for c in counts.values()) else "vector"
     if mode == "keyword" and not text:
         raise UsageError("keyword search needs a text query", code="usage.keyword_needs_text")
     if mode == "hybrid" and not text:

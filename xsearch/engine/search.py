@@ -41,7 +41,7 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
     req = replace(req, k=k_for(store, req.targets, req.k))
     check_fusion(req.fusion, FUSIONS)
     text = " ".join(q.value for q in req.queries if q.modality == "text")
-    mode = hybrid.resolve_mode(store, req.mode, text)
+    mode = hybrid.resolve_mode(store, req.mode, text, len(req.queries))
     weights = req.weights or [1.0] * len(req.queries)
     by_space: dict[str, np.ndarray] = {}
     results = {}
