@@ -13,8 +13,9 @@ created by the first writer that needs them, so collections made before keyword 
 
 Ranking (:func:`search`): a query's words of three characters or more are looked up in the FTS index (BM25),
 shorter ones beyond ASCII (``门票``) by LIKE over the same lines (trigrams need three characters; short ASCII words
-such as "of" or "12" are left out); a file's score is the share of the query's words found in its lines (1.0: all), plus up to 0.1 from
-its best line's BM25 — so "invoice 2031" puts the picture saying INVOICE 2031 before the one saying INVOICE 2032.
+such as "of" or "12" are left out); a file's score is the share of the query's words found in its lines (1.0:
+all), plus up to 0.1 from its best line's BM25 — so "invoice 2031" puts the picture saying INVOICE 2031 before the
+one saying INVOICE 2032.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ END""",
 
 #: The track holding each file's name (always indexed, so a file can be found by its name).
 NAME_TRACK = "name"
-#: Lines read from the FTS index per query at most (the best by BM25).
-CANDIDATE_LINES = 5000
+#: Lines read from the FTS index per query: this many per file asked for (the best by BM25), at least the minimum.
+LINES_PER_FILE, MIN_LINES = 8, 200
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ASCII = re.compile(r"[\x00-\x7f]+")
 
@@ -164,21 +165,25 @@ def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
     long_words = [w for w in words if len(w) >= 3]
     short_words = [w for w in words if len(w) < 3]
     found: dict[int, tuple[float, tuple]] = {}  # line id -> (bm25, row)
+    candidates = max(MIN_LINES, LINES_PER_FILE * limit) * (1 if allowed_files is None else 8)
     columns = "l.id, l.file_id, l.track, l.offset, l.text, l.folded, l.box, l.confidence"
-    if long_words:
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in long_words)
-        rows = conn.execute(
-            f"SELECT {columns}, bm25(text_fts) FROM text_fts JOIN text_lines l ON l.id = text_fts.rowid "
-            "JOIN files f ON f.id = l.file_id WHERE text_fts MATCH ? AND f.modality = ? "
-            "ORDER BY bm25(text_fts) LIMIT ?", (match, modality, CANDIDATE_LINES))
-        for r in rows:
-            found[r[0]] = (float(r[-1]), r[:-1])
+    if long_words:  # lines holding every word first (a small, fast intersection); any word only if too few
+        quoted = ['"' + w.replace('"', '""') + '"' for w in long_words]
+        for match in dict.fromkeys([" AND ".join(quoted), " OR ".join(quoted)]):
+            rows = conn.execute(
+                f"SELECT {columns}, bm25(text_fts) FROM text_fts JOIN text_lines l ON l.id = text_fts.rowid "
+                "JOIN files f ON f.id = l.file_id WHERE text_fts MATCH ? AND f.modality = ? "
+                "ORDER BY rank LIMIT ?", (match, modality, candidates))
+            for r in rows:
+                found.setdefault(r[0], (float(r[-1]), r[:-1]))
+            if len({row[1] for _, row in found.values()}) >= limit:
+                break
     for w in short_words:
         escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = conn.execute(
             f"SELECT {columns} FROM text_lines l JOIN files f ON f.id = l.file_id "
             "WHERE l.folded LIKE ? ESCAPE '\\' AND f.modality = ? LIMIT ?",
-            (f"%{escaped}%", modality, CANDIDATE_LINES))
+            (f"%{escaped}%", modality, candidates))
         for r in rows:
             found.setdefault(r[0], (0.0, r))
     by_file: dict[int, list[tuple[float, tuple]]] = {}

@@ -20,7 +20,8 @@ from xsearch.core.types import Filters, Hit
 
 from ..store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackData, assemble_items
 from .collection import Collection
-from .keywords import KeywordReads, KeywordWrites, rename as rename_words
+from .keywords import KeywordReads, KeywordWrites
+from .keywords import rename as rename_words
 
 
 def _hit(row, score: float) -> Hit:

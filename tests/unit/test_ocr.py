@@ -71,3 +71,26 @@ def test_ocr_reads_english_and_chinese_with_boxes(tmp_path):
     assert all(line["track"] == "ocr" and line["confidence"] > 0.9 for line in lines)
     (x0, y0), _, (x2, y2), _ = lines[0]["box"]
     assert 10 <= x0 < 60 and 10 <= y0 < 40 and x2 > 250 and y2 < 80  # where it was drawn, in the file's pixels
+
+
+@pytest.mark.slow  # three OCR reads
+@pytest.mark.skipif(not FONT.exists(), reason="the Chinese font (Debian fonts-wqy-microhei) is not installed")
+def test_video_frames_are_read_once_per_window_at_its_time(tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime", reason="the 'ocr' extra (rapidocr-onnxruntime) is not installed")
+    from PIL import Image, ImageDraw, ImageFont
+
+    from xsearch.media.ocr import read_video
+    from xsearch.media.types import Segment
+
+    def frame(words: str):
+        img = Image.new("RGB", (320, 120), "white")
+        ImageDraw.Draw(img).text((20, 35), words, font=ImageFont.truetype(str(FONT), 34), fill="black")
+        return img
+
+    f = MediaFile(tmp_path / "v.mp4", "video", 1, 0)
+    segs = [Segment(f, [frame("EXIT 42")] * 3, 0.0, track="video"),
+            Segment(f, [frame("EXIT 42")] * 3, 2.0, track="video"),
+            Segment(f, None, 0.0, track="soundtrack"),
+            Segment(f, [frame("GATE B12")] * 3, 4.0, track="video")]
+    lines = read_video(f, segs, DecodeOptions(text_tracks=("ocr",)))
+    assert [(line["text"].replace(" ", ""), line["offset"]) for line in lines] == [("EXIT42", 0.0), ("GATEB12", 4.0)]
