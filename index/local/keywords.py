@@ -13,9 +13,9 @@ created by the first writer that needs them, so collections made before keyword 
 
 Ranking (:func:`search`): a query's words of three characters or more are looked up in the FTS index (BM25),
 shorter ones beyond ASCII (``门票``) by LIKE over the same lines (trigrams need three characters; short ASCII words
-such as "of" or "12" are left out); a file's score is the share of the query's words found in its lines (1.0:
-all), plus up to 0.1 from its best line's BM25 — so "invoice 2031" puts the picture saying INVOICE 2031 before the
-one saying INVOICE 2032.
+such as "of" or "12" are not looked up); a file's score is the share of the query's words (two-character ones
+included) found in its lines (1.0: all), plus up to 0.1 from its best line's BM25 — so "invoice 2031" puts the
+picture saying INVOICE 2031 before the one saying INVOICE 2032.
 """
 
 from __future__ import annotations
@@ -71,6 +71,13 @@ def query_words(text: str) -> list[str]:
     (a Chinese word is often two characters; "of", "a", "12" would match almost anything); duplicates once."""
     words = [fold(w) for w in _WORD.findall(text)]
     return list(dict.fromkeys(w for w in words if len(w) >= 3 or not _ASCII.fullmatch(w)))
+
+
+def scoring_words(text: str) -> list[str]:
+    """The folded words a file's coverage counts: those looked up, and the short ASCII ones of two characters ("50"
+    in "sale 50%", "b1"): too common to look up alone, but they tell near misses apart among the lines found."""
+    words = [fold(w) for w in _WORD.findall(text)]
+    return list(dict.fromkeys(w for w in words if len(w) >= 2 or not _ASCII.fullmatch(w)))
 
 
 def exists(conn: sqlite3.Connection) -> bool:
@@ -162,6 +169,7 @@ def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
     words = query_words(text)
     if not words or not exists(conn):
         return []
+    scoring = scoring_words(text)
     long_words = [w for w in words if len(w) >= 3]
     short_words = [w for w in words if len(w) < 3]
     found: dict[int, tuple[float, tuple]] = {}  # line id -> (bm25, row)
@@ -190,16 +198,28 @@ def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
     for bm25, row in found.values():
         if allowed_files is None or row[1] in allowed_files:
             by_file.setdefault(row[1], []).append((bm25, row))
+    all_words = _file_words(conn, list(by_file))  # a word may sit on another line of the file
     scored = []
     for file_id, lines in by_file.items():
-        folded = " ".join(row[5] for _, row in lines)
-        coverage = sum(w in folded for w in words) / len(words)
+        folded = all_words.get(file_id, "")
+        coverage = sum(w in folded for w in scoring) / len(scoring)
         best = min(b for b, _ in lines)  # BM25 in SQLite: lower (more negative) is better
         score = coverage + 0.1 * (-best / (1.0 - best) if best < 0 else 0.0)
-        lines.sort(key=lambda item: (-sum(w in item[1][5] for w in words), item[0], item[1][3]))
+        lines.sort(key=lambda item: (-sum(w in item[1][5] for w in scoring), item[0], item[1][3]))
         scored.append((file_id, score, [_line(row) for _, row in lines]))
     scored.sort(key=lambda s: (-s[1], s[0]))
     return scored[:limit]
+
+
+def _file_words(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, str]:
+    """Every folded line of these files, joined per file."""
+    out: dict[int, str] = {}
+    for start in range(0, len(file_ids), 900):
+        chunk = file_ids[start:start + 900]
+        rows = conn.execute(f"SELECT file_id, group_concat(folded, ' ') FROM text_lines WHERE file_id IN "
+                            f"({','.join('?' * len(chunk))}) GROUP BY file_id", chunk)
+        out.update({int(f): text for f, text in rows})
+    return out
 
 
 def _line(row: tuple) -> dict:

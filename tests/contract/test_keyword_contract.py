@@ -58,6 +58,8 @@ def test_words_found_despite_missing_spaces_and_o_for_0(worded):
         assert _paths(s.keyword_search("image", "春天的花园", 5)) == ["sign.jpg"]
         assert _paths(s.keyword_search("image", "门票", 5)) == ["sign.jpg"]  # two characters: below a trigram
         assert s.keyword_search("image", "zebra crossing", 5) == []
+        assert _paths(s.keyword_search("image", "total 35", 5)) == ["other.jpg"]  # "35": too short to look up alone
+        assert s.keyword_search("image", "invoice 35", 5)[0].path.endswith("other.jpg")  # ...but it tells them apart
         assert _paths(s.keyword_search("image", "beach", 5)) == ["beach.jpg"]  # by its name
         text = s.keyword_search("text", "invoice", 5)
         assert _paths(text) == ["notes.txt"] and text[0].offset == 1.0  # the passage that matched
