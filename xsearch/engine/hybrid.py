@@ -16,8 +16,9 @@ Modes (``xsearch search --mode``, ``mode=`` on the API):
 The default (``mode=None``) is ``hybrid`` for a search by one text query when the collection keeps a keyword
 index with lines in it, else ``vector``: several queries are combined by ``--fusion`` with their weights, which
 the words cannot follow (``--mode hybrid`` adds the words of all the text queries to that). Only text queries
-feed the keyword channel (an image query has no words); a hybrid search without a text query is a vector search. A hit found by its words carries them (``Hit.words``: text, box, confidence);
-one that only the words found says ``matched="words"``.
+feed the keyword channel (an image query has no words); a hybrid search without a text query is a vector search.
+A hit found by its words carries them (``Hit.words``: text, box, confidence); one that only the words found says
+``matched="words"``.
 """
 
 from __future__ import annotations
