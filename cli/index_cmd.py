@@ -51,6 +51,10 @@ def index(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N (default: cuda when available)."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another writer of the same collection."),
     strict: bool = typer.Option(False, help="Exit with code 4 when any file was skipped."),
+    ocr: Optional[bool] = typer.Option(
+        None, "--ocr/--no-ocr", help="Read the words in pictures and video frames (OCR, the 'ocr' extra) for "
+        "keyword search; remembered by the collection (--no-ocr stops and forgets them). See docs/ocr.md.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index a folder: new and changed files are embedded, unchanged ones skipped, vanished ones removed.
@@ -68,7 +72,7 @@ def index(
         task = bar.add_task("embed", total=None)
         report = engine.index_folder(
             path, include=include, exclude=exclude, hidden=hidden, prune=prune, prune_all=prune_all, rebuild=rebuild,
-            follow_links=follow_links,
+            follow_links=follow_links, ocr=ocr,
             index_factory=index_factory, memory_budget=memory_budget, latency_budget=latency_budget,
             workers=workers, files_per_batch=batch_files, wait_s=wait,
             executor=executor, executor_options={"address": ray_address} if ray_address else None,
@@ -114,6 +118,8 @@ def _print_report(report) -> None:
         note(f"note: {links} symlink(s) leading out of {report.root} were not followed; index with --follow-links "
              "to include what they point to")
     vectors = ", ".join(f"{n} {m}" for m, n in sorted(report.vectors_added.items())) or "none"
+    if report.lines_added:
+        vectors += "; lines of words: " + ", ".join(f"{n} {t}" for t, n in sorted(report.lines_added.items()))
     say(
         f"indexed {report.root} into {report.collection}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renamed} renamed, {report.removed} removed, "

@@ -83,6 +83,11 @@ def info(
             shown = ", ".join(f"{t} {n}" for t, n in list(tags.items())[:20])
             more = f", ... {len(tags) - 20} more (--json lists all)" if len(tags) > 20 else ""
             say(f"  tags: {len(tags)} (files per tag: {shown}{more})")
+        words = c.get("words") or {}
+        if words or c.get("text_tracks"):  # the keyword index: OCR lines, passages, names
+            on = ", ".join(c.get("text_tracks") or []) or "none"
+            say(f"  words (keyword index; opt-in tracks on: {on}): "
+                + ", ".join(f"{t} {w['lines']} lines in {w['files']} files" for t, w in sorted(words.items())))
     if model:
         d = out["model"]
         say(f"model {d.get('spec')}: modalities {', '.join(d.get('modalities', []))}; dim "

@@ -47,6 +47,10 @@ def search(
     reranker: Optional[Path] = typer.Option(None, "--reranker", help="A re-ranker checkpoint folder (from "
                                             "`xsearch train --reranker`) instead of the shipped one; implies "
                                             "--rerank."),
+    mode: Optional[str] = typer.Option(
+        None, "--mode", help="hybrid (vectors and words: text passages, words read by OCR, file names; fused by "
+        "rank), vector or keyword. Default: hybrid when the collection has words indexed, else vector.",
+    ),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only files tagged with this (see `xsearch tag`)."),
     threshold: Optional[float] = typer.Option(None, help="Drop results with cosine score below this."),
     path_glob: Optional[str] = typer.Option(None, help="Only files matching this glob ('*.wav', '*/holiday/*')."),
@@ -80,7 +84,7 @@ def search(
 
         prepare_model(engine, engine.stored_model(), quiet=as_json)
     results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
-                            filters=filters, params=params, rerank=reranked)
+                            filters=filters, params=params, rerank=reranked, mode=mode)
     _warn_short(results, k)
     if as_json:
         print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None)
@@ -182,6 +186,8 @@ def print_hits(title: str, hits) -> None:
     for h in hits:
         at = _where(h)
         path = _short(h.path) + (f"  “{h.snippet[:80]}”" if h.snippet else "")
+        if h.words:  # found by its words (OCR lines, passages, its name): which ones
+            path += "  words: " + " | ".join(w["text"][:60] for w in h.words[:3])
         table.add_row(str(h.rank), f"{h.score:.3f}", at, plain(path))
     if not hits:
         table.add_row("", "", "", "(no results)")

@@ -197,6 +197,36 @@ class StoreReader(abc.ABC):
     def stats(self) -> dict:
         """Files / items / index per modality, model, format: what `info` shows."""
 
+    # -- keywords: words of text tracks (passages, OCR lines) and file names --------------------------------
+
+    #: Whether the store keeps a keyword index (the local store: SQLite FTS5, index/local/keywords.py).
+    supports_keywords: bool = False
+
+    def keyword_counts(self) -> dict[str, dict[str, int]]:
+        """Per text track (``passage``, ``ocr``, ``name``): ``{"lines": n, "files": n}``; {} when none."""
+        return {}
+
+    def text_settings(self) -> dict:
+        """What the collection remembers about its text tracks (``{"text_tracks": ["ocr"]}``)."""
+        return {}
+
+    def keyword_search(self, modality: str, text: str, k: int, *, filters: Filters | None = None,
+                       exclude_paths: Sequence[str] = ()) -> list[Hit]:
+        """The best ``k`` files of ``modality`` whose words (text tracks, file name) match ``text``, best first,
+        ``rank`` 1..n; each hit's ``words`` holds its matched lines, ``item_id`` its item nearest the best line.
+        ``score``: the share of the query's words found in the file's words (1.0: all of them) plus at most 0.1
+        from BM25 (the engine's hybrid ranking puts files with every word first). Files failing ``filters`` or at
+        ``exclude_paths`` are left out."""
+        raise keyword_unsupported(self.uri)
+
+
+def keyword_unsupported(uri: str):
+    """The one error of a store without a keyword index (code ``store.keyword_unsupported``)."""
+    from xsearch.core.errors import UsageError
+
+    return UsageError(f"collection {uri} has no keyword index: keyword search (and OCR) is not supported by this "
+                      "store", code="store.keyword_unsupported", collection=uri)
+
 
 def assemble_items(found: Mapping[int, Mapping[str, list]]) -> dict[int, dict[str, TrackData]]:
     """``{file id: {track: [(offset, item id, vector, snippet), ...]}}`` → what :meth:`StoreReader.file_items`
@@ -270,6 +300,22 @@ class StoreWriter(StoreReader):
 
     @abc.abstractmethod
     def rollback(self) -> None: ...
+
+    def replace_text(self, file_id: int, lines: Sequence[Mapping], read: Sequence[str]) -> None:
+        """Make ``lines`` (dicts with track, text, offset, box, confidence) the file's words for the text tracks in
+        ``read`` (and index its file name)."""
+        raise keyword_unsupported(self.uri)
+
+    def set_text_setting(self, key: str, value) -> None:
+        raise keyword_unsupported(self.uri)
+
+    def drop_text_track(self, track: str) -> int:
+        """Forget every line of ``track``; returns how many went."""
+        raise keyword_unsupported(self.uri)
+
+    def unread_files(self, track: str, modalities: Sequence[str]) -> set[int]:
+        """Ids of files of ``modalities`` that text track ``track`` has not read."""
+        raise keyword_unsupported(self.uri)
 
     def maybe_reindex(self) -> dict:
         """Re-choose index types after growth (saved by the next commit); {modality: (old, new)}."""

@@ -277,6 +277,13 @@ class Catalog:
         if not self._conn.in_transaction:
             self._conn.execute("BEGIN IMMEDIATE")
 
+    def sql(self, *, write: bool = False) -> sqlite3.Connection:
+        """The connection, for the catalog's companion tables (index/local/keywords.py); ``write=True`` opens the
+        writer's transaction first, so their changes commit with the catalog's."""
+        if write:
+            self._begin()
+        return self._conn
+
     def commit(self) -> None:
         """Make every change since the last commit durable."""
         if self._conn.in_transaction:

@@ -20,6 +20,8 @@ from xsearch.core.types import Filters, Hit
 
 from ..store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackData, assemble_items
 from .collection import Collection
+from .keywords import KeywordReads, KeywordWrites
+from .keywords import rename as rename_words
 
 
 def _hit(row, score: float) -> Hit:
@@ -194,7 +196,7 @@ class _LocalReads:
         return stats
 
 
-class LocalStore(_LocalReads, Store):
+class LocalStore(KeywordReads, _LocalReads, Store):
     """A long-lived reader of a local collection. Thread-safe: catalog access is serialised by a lock, FAISS
     searches run in parallel. A writer's commit is picked up by the next call (the catalog names the vector
     file of each modality; only a modality whose file changed is reloaded). A collection deleted and rebuilt
@@ -245,7 +247,7 @@ class LocalStore(_LocalReads, Store):
             self._col.close()
 
 
-class LocalWriter(_LocalReads, StoreWriter):
+class LocalWriter(KeywordWrites, _LocalReads, StoreWriter):
     """The writer of a local collection (holds its lock file)."""
 
     def __init__(self, col: Collection):
@@ -272,6 +274,7 @@ class LocalWriter(_LocalReads, StoreWriter):
 
     def rename_file(self, file_id: int, new_path: str, mtime_ns: int) -> None:
         self._col.catalog.rename_file(file_id, new_path, mtime_ns)
+        rename_words(self._col.catalog.sql(write=True), file_id, new_path)
 
     def touch_file(self, file_id: int, *, mtime_ns: int) -> None:
         self._col.catalog.touch_file(file_id, mtime_ns=mtime_ns)

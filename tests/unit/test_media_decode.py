@@ -57,7 +57,9 @@ def test_text_gives_one_segment_per_passage(tmp_path: Path):
         (1, "First paragraph."),
         (2, "Second paragraph."),
     ]
-    assert segments[0].info == {"encoding": "utf-8", "truncated": False}
+    info = dict(segments[0].info)
+    assert info.pop("text_read") == ["passage"] and len(info.pop("text_lines")) == 3  # for the keyword index
+    assert info == {"encoding": "utf-8", "truncated": False}
 
 
 def test_whitespace_only_text_is_an_error(tmp_path: Path):

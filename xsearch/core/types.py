@@ -47,6 +47,7 @@ class Hit:
     end: float | None = None  # where the matched window ends (s), for windowed media (audio, video)
     matched: str | None = None  # which track of a video matched: "picture" or "sound"
     retrieval_score: float | None = None  # re-ranked: the index's score before re-ranking (score: the re-ranker's)
+    words: list | None = None  # found by its words: the lines that matched ({track, text, offset, box, confidence})
 
     def to_dict(self) -> dict:
         """JSON-safe: None fields dropped, a non-finite score becomes None (JSON has no NaN)."""
@@ -98,6 +99,7 @@ class IndexReport:
     removed: int = 0
     prune_refused: int = 0  # files gone from disk that were kept because too many vanished at once
     vectors_added: dict = field(default_factory=dict)
+    lines_added: dict = field(default_factory=dict)  # text track -> lines of words stored (OCR, passages)
     skipped: list = field(default_factory=list)  # [{"path", "reason"}]
     unsupported: dict = field(default_factory=dict)  # modality -> files the model cannot embed
     ignored: dict = field(default_factory=dict)  # extension -> files that are no media (hidden ones not counted)

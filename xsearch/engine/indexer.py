@@ -14,6 +14,7 @@ stored as stale (it is embedded again by the next run), so the catalog never pai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -63,7 +64,7 @@ class Plan:
 
 
 def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexReport, *, include=(), exclude=(),
-                hidden: bool = False, follow_links: bool = False) -> Plan:
+                hidden: bool = False, follow_links: bool = False, redo: frozenset[int] = frozenset()) -> Plan:
     """Walk ``root`` and compare with the store (see the module docstring)."""
     from xsearch.media import discover
     from xsearch.media.discover import LINK_OUTSIDE, in_scope, require_utf8
@@ -91,8 +92,8 @@ def plan_folder(writer, modalities: Sequence[str], root: Path, report: IndexRepo
             report.unsupported[found.modality] = report.unsupported.get(found.modality, 0) + 1
             continue
         row = writer.file(path)
-        if row is not None and row.model_id != writer.model_id:
-            todo.append(_Pending(found, row))  # embedded by another model (a lost manifest): embed again
+        if row is not None and (row.model_id != writer.model_id or row.id in redo):
+            todo.append(_Pending(found, row))  # embedded by another model (a lost manifest), or words unread
             continue
         if row is not None and row.size == found.size and row.mtime_ns == found.mtime_ns:
             report.unchanged += 1
@@ -149,19 +150,24 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
                  files_per_batch: int = 32, commit_every: int = 512, commit_seconds: float = 30.0,
                  on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
                  report: IndexReport | None = None, worker_init: Callable[[], None] | None = None,
-                 executor: Executor | None = None, follow_links: bool = False) -> IndexReport:
+                 executor: Executor | None = None, follow_links: bool = False,
+                 text_tracks: Sequence[str] = ()) -> IndexReport:
     """Bring the store behind ``writer`` in line with the media under ``root``; see the module docstring.
 
     ``encoder`` may be lazy: only its ``modalities`` are read unless some file needs embedding. ``executor``
     decodes and embeds (default: a LocalExecutor with ``workers`` / ``files_per_batch`` / ``worker_init``).
     ``on_plan(n)`` is told how many files will be embedded; ``on_progress(k)`` advances by k files.
-    Symlinks whose target lies outside ``root`` are skipped unless ``follow_links``.
+    Symlinks whose target lies outside ``root`` are skipped unless ``follow_links``. ``text_tracks``: the opt-in
+    text tracks to read (``("ocr",)``); files they have not read yet are decoded again (xsearch.engine.words).
     """
+    from xsearch.engine.words import unread_files, words_on
+
+    keywords = words_on(writer)
     t0 = time.time()
     root = Path(root).expanduser().absolute()
     report = report or IndexReport(str(root), writer.uri, writer.model_spec, writer.model_id)
     plan = plan_folder(writer, tracks(encoder), root, report, include=include, exclude=exclude, hidden=hidden,
-                       follow_links=follow_links)
+                       follow_links=follow_links, redo=unread_files(writer, text_tracks) if keywords else frozenset())
     _apply_moves(writer, plan, report)
     if on_plan:
         on_plan(len(plan.todo))
@@ -169,13 +175,15 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
     pending_items, last_commit = 0, time.time()
     by_path = {str(p.file.path): p for p in plan.todo}
     opts = decode_options(encoder) if plan.todo else None  # nothing to embed: the model is never loaded
+    if opts is not None and keywords:
+        opts = dataclasses.replace(opts, text_tracks=tuple(text_tracks))
     executor = executor or LocalExecutor(workers, files_per_batch, worker_init)
     for embedded, bad in (executor.run(encoder, [p.file for p in plan.todo], opts) if plan.todo else ()):
         for s in bad:
             report.skipped.append({"path": str(s.path), "reason": s.reason})
         for done in embedded:
             pending_items += done.n_vectors
-            _store(writer, by_path[str(done.file.path)], done, report, opts)
+            _store(writer, by_path[str(done.file.path)], done, report, opts, keywords)
         if on_progress:
             on_progress(len(embedded) + len(bad))
         if pending_items >= commit_every or time.time() - last_commit > commit_seconds:
@@ -223,7 +231,7 @@ def _under_any(path: str, folders: frozenset) -> bool:
     return path in folders or any(path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
-def _store(writer, pending: _Pending, done: EmbeddedFile, report: IndexReport, opts) -> None:
+def _store(writer, pending: _Pending, done: EmbeddedFile, report: IndexReport, opts, keywords: bool = False) -> None:
     """Replace the file's items and vectors with the new ones (not committed yet).
 
     The hash and stat stored must describe the bytes that were embedded: the file is hashed after embedding and
@@ -246,6 +254,10 @@ def _store(writer, pending: _Pending, done: EmbeddedFile, report: IndexReport, o
                                  width=info.get("width"), height=info.get("height"), duration=info.get("duration"),
                                  fps=info.get("fps"), has_audio=info.get("has_audio"))
     writer.replace_items(file_id, {track: (t.offsets, t.vectors, t.snippets) for track, t in done.tracks.items()})
+    if keywords:
+        from xsearch.engine.words import store_words
+
+        store_words(writer, file_id, info, report)
     for track, t in done.tracks.items():
         report.vectors_added[track] = report.vectors_added.get(track, 0) + len(t.offsets)
     if pending.row is None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from xsearch.core.errors import UsageError
 from xsearch.core.types import Filters, Hit, Query
+from xsearch.engine import hybrid
 from xsearch.engine.checks import check_fusion, check_k_fits
 from xsearch.engine.fusion import FUSIONS, HYBRID_DEPTH, RRF_K, fuse_hybrid, fuse_ranked, fuse_vectors
 from xsearch.engine.query import embed_query
@@ -31,6 +32,7 @@ class SearchRequest:
     params: dict = field(default_factory=dict)  # nprobe / efSearch
     exclude_paths: tuple[str, ...] = ()
     reranker: object = None  # a loaded xsearch.encoders.reranker.Reranker: re-score the best candidates with it
+    mode: str | None = None  # hybrid | vector | keyword; None: hybrid where a keyword index exists (engine.hybrid)
 
 
 def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
@@ -38,6 +40,8 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
     from the session, its queries, k and weights checked there (xsearch.engine.checks)."""
     req = replace(req, k=k_for(store, req.targets, req.k))
     check_fusion(req.fusion, FUSIONS)
+    text = " ".join(q.value for q in req.queries if q.modality == "text")
+    mode = hybrid.resolve_mode(store, req.mode, text, len(req.queries))
     weights = req.weights or [1.0] * len(req.queries)
     by_space: dict[str, np.ndarray] = {}
     results = {}
@@ -45,7 +49,12 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
     if req.reranker is not None:
         most = max(store.file_count(t) for t in req.targets)
         first = replace(req, k=min(max(req.k, RERANK_DEPTH), most) if most else req.k)
+    elif mode == "hybrid":
+        first = replace(req, k=hybrid.depth(req.k))
     for target in req.targets:
+        if mode == "keyword":
+            results[target] = hybrid.keyword_hits(store, target, text, req.k, req)
+            continue
         found = []
         for track in modalities.tracks_of(target):  # a video: its pictures and its sound, merged per file
             if track not in store.modalities:
@@ -58,6 +67,9 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
                 else (found[0][1] if found else []))
         if req.reranker is not None and hits:
             hits = rerank(store, req, target, by_space[encoder.index_space(target)], weights, hits)
+        if mode == "hybrid":
+            words = hybrid.keyword_hits(store, target, text, hybrid.depth(req.k), req)
+            hits = hybrid.fuse(hits, words, req.k, hybrid.n_words(text))
         results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
     return results
 

@@ -140,7 +140,8 @@ class Engine:
                      wait_s: float = 0.0,
                      executor: str = "local", executor_options: dict | None = None,
                      on_plan: Callable[[int], None] | None = None,
-                     on_progress: Callable[[int], None] | None = None, follow_links: bool = False) -> IndexReport:
+                     on_progress: Callable[[int], None] | None = None, follow_links: bool = False,
+                     ocr: bool | None = None) -> IndexReport:
         """Index (incrementally) the media under ``root`` into this collection; returns an IndexReport.
         Symlinks that lead out of ``root`` are skipped (and reported) unless ``follow_links``.
 
@@ -151,7 +152,10 @@ class Engine:
         choose each "auto" index type from the collection's size and dimension (xsearch.index.local.budget: the fastest
         type within both whose expected recall@10 reaches 0.95, e.g. IVF-PQ fast scan re-ranked with float16
         exact vectors kept on disk); they are stored with the collection (replacing earlier budgets) and the
-        type is re-chosen as it grows. The choice and its reason show in ``stats()``."""
+        type is re-chosen as it grows. The choice and its reason show in ``stats()``.
+
+        ``ocr``: True reads the words in pictures and video frames for keyword search (the ``ocr`` extra), False
+        stops and forgets them, None keeps what the collection was indexed with (docs/ocr.md)."""
         from xsearch.core.units import parse_latency, parse_size
         from xsearch.engine.executors import make_executor
         from xsearch.engine.indexer import index_folder
@@ -194,6 +198,9 @@ class Engine:
                                                   memory_budget_bytes=memory_budget_bytes,
                                                   latency_budget_ms=latency_budget_ms))
         with writer:
+            from xsearch.engine.words import resolve_text_tracks
+
+            text_tracks = resolve_text_tracks(writer, ocr)
             report = IndexReport(str(root.absolute()), writer.uri, writer.model_spec, writer.model_id, note)
             repaired = writer.repair_report
             if repaired is not None and getattr(repaired, "changed", False):
@@ -205,7 +212,7 @@ class Engine:
             return index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
                                 prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
                                 on_plan=on_plan, on_progress=on_progress, report=report, executor=run_with,
-                                follow_links=follow_links)
+                                follow_links=follow_links, text_tracks=text_tracks)
 
     def _checked_writer_encoder(self, writer):
         enc = self.encoder(writer.model_spec)
@@ -255,14 +262,20 @@ class Engine:
     def search(self, queries: Sequence[Query], to: Sequence[str] | str = "image", k: int | None = None, *,
                weights: Sequence[float] | None = None, fusion: str = "mean", threshold: float | None = None,
                filters: Filters | None = None, params: dict | None = None,
-               rerank: bool = False) -> dict[str, list[Hit]]:
+               rerank: bool = False, mode: str | None = None) -> dict[str, list[Hit]]:
         """Ranked files per target modality (``to``: a modality, a list, or "all"); ``k`` files each (default 10,
         fewer when the collection has fewer; an explicit ``k`` beyond the collection is an error).
 
         ``fusion``: mean, weighted, rrf, vote or hybrid (xsearch.engine.fusion). ``rerank``: the best max(k, 50)
         candidates per target are re-scored by the re-ranker (xsearch.encoders.reranker), k kept; a hit's
         ``score`` is then the re-ranker's and ``retrieval_score`` the index's (``threshold`` applies to the
-        index's score)."""
+        index's score).
+
+        ``mode``: hybrid, vector or keyword (xsearch.engine.hybrid); None: hybrid where the collection has a
+        keyword index (text passages, OCR lines, file names), else vector."""
+        from xsearch.engine.hybrid import check_mode
+
+        check_mode(mode)
         queries = checks.check_queries(queries)
         k = checks.check_k(k)
         threshold = checks.check_threshold(threshold)
@@ -273,7 +286,7 @@ class Engine:
         targets, explicit = self.targets(to)
         store, enc = self._reader()
         targets = usable_targets(store, targets, explicit)
-        req = SearchRequest(queries, targets, k, list(weights or []), fusion, threshold, filters, params)
+        req = SearchRequest(queries, targets, k, list(weights or []), fusion, threshold, filters, params, mode=mode)
         if rerank:
             req.reranker = self.reranker(store, targets)
         return run_search(store, enc, req)
@@ -368,9 +381,11 @@ class Engine:
     # -- info ---------------------------------------------------------------------------------------------
 
     def stats(self) -> dict:
-        """The collection's stats (files / items / index per modality, model; ``tags``: files per tag)."""
+        """The collection's stats (files / items / index per modality, model; ``tags``: files per tag; ``words``:
+        lines and files per text track of the keyword index, ``text_tracks``: the opt-in ones it reads)."""
         store = self.store()  # raises what is missing: the collection, or (local) its lost manifest
-        return {**store.stats(), "tags": store.tag_counts()}
+        return {**store.stats(), "tags": store.tag_counts(), "words": store.keyword_counts(),
+                "text_tracks": list(store.text_settings().get("text_tracks", []))}
 
     # -- tags ---------------------------------------------------------------------------------------------
 

@@ -24,10 +24,15 @@ def decode(file: MediaFile, opts: DecodeOptions = _DEFAULTS) -> list[Segment]:
                          modality=str(file.modality))
     modality = modalities.get(file.modality)
     try:
-        return modality.decode(file, opts)
+        segments = modality.decode(file, opts)
     except MediaError:
         raise
     except OSError as exc:
         raise MediaError(os_error_reason(exc)) from exc
     except Exception as exc:
         raise MediaError(f"decoder failed: {type(exc).__name__}: {one_line(exc)}") from exc
+    if modality.text_tracks and segments:  # words for the keyword index (OCR, passages), in this worker too
+        from xsearch.media.words import read_text_tracks
+
+        read_text_tracks(modality, file, segments, opts)
+    return segments

@@ -69,6 +69,30 @@ class Track:
 
 
 @dataclass(frozen=True)
+class TextTrack:
+    """Words read from a file and kept for keyword search (no vectors): a text file's passages, the lines OCR
+    reads in a picture or a video's frames.
+
+    - ``name``: the track's name in the keyword index (``"ocr"``, ``"passage"``); several modalities may share one.
+    - ``reader``: ``reader(file, segments, opts) -> list[dict]`` (or ``"module:function"``), run in the decode
+      worker after the decoder; each line a dict with ``text`` and optionally ``box`` (four [x, y] corners, in the
+      file's pixels), ``confidence`` (0–1) and ``offset`` (the modality's ``offset_unit``).
+    - ``opt_in``: read only when the collection asks for it (``DecodeOptions.text_tracks`` names it: OCR is
+      ``xsearch index --ocr``); otherwise always.
+    - ``label``: what a hit says it matched (``"words"``).
+    """
+
+    name: str
+    reader: Callable[[Any, Any, Any], list] | str
+    opt_in: bool = False
+    label: str = "words"
+
+    def read(self, file, segments, opts) -> list:
+        reader = _import(self.reader) if isinstance(self.reader, str) else self.reader
+        return reader(file, segments, opts)
+
+
+@dataclass(frozen=True)
 class Modality:
     """One kind of media, as data.
 
@@ -87,6 +111,7 @@ class Modality:
       of every track count in ``offset_unit``; with ``"s"`` the tracks are *windowed* (a hit has an end).
     - ``truncation``: what the indexing report says of a file cut at a decoding limit, a ``str.format`` template
       with ``{duration}`` (s), ``{segments}`` (how many were indexed) and ``{opts}`` (the DecodeOptions).
+    - ``text_tracks``: :class:`TextTrack` s, words read from its files for the keyword index.
     """
 
     name: str
@@ -98,6 +123,7 @@ class Modality:
     check_content: Callable[[bytes], str | None] | None = None
     tracks: tuple[Track, ...] = ()
     truncation: str = "only part of it was indexed"
+    text_tracks: tuple[TextTrack, ...] = ()  # words read from its files for keyword search (OCR, passages)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and self.name.isidentifier() and self.name == self.name.lower()):
@@ -238,6 +264,18 @@ def windowed(track_name: str) -> bool:
     return found is not None and found.windowed
 
 
+def text_tracks(opt_in: bool | None = None) -> tuple[str, ...]:
+    """The names of every registered modality's text tracks (only the opt-in ones / only the others when
+    ``opt_in`` is given), in registration order, each once."""
+    found = [t.name for m in registered() for t in m.text_tracks if opt_in is None or t.opt_in == opt_in]
+    return tuple(dict.fromkeys(found))
+
+
+def reading(track_name: str) -> tuple[str, ...]:
+    """The modalities whose files the text track ``track_name`` reads (``"ocr"`` → image, video)."""
+    return tuple(m.name for m in registered() if track_name in {t.name for t in m.text_tracks})
+
+
 def for_extension(suffix: str) -> Modality | None:
     """The modality a file extension (with its dot, any case) belongs to, or None."""
     suffix = suffix.lower()
@@ -257,6 +295,7 @@ register(Modality(
     extensions=frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}),
     decoder="xsearch.media.image:decode_image",
     sniff=is_image,
+    text_tracks=(TextTrack("ocr", reader="xsearch.media.ocr:read_image", opt_in=True),),
 ))
 register(Modality(
     "audio",
@@ -272,6 +311,7 @@ register(Modality(
     decoder="xsearch.media.text:decode_text",
     offset_unit="passage",
     check_content=text_content_problem,
+    text_tracks=(TextTrack("passage", reader="xsearch.media.words:passage_lines", label="passage"),),
     truncation=("longer than {opts.max_text_chars:,} characters; only the first {opts.max_text_chars:,} were indexed "
                 "({segments} passages)"),
 ))
@@ -286,4 +326,5 @@ register(Modality(
     tracks=(Track("video", embed_as="image", pooled=True, matched="picture"),
             Track("soundtrack", embed_as="audio", matched="sound")),
     truncation="{duration:.0f} s long; only the first {opts.max_video_s:.0f} s were indexed",
+    text_tracks=(TextTrack("ocr", reader="xsearch.media.ocr:read_video", opt_in=True),),
 ))

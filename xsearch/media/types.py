@@ -77,3 +77,4 @@ class DecodeOptions:
     max_text_chars: int = 1_000_000
     video_fps: float = 1.0  # frames sampled per second of video, pooled per window in the image space
     max_video_s: float = 1800.0  # longer video is cut here (said in the report)
+    text_tracks: tuple[str, ...] = ()  # opt-in text tracks to read for the keyword index ("ocr": `index --ocr`)

@@ -38,6 +38,7 @@ class SearchArgs:
     filters: Filters
     params: dict = field(default_factory=dict)
     rerank: bool = False
+    mode: str | None = None
 
 
 def search_args(
@@ -65,12 +66,16 @@ def search_args(
     rerank: bool = Query(False, description="Re-score the best max(offset + limit, 50) candidates per target with "
                                             "the cross-attention re-ranker; each hit keeps the index's score as "
                                             "retrieval_score."),
+    mode: str | None = Query(None, description="hybrid (vectors and words: OCR lines, text passages, file names, "
+                                               "fused by rank), vector or keyword; default: hybrid for one text "
+                                               "query where the collection has words indexed. A hit found by its "
+                                               "words lists them (text, box, confidence) in 'words'."),
 ) -> SearchArgs:
     filters = Filters(path_glob or None, min_duration, max_duration, min_size, max_size, _epoch("since", since),
                       _epoch("until", until), tag or None)
     params = {k: v for k, v in (("nprobe", nprobe), ("efSearch", ef_search)) if v is not None}
     return SearchArgs([t for t in q], upload, like, weights, fusion, to, limit, offset, threshold, filters, params,
-                      rerank)
+                      rerank, mode or None)
 
 
 @router.get("/api/collections/{name}/search", response_model=SearchOut, responses=ERRORS,
@@ -126,17 +131,18 @@ def run_search(state, name: str, args: SearchArgs, posted: list) -> dict:
     t0 = time.perf_counter()
     with state.collections.slot(), _client_names(uploads):
         alone = len(likes) == 1 and len(queries) == 1 and args.threshold is None and not args.filters.active() \
-            and not args.params and not args.rerank
+            and not args.params and not args.rerank and args.mode is None
         if alone:
             results = _similar(engine, likes[0].item_id, args.to, window + 1)
         else:
             results = _with_k(lambda k: engine.search(queries, to=args.to, k=k, weights=weights, fusion=args.fusion,
                                                       threshold=args.threshold, filters=args.filters,
-                                                      params=args.params, rerank=args.rerank), window + 1)
+                                                      params=args.params, rerank=args.rerank, mode=args.mode),
+                               window + 1)
             own = {h.path for h in likes}
             results = {t: _reranked([h for h in hits if h.path not in own]) for t, hits in results.items()}
     took = (time.perf_counter() - t0) * 1000.0
-    return {"collection": name, "queries": echo, "fusion": args.fusion,
+    return {"collection": name, "queries": echo, "fusion": args.fusion, "mode": args.mode,
             "rerank": _reranker_info(engine) if args.rerank else None, "to": list(results), "offset": args.offset,
             "limit": args.limit, "results": {t: [hit_out(name, h) for h in hits[args.offset:window]]
                                              for t, hits in results.items()},

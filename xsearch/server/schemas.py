@@ -39,6 +39,8 @@ class HitOut(BaseModel):
     media_url: str
     thumb_url: str | None = None
     passage_url: str | None = None
+    matched: str | None = None  # which track matched ("picture", "sound"; "words": found only by its words)
+    words: list[dict] | None = None  # the lines of words that matched: track, text, offset, box, confidence
 
 
 class QueryOut(BaseModel):
@@ -54,6 +56,7 @@ class SearchOut(BaseModel):
     collection: str
     queries: list[QueryOut]
     fusion: str
+    mode: str | None = None  # the mode asked for (None: the default, xsearch.engine.hybrid)
     rerank: dict | None = None  # the re-ranker that re-scored the results (rerank=true)
     to: list[str]
     offset: int

@@ -333,10 +333,39 @@ function videoCard(hit) {
 }
 
 function card(hit) {
-  if (hit.modality === "image") return imageCard(hit);
-  if (hit.modality === "audio") return audioCard(hit);
-  if (hit.modality === "text") return textCard(hit);
-  return videoCard(hit);
+  return withWords(hit, hit.modality === "image" ? imageCard(hit) : hit.modality === "audio" ? audioCard(hit)
+    : hit.modality === "text" ? textCard(hit) : videoCard(hit));
+}
+
+// -- words a hit was found by (OCR lines, passages, file names; docs/ocr.md) ------------------------------------
+const SVG = "http://www.w3.org/2000/svg";
+
+function withWords(hit, node) {
+  const words = hit.words || [];
+  if (!words.length) return node;
+  const label = hit.matched === "words" ? "found by its words: " : "words that matched: ";
+  const line = el("p", { class: "words" }, label);
+  words.slice(0, 3).forEach((w, i) => {
+    if (i) line.append(" · ");
+    line.append(el("mark", { text: w.text, title: w.track === "ocr" ? `read in the picture (confidence ${w.confidence})` : w.track }));
+  });
+  node.append(line);
+  const thumb = node.querySelector(".thumb");
+  const boxes = words.filter((w) => Array.isArray(w.box));
+  if (thumb && boxes.length && hit.width && hit.height) {
+    // the same letterboxing as the thumbnail's object-fit: contain, in the picture's own pixels
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "word-boxes");
+    svg.setAttribute("viewBox", `0 0 ${hit.width} ${hit.height}`);
+    svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+    for (const w of boxes) {
+      const poly = document.createElementNS(SVG, "polygon");
+      poly.setAttribute("points", w.box.map(([x, y]) => `${x},${y}`).join(" "));
+      svg.append(poly);
+    }
+    thumb.append(svg);
+  }
+  return node;
 }
 
 function render(body, append) {

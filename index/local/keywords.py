@@ -1,0 +1,303 @@
+"""The local store's keyword index: words of text tracks (text passages, OCR lines) and file names in SQLite FTS5.
+
+Tables, beside the catalog's in the same database (so one commit publishes vectors, catalog and words together;
+created by the first writer that needs them, so collections made before keyword search still open read-only):
+
+- ``text_lines``: one row per line (file, track — ``passage``, ``ocr``, ``name`` —, offset, text, box as JSON,
+  confidence); removed with their file (``ON DELETE CASCADE``).
+- ``text_fts``: an FTS5 index over the lines' *folded* text (lower case, ``o`` read as ``0``) with the
+  ``trigram`` tokenizer: OCR drops spaces ("INVOICE2031PAID") and Chinese has none, so words are matched as
+  character trigrams inside a line, never as whole tokens. Kept in step by triggers.
+- ``text_reads``: which text tracks were read for which file (an image with no words in it was still read).
+- ``text_settings``: the opt-in text tracks the collection reads (``ocr``), remembered like its model.
+
+Ranking (:func:`search`): a query's words of three characters or more are looked up in the FTS index (BM25),
+shorter ones beyond ASCII (``门票``) by LIKE over the same lines (trigrams need three characters; short ASCII words
+such as "of" or "12" are not looked up); a file's score is the share of the query's words (two-character ones
+included) found in its lines (1.0: all), plus up to 0.1 from its best line's BM25 — so "invoice 2031" puts the
+picture saying INVOICE 2031 before the one saying INVOICE 2032.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+SCHEMA = ("""
+CREATE TABLE IF NOT EXISTS text_lines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    track TEXT NOT NULL,
+    offset REAL NOT NULL DEFAULT 0,
+    text TEXT NOT NULL,
+    folded TEXT NOT NULL,
+    box TEXT,
+    confidence REAL
+)""",
+    "CREATE INDEX IF NOT EXISTS text_lines_by_file ON text_lines(file_id)",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(folded, content='text_lines', content_rowid='id',
+                                                          tokenize='trigram')""",
+    """CREATE TRIGGER IF NOT EXISTS text_lines_ai AFTER INSERT ON text_lines BEGIN
+    INSERT INTO text_fts(rowid, folded) VALUES (new.id, new.folded);
+END""",
+    """CREATE TRIGGER IF NOT EXISTS text_lines_ad AFTER DELETE ON text_lines BEGIN
+    INSERT INTO text_fts(text_fts, rowid, folded) VALUES ('delete', old.id, old.folded);
+END""",
+    """CREATE TABLE IF NOT EXISTS text_reads (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    track TEXT NOT NULL,
+    PRIMARY KEY (file_id, track)
+)""",
+    "CREATE TABLE IF NOT EXISTS text_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+#: The track holding each file's name (always indexed, so a file can be found by its name).
+NAME_TRACK = "name"
+#: Lines read from the FTS index per query: this many per file asked for (the best by BM25), at least the minimum.
+LINES_PER_FILE, MIN_LINES = 8, 200
+_WORD = re.compile(r"\w+", re.UNICODE)
+_ASCII = re.compile(r"[\x00-\x7f]+")
+
+
+def fold(text: str) -> str:
+    """What is indexed and searched: lower case, ``o`` folded into ``0`` (OCR swaps them)."""
+    return text.lower().replace("o", "0")
+
+
+def query_words(text: str) -> list[str]:
+    """The folded words of a query worth looking up: 3+ characters, or shorter ones with a character beyond ASCII
+    (a Chinese word is often two characters; "of", "a", "12" would match almost anything); duplicates once."""
+    words = [fold(w) for w in _WORD.findall(text)]
+    return list(dict.fromkeys(w for w in words if len(w) >= 3 or not _ASCII.fullmatch(w)))
+
+
+def scoring_words(text: str) -> list[str]:
+    """The folded words a file's coverage counts: those looked up, and the short ASCII ones of two characters ("50"
+    in "sale 50%", "b1"): too common to look up alone, but they tell near misses apart among the lines found."""
+    words = [fold(w) for w in _WORD.findall(text)]
+    return list(dict.fromkeys(w for w in words if len(w) >= 2 or not _ASCII.fullmatch(w)))
+
+
+def exists(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_lines'").fetchone() is not None
+
+
+def ensure(conn: sqlite3.Connection) -> None:
+    """Create the tables (inside the writer's open transaction)."""
+    if not exists(conn):
+        for statement in SCHEMA:
+            conn.execute(statement)
+
+
+def replace_lines(conn: sqlite3.Connection, file_id: int, path: str, lines: Sequence[dict],
+                  read: Iterable[str]) -> None:
+    """Make ``lines`` the file's words for the tracks in ``read`` (other tracks' lines stay), and its name."""
+    ensure(conn)
+    read = set(read) | {NAME_TRACK}
+    for track in read:
+        conn.execute("DELETE FROM text_lines WHERE file_id = ? AND track = ?", (file_id, track))
+        conn.execute("INSERT OR IGNORE INTO text_reads(file_id, track) VALUES (?, ?)", (file_id, track))
+    name = path.rsplit("/", 1)[-1]
+    rows = [(file_id, NAME_TRACK, 0.0, name, fold(name), None, None)]
+    for line in lines:
+        if line.get("track") not in read:
+            continue
+        text = str(line["text"])
+        box = line.get("box")
+        rows.append((file_id, line["track"], float(line.get("offset", 0.0)), text, fold(text),
+                     json.dumps(box) if box is not None else None, line.get("confidence")))
+    conn.executemany("INSERT INTO text_lines(file_id, track, offset, text, folded, box, confidence) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def rename(conn: sqlite3.Connection, file_id: int, new_path: str) -> None:
+    """A moved file is found by its new name."""
+    if exists(conn):
+        conn.execute("DELETE FROM text_lines WHERE file_id = ? AND track = ?", (file_id, NAME_TRACK))
+        name = new_path.rsplit("/", 1)[-1]
+        conn.execute("INSERT INTO text_lines(file_id, track, offset, text, folded) VALUES (?, ?, 0, ?, ?)",
+                     (file_id, NAME_TRACK, name, fold(name)))
+
+
+def settings(conn: sqlite3.Connection) -> dict:
+    if not exists(conn):
+        return {}
+    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM text_settings")}
+
+
+def set_setting(conn: sqlite3.Connection, key: str, value) -> None:
+    ensure(conn)
+    conn.execute("INSERT OR REPLACE INTO text_settings(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def drop_track(conn: sqlite3.Connection, track: str) -> int:
+    """Forget every line of ``track`` (and that it was read); returns how many lines went."""
+    if not exists(conn):
+        return 0
+    n = conn.execute("DELETE FROM text_lines WHERE track = ?", (track,)).rowcount
+    conn.execute("DELETE FROM text_reads WHERE track = ?", (track,))
+    return int(n)
+
+
+def unread(conn: sqlite3.Connection, track: str, modalities: Sequence[str]) -> set[int]:
+    """Ids of files of ``modalities`` that ``track`` has not read yet."""
+    marks = ",".join("?" * len(modalities))
+    if not modalities:
+        return set()
+    if not exists(conn):
+        return {r[0] for r in conn.execute(f"SELECT id FROM files WHERE modality IN ({marks})", list(modalities))}
+    rows = conn.execute(f"SELECT id FROM files WHERE modality IN ({marks}) AND id NOT IN "
+                        "(SELECT file_id FROM text_reads WHERE track = ?)", [*modalities, track])
+    return {r[0] for r in rows}
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Per track: {"lines": n, "files": files with at least one line}."""
+    if not exists(conn):
+        return {}
+    rows = conn.execute("SELECT track, COUNT(*), COUNT(DISTINCT file_id) FROM text_lines GROUP BY track")
+    return {t: {"lines": int(n), "files": int(f)} for t, n, f in rows}
+
+
+def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
+           allowed_files: set[int] | None = None) -> list[tuple[int, float, list[dict]]]:
+    """Files of ``modality`` whose words match ``text``: ``[(file id, score, matched lines)]``, best first (see
+    the module docstring for the score); matched lines best first, each ``{track, text, offset, box,
+    confidence}``."""
+    words = query_words(text)
+    if not words or not exists(conn):
+        return []
+    scoring = scoring_words(text)
+    long_words = [w for w in words if len(w) >= 3]
+    short_words = [w for w in words if len(w) < 3]
+    found: dict[int, tuple[float, tuple]] = {}  # line id -> (bm25, row)
+    candidates = max(MIN_LINES, LINES_PER_FILE * limit) * (1 if allowed_files is None else 8)
+    columns = "l.id, l.file_id, l.track, l.offset, l.text, l.folded, l.box, l.confidence"
+    if long_words:  # lines holding every word first (a small, fast intersection); any word only if too few
+        quoted = ['"' + w.replace('"', '""') + '"' for w in long_words]
+        for match in dict.fromkeys([" AND ".join(quoted), " OR ".join(quoted)]):
+            rows = conn.execute(
+                f"SELECT {columns}, bm25(text_fts) FROM text_fts JOIN text_lines l ON l.id = text_fts.rowid "
+                "JOIN files f ON f.id = l.file_id WHERE text_fts MATCH ? AND f.modality = ? "
+                "ORDER BY rank LIMIT ?", (match, modality, candidates))
+            for r in rows:
+                found.setdefault(r[0], (float(r[-1]), r[:-1]))
+            if len({row[1] for _, row in found.values()}) >= limit:
+                break
+    for w in short_words:
+        escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = conn.execute(
+            f"SELECT {columns} FROM text_lines l JOIN files f ON f.id = l.file_id "
+            "WHERE l.folded LIKE ? ESCAPE '\\' AND f.modality = ? LIMIT ?",
+            (f"%{escaped}%", modality, candidates))
+        for r in rows:
+            found.setdefault(r[0], (0.0, r))
+    by_file: dict[int, list[tuple[float, tuple]]] = {}
+    for bm25, row in found.values():
+        if allowed_files is None or row[1] in allowed_files:
+            by_file.setdefault(row[1], []).append((bm25, row))
+    all_words = _file_words(conn, list(by_file))  # a word may sit on another line of the file
+    scored = []
+    for file_id, lines in by_file.items():
+        folded = all_words.get(file_id, "")
+        coverage = sum(w in folded for w in scoring) / len(scoring)
+        best = min(b for b, _ in lines)  # BM25 in SQLite: lower (more negative) is better
+        score = coverage + 0.1 * (-best / (1.0 - best) if best < 0 else 0.0)
+        lines.sort(key=lambda item: (-sum(w in item[1][5] for w in scoring), item[0], item[1][3]))
+        scored.append((file_id, score, [_line(row) for _, row in lines]))
+    scored.sort(key=lambda s: (-s[1], s[0]))
+    return scored[:limit]
+
+
+def _file_words(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, str]:
+    """Every folded line of these files, joined per file."""
+    out: dict[int, str] = {}
+    for start in range(0, len(file_ids), 900):
+        chunk = file_ids[start:start + 900]
+        rows = conn.execute(f"SELECT file_id, group_concat(folded, ' ') FROM text_lines WHERE file_id IN "
+                            f"({','.join('?' * len(chunk))}) GROUP BY file_id", chunk)
+        out.update({int(f): text for f, text in rows})
+    return out
+
+
+def _line(row: tuple) -> dict:
+    out = {"track": row[2], "text": row[4], "offset": float(row[3])}
+    if row[6] is not None:
+        out["box"] = json.loads(row[6])
+    if row[7] is not None:
+        out["confidence"] = float(row[7])
+    return out
+
+
+class KeywordReads:
+    """The keyword half of the local store's reads (``self._collection()``, ``self._lock``)."""
+
+    supports_keywords = True
+
+    def keyword_counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return counts(self._collection().catalog.sql())
+
+    def text_settings(self) -> dict:
+        with self._lock:
+            return settings(self._collection().catalog.sql())
+
+    def keyword_search(self, modality: str, text: str, k: int, *, filters=None, exclude_paths=()) -> list:
+        from xsearch.core.types import Hit
+
+        with self._lock:
+            catalog = self._collection().catalog
+            allowed = _allowed_files(catalog, modality, filters)
+            excluded = set(exclude_paths)
+            found = search(catalog.sql(), text, modality, k + len(excluded), allowed_files=allowed)
+            hits = []
+            for file_id, score, lines in found:
+                row = catalog.get_file_by_id(file_id)
+                if row is None or row.path in excluded:
+                    continue
+                item = _nearest_item(catalog.sql(), file_id, lines[0]["offset"])
+                hits.append(Hit(len(hits) + 1, float(score), row.path, row.modality, item[1] if item else 0.0,
+                                item[0] if item else -1, item[2] if item else None, row.width, row.height,
+                                row.duration, row.size, words=lines))
+                if len(hits) == k:
+                    break
+            return hits
+
+
+class KeywordWrites(KeywordReads):
+    """The keyword half of the local writer (``self._col``)."""
+
+    def replace_text(self, file_id: int, lines, read) -> None:
+        row = self._col.catalog.get_file_by_id(file_id)
+        replace_lines(self._col.catalog.sql(write=True), file_id, row.path, lines, read)
+
+    def set_text_setting(self, key: str, value) -> None:
+        set_setting(self._col.catalog.sql(write=True), key, value)
+
+    def drop_text_track(self, track: str) -> int:
+        return drop_track(self._col.catalog.sql(write=True), track)
+
+    def unread_files(self, track: str, modalities) -> set[int]:
+        return unread(self._col.catalog.sql(), track, list(modalities))
+
+
+def _allowed_files(catalog, modality: str, filters) -> set[int] | None:
+    """Files of ``modality`` passing ``filters`` (None: no filter), through the catalog's own filter compiler."""
+    active = filters.active() if filters else {}
+    if not active:
+        return None
+    tracks = [r[0] for r in catalog.sql().execute(
+        "SELECT DISTINCT i.modality FROM items i JOIN files f ON f.id = i.file_id WHERE f.modality = ?", (modality,))]
+    allowed: set[int] = set()
+    for track in tracks:
+        allowed.update(catalog.file_ids_of_items(catalog.filter_ids(track, **active)).tolist())
+    return allowed
+
+
+def _nearest_item(conn: sqlite3.Connection, file_id: int, offset: float) -> tuple | None:
+    """(item id, offset, snippet) of the file's own item nearest ``offset`` (a passage, a video's picture window)."""
+    return conn.execute("SELECT i.id, i.offset, i.snippet FROM items i JOIN files f ON f.id = i.file_id "
+                        "WHERE i.file_id = ? AND i.modality = f.modality "
+                        "ORDER BY abs(i.offset - ?), i.id LIMIT 1", (file_id, float(offset))).fetchone()

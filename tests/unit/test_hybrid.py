@@ -1,0 +1,70 @@
+"""Hybrid (keyword + vector) ranking in the engine (xsearch/engine/hybrid.py) and its modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from xsearch.core.errors import UsageError
+from xsearch.core.types import Hit, Query
+from xsearch.engine.hybrid import fuse, resolve_mode
+
+
+def hit(path: str, score: float, words=None) -> Hit:
+    return Hit(0, score, path, "image", 0.0, 1, words=words)
+
+
+def test_no_words_leaves_the_vector_list_as_it_is():
+    vec = [hit("a", 0.9), hit("b", 0.5), hit("c", 0.1)]
+    assert fuse(vec, [], 2) == vec[:2]
+
+
+def test_rrf_and_files_holding_every_word_first():
+    vec = [hit("near-miss", 0.9), hit("x", 0.8), hit("y", 0.7), hit("receipt", 0.1)]
+    words = [hit("receipt", 1.09, [{"text": "INVOICE2031PAID"}]), hit("near-miss", 0.55, [{"text": "INVOICE2032"}]),
+             hit("only-words", 0.5, [{"text": "2031"}])]
+    out = fuse(vec, words, 5, n_words=2)
+    assert [h.path for h in out][:2] == ["receipt", "near-miss"]  # every word first, then RRF
+    assert out[0].words == [{"text": "INVOICE2031PAID"}] and [h.rank for h in out] == [1, 2, 3, 4, 5]
+    assert out[1].score > out[2].score  # RRF within the tier: in both lists beats one list
+    only = next(h for h in out if h.path == "only-words")
+    assert only.matched == "words"
+    one_word = fuse(vec, words, 5, n_words=1)  # one word: plain RRF (both lists: near-miss 1+2 beats 4+1)
+    assert [h.path for h in one_word][0] == "near-miss"
+
+
+class _Store:
+    supports_keywords = True
+
+    def __init__(self, lines: int):
+        self.lines = lines
+
+    def keyword_counts(self):
+        return {"ocr": {"lines": self.lines, "files": 1}} if self.lines else {}
+
+
+def test_mode_defaults_and_errors():
+    assert resolve_mode(_Store(3), None, "invoice") == "hybrid"
+    assert resolve_mode(_Store(0), None, "invoice") == "vector"  # no words indexed
+    assert resolve_mode(_Store(3), None, "invoice", n_queries=2) == "vector"  # weights are a vector concept
+    assert resolve_mode(_Store(3), None, "") == "vector"  # an image query has no words
+    assert resolve_mode(_Store(3), "hybrid", "") == "vector"
+    with pytest.raises(UsageError) as e:
+        resolve_mode(_Store(3), "keyword", "")
+    assert e.value.code == "usage.keyword_needs_text"
+    with pytest.raises(UsageError) as e:
+        resolve_mode(_Store(3), "words", "x")
+    assert e.value.code == "usage.bad_mode"
+
+
+def test_engine_finds_files_by_name_and_passage(indexed):
+    from xsearch.engine import Engine
+
+    engine = Engine(indexed)
+    by_name = engine.search([Query("text", "g000003")], to="image", mode="keyword")["image"]
+    assert [h.path.rsplit("/", 1)[-1] for h in by_name] == ["g000003.png"]
+    assert by_name[0].words[0]["track"] == "name"
+    stats = engine.stats()
+    assert stats["words"]["passage"]["files"] > 0 and stats["text_tracks"] == []
+    vec = engine.search([Query("text", "zzzz qqqq")], to="image", k=3, mode="vector")["image"]
+    default = engine.search([Query("text", "zzzz qqqq")], to="image", k=3)["image"]  # hybrid, no word matches
+    assert [(h.path, h.score) for h in default] == [(h.path, h.score) for h in vec]
