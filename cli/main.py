@@ -75,16 +75,28 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK_ERRORS as e:
         return _click_error(e, as_json=as_json)
     except (KeyboardInterrupt, *_ABORTS):
-        return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
+        return _fail(_interrupted(args), as_json=as_json, code=130)
     except OSError as e:  # the environment refused (disk full, permission, not a folder): one line, no traceback
         where = f": {e.filename}" if e.filename else ""
         return _fail(XsearchError(f"{e.strerror or e}{where}", code="os", errno=e.errno, path=e.filename),
                      as_json=as_json)
     if isinstance(rv, int) and not isinstance(rv, bool):  # typer.Exit(code) and click's ctx.exit(code)
         if rv == 130:  # click turns Ctrl-C inside a command into Exit(130)
-            return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
+            return _fail(_interrupted(args), as_json=as_json, code=130)
         return rv
     return 0
+
+
+#: What Ctrl-C leaves behind, per command (the default: nothing was changed half-way).
+INTERRUPTED = {
+    "index": "interrupted: the files embedded up to the last commit (every 512 items or 30 s) are kept; run the "
+             "same `xsearch index` again to carry on, only what is missing is embedded",
+}
+
+
+def _interrupted(args: list[str]) -> XsearchError:
+    command = next((a for a in args if not a.startswith("-")), "")
+    return XsearchError(INTERRUPTED.get(command, "interrupted"), code="interrupted", command=command)
 
 
 def _click_error(e: Exception, *, as_json: bool) -> int:

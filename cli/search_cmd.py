@@ -25,8 +25,7 @@ def search(
     k: Optional[int] = typer.Option(
         None,
         "-k",
-        help="Results per target modality (default: 10, or all there are); "
-        "more than the collection holds is an error.",
+        help="Results per target modality (default: 10; more than the collection holds gives all there are).",
     ),
     weight: Optional[str] = typer.Option(
         None,
@@ -79,8 +78,11 @@ def search(
         from xsearch.cli.output import prepare_model
 
         prepare_model(engine, engine.stored_model(), quiet=as_json)
-    results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
-                            filters=filters, params=params, rerank=reranked)
+    def run(k_):
+        return engine.search(queries, to=to, k=k_, weights=weights, fusion=fusion, threshold=threshold,
+                             filters=filters, params=params, rerank=reranked)
+
+    results, k = capped(run, k)
     _warn_short(results, k)
     if as_json:
         print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None)
@@ -88,6 +90,21 @@ def search(
         title = " + ".join(q.label for q in queries) + (" (re-ranked)" if reranked else "")
         for target, hits in results.items():
             print_hits(f"{title} → {target}", hits)
+
+
+def capped(run, k: int | None):
+    """``run(k)``; a ``k`` beyond what the collection holds is capped to that, with one note (scripts get all
+    there is). Returns (results, the k used)."""
+    from xsearch.core.errors import UsageError
+
+    try:
+        return run(k), k
+    except UsageError as e:
+        n, modality = e.params.get("n"), e.params.get("modality", "")
+        if e.code != "usage.k_too_large" or not isinstance(n, int) or n < 1:
+            raise
+    note(f"note: -k {k} capped to {n}: the collection holds {n} {modality} file(s).")
+    return run(n), n
 
 
 def _queries(texts: list[str], files: dict[str, list[Path]], weight: str | None) -> tuple[list, list[float]]:
