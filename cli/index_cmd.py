@@ -114,6 +114,9 @@ def _print_report(report) -> None:
         note(f"note: {links} symlink(s) leading out of {report.root} were not followed; index with --follow-links "
              "to include what they point to")
     vectors = ", ".join(f"{n} {m}" for m, n in sorted(report.vectors_added.items())) or "none"
+    from xsearch.cli.output import warn_model_fit
+
+    warn_model_fit(report.model_fit)
     say(
         f"indexed {report.root} into {report.collection}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renamed} renamed, {report.removed} removed, "

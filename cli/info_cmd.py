@@ -61,6 +61,11 @@ def info(
     else:
         say(f"collection: {c['path']}")
         say(f"  model: {c['model_spec']}  ({c['model_id']})")
+        fit = c.get("model_fit")
+        if fit and fit.get("message"):
+            say(f"  warning: {fit['message']}")
+        elif fit:
+            say(f"  model fit: the files checked ({fit['checked']}) are the generated world the builtin model knows")
         budgets = [f"memory {c['memory_budget_bytes'] / 1e6:,.0f} MB" if c.get("memory_budget_bytes") else "",
                    f"latency {c['latency_budget_ms']:g} ms" if c.get("latency_budget_ms") else ""]
         if any(budgets):

@@ -84,9 +84,14 @@ def search(
 
     results, k = capped(run, k)
     _warn_short(results, k)
+    fit = engine.model_fit()
     if as_json:
-        print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None)
+        print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None,
+                      model_fit=fit)
     else:
+        from xsearch.cli.output import warn_model_fit
+
+        warn_model_fit(fit)
         title = " + ".join(q.label for q in queries) + (" (re-ranked)" if reranked else "")
         for target, hits in results.items():
             print_hits(f"{title} → {target}", hits)
@@ -124,9 +129,11 @@ def _filters(path_glob, min_duration, max_duration, min_size, max_size, since, u
                    min_size, max_size, _epoch(since), _epoch(until), tag=tag)
 
 
-def print_results(queries, weights, fusion: str, results, rerank: dict | None = None) -> None:
+def print_results(queries, weights, fusion: str, results, rerank: dict | None = None,
+                  model_fit: dict | None = None) -> None:
     """The one ``--json`` layout of `search` and `similar`:
-    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``;
+    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``
+    (with the builtin model also ``"model_fit"``, whose ``message`` is non-empty when it does not know the files);
     re-ranked, also ``"rerank": {"id", "score", ...}`` and each hit's ``retrieval_score``."""
     out = {"queries": [{"modality": q.modality, "value": q.value} for q in queries], "weights": list(weights),
            "fusion": fusion}
@@ -135,6 +142,8 @@ def print_results(queries, weights, fusion: str, results, rerank: dict | None = 
         out["rerank"] = {**rerank, "retrieval_score": "the index's score",
                          "score": "hybrid rank fusion with the re-ranker's list" if hybrid
                          else "the re-ranker's (higher is better)"}
+    if model_fit is not None:  # the builtin model: whether it knows these files (xsearch.engine.fit)
+        out["model_fit"] = model_fit
     print_json({**out, "results": {t: [h.to_dict() for h in hits] for t, hits in results.items()}})
 
 
@@ -225,7 +234,7 @@ def similar(
     from xsearch.engine import Engine
 
     engine = Engine(collection)
-    results = engine.similar(path, to=to, k=k)
+    results, k = capped(lambda k_: engine.similar(path, to=to, k=k_), k)
     _warn_short(results, k)
     if as_json:
         print_results([Query(_modality(engine, path), str(path.expanduser().absolute()))], [1.0], "mean", results)

@@ -105,6 +105,7 @@ class IndexReport:
     reindexed: dict = field(default_factory=dict)
     repaired: str = ""
     seconds: float = 0.0
+    model_fit: dict | None = None  # builtin on media that is not its world: xsearch.engine.fit's verdict
 
     @property
     def embedded(self) -> int:
