@@ -208,10 +208,17 @@ def print_hits(title: str, hits) -> None:
     for h in hits:
         at = _where(h)
         path = _short(h.path) + (f"  “{h.snippet[:80]}”" if h.snippet else "")
-        table.add_row(str(h.rank), f"{h.score:.3f}", at, plain(path))
+        weak = h.weak is True  # below the model's calibrated relevance gap (xsearch.engine.relevance)
+        table.add_row(str(h.rank), f"{h.score:.3f}" + ("?" if weak else " "), at, plain(path),
+                      style="dim" if weak else None)
     if not hits:
         table.add_row("", "", "", "(no results)")
     console.print(table)
+    if hits and all(h.weak is True for h in hits):
+        note(f"nothing here looks like {title.split(' → ')[0]}: no result stands out from the rest of the collection "
+             "(weak results are marked ?; see docs/methods.md#relevance)")
+    elif any(h.weak is True for h in hits):
+        note("? marks weak results: they do not stand out from the rest of the collection")
 
 
 def _short(path: str) -> str:

@@ -47,6 +47,8 @@ class Hit:
     end: float | None = None  # where the matched window ends (s), for windowed media (audio, video)
     matched: str | None = None  # which track of a video matched: "picture" or "sound"
     retrieval_score: float | None = None  # re-ranked: the index's score before re-ranking (score: the re-ranker's)
+    relevance: float | None = None  # score above the query's baseline in this collection (xsearch.engine.relevance)
+    weak: bool | None = None  # relevance below the model's calibrated gap (None: no calibration for this model)
 
     def to_dict(self) -> dict:
         """JSON-safe: None fields dropped, a non-finite score becomes None (JSON has no NaN)."""

@@ -58,6 +58,12 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
                 else (found[0][1] if found else []))
         if req.reranker is not None and hits:
             hits = rerank(store, req, target, by_space[encoder.index_space(target)], weights, hits)
+        cosine = req.reranker is None and (req.fusion == "mean" or len(req.queries) == 1)
+        if hits and cosine and not modalities.multi_track(target):
+            from xsearch.engine import relevance
+
+            query = fuse_vectors(by_space[encoder.index_space(target)], weights)
+            hits = relevance.mark(store, target, query, hits, relevance.gap_for(store.model_spec))
         results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
     return results
 
