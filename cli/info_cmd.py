@@ -110,7 +110,12 @@ def _say_index_choice(s: dict) -> None:
 
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List model specs: builtin, open_clip architectures and tags, CLAP, and combined pairs."""
+    """List model specs: builtin, open_clip architectures and tags, CLAP, and combined pairs.
+
+    builtin (offline, shipped) knows only the generated world of shapes and synthetic sounds. For your own
+    photos and recordings: xsearch index PATH --model
+    openclip:ViT-B-32:laion2b_s34b_b79k+clap:laion/clap-htsat-unfused (downloaded once, about 1.2 GB, then offline).
+    """
     from rich.table import Table
 
     from xsearch.encoders.registry import list_models
