@@ -25,7 +25,8 @@ def search(
     k: Optional[int] = typer.Option(
         None,
         "-k",
-        help="Results per target modality (default: 10; more than the collection holds gives all there are).",
+        help="Results per target modality (default: 10, or all there are; a larger -k is capped to what the "
+        "collection holds).",
     ),
     weight: Optional[str] = typer.Option(
         None,
