@@ -388,6 +388,38 @@ class Engine:
         store = self.store()  # raises what is missing: the collection, or (local) its lost manifest
         return {**store.stats(), "tags": store.tag_counts(), "model_fit": self.model_fit()}
 
+    # -- browsing (xsearch.engine.browse) -------------------------------------------------------------------
+
+    def browse(self, modality: str, *, order: str = "recent", offset: int = 0, limit: int = 24,
+               seed: int = 0) -> tuple[int, list[Hit]]:
+        """(files of ``modality``, one page of them): newest first, or shuffled with ``seed``."""
+        from xsearch.engine import browse
+
+        store = self.store()
+        if modality not in store.modalities:
+            return 0, []
+        return browse.browse(store, modality, order=order, offset=offset, limit=limit, seed=seed)
+
+    def examples(self, n: int = 4) -> list[str]:
+        """Example queries drawn from the collection (its texts' first sentences, else tags, else file names)."""
+        from xsearch.engine import browse
+
+        return browse.examples(self.store(), n)
+
+    def details(self, item_id: int) -> tuple[Hit, dict]:
+        """An item and its folder, modification time and tags (for a preview)."""
+        from xsearch.engine import browse
+
+        hit = self.item(item_id)
+        return hit, browse.details(self.store(), hit)
+
+    @staticmethod
+    def waveform(path: str, points: int = 160) -> dict:
+        """A sound file's peak levels (0–1, ``points`` of them) and duration."""
+        from xsearch.engine import browse
+
+        return browse.waveform(path, points)
+
     # -- tags ---------------------------------------------------------------------------------------------
 
     def tag(self, labels: Sequence[str] | str, top: int = 3, min_score: float | None = None,

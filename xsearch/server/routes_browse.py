@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from xsearch.engine import browse as browsing
 from xsearch.server.files import file_of
 from xsearch.server.routes_media import ItemId, hit_out
 from xsearch.server.schemas import ERRORS
@@ -18,10 +17,10 @@ router = APIRouter(tags=["browse"])
                     "(model_fit), and example queries drawn from the collection")
 def overview(name: str, request: Request) -> dict:
     engine = request.app.state.xs.collections.get(name)
-    store = engine.store()
-    counts = {m: store.file_count(m) for m in store.modalities}
-    return {"name": name, "model_spec": store.model_spec, "files": {m: n for m, n in counts.items() if n},
-            "model_fit": engine.model_fit(), "examples": browsing.examples(store)}
+    stats = engine.stats()
+    files = {m: s["files"] for m, s in stats["modalities"].items() if s.get("files")}
+    return {"name": name, "model_spec": stats.get("model_spec"), "files": files,
+            "model_fit": stats.get("model_fit"), "examples": engine.examples()}
 
 
 @router.get("/api/collections/{name}/browse", responses=ERRORS,
@@ -31,10 +30,8 @@ def browse(name: str, request: Request,
            order: str = Query("recent", pattern="^(recent|random)$"),
            offset: int = Query(0, ge=0, le=10_000_000), limit: int = Query(24, ge=1, le=200),
            seed: int = Query(0, ge=0, le=2**31)) -> dict:
-    store = request.app.state.xs.collections.get(name).store()
-    if modality not in store.modalities:
-        return {"modality": modality, "total": 0, "items": [], "has_more": False}
-    total, hits = browsing.browse(store, modality, order=order, offset=offset, limit=limit, seed=seed)
+    engine = request.app.state.xs.collections.get(name)
+    total, hits = engine.browse(modality, order=order, offset=offset, limit=limit, seed=seed)
     return {"modality": modality, "total": total, "items": [hit_out(name, h) for h in hits],
             "has_more": offset + limit < total}
 
@@ -42,14 +39,13 @@ def browse(name: str, request: Request,
 @router.get("/api/collections/{name}/items/{item_id}/details", responses=ERRORS,
             summary="An item for the preview pane: its metadata, folder, modification date and tags")
 def details(name: str, item_id: ItemId, request: Request) -> dict:
-    engine = request.app.state.xs.collections.get(name)
-    hit = engine.item(item_id)
-    return {**hit_out(name, hit), **browsing.details(engine.store(), hit)}
+    hit, more = request.app.state.xs.collections.get(name).details(item_id)
+    return {**hit_out(name, hit), **more}
 
 
 @router.get("/api/collections/{name}/items/{item_id}/waveform", responses=ERRORS,
             summary="A sound's outline for drawing: peak levels (0-1) and its duration")
 def waveform(name: str, item_id: ItemId, request: Request,
              points: int = Query(160, ge=8, le=1000)) -> dict:
-    hit = request.app.state.xs.collections.get(name).item(item_id)
-    return browsing.waveform(str(file_of(hit)), points)
+    engine = request.app.state.xs.collections.get(name)
+    return engine.waveform(str(file_of(engine.item(item_id))), points)
