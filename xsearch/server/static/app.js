@@ -374,6 +374,7 @@ function render(body, append) {
   const results = $("results");
   if (!append) { results.replaceChildren(); state.hits = []; }
   let shown = 0, strong = 0, judged = 0;
+  if (!append) state.strongSeen = false;
   for (const target of body.to) {
     const hits = body.results[target] || [];
     shown += hits.length;
@@ -391,16 +392,17 @@ function render(body, append) {
     }
     if (!append && !hits.length) grid.append(el("p", { class: "message", text: `No ${(KINDS[target] || target).toLowerCase()} match.` }));
   }
+  state.strongSeen = state.strongSeen || strong > 0;
   state.hasMore = Object.values(body.has_more).some(Boolean);
   $("more").hidden = !state.hasMore;
   // the count covers every page shown so far (and replaces a "Searching…" left by a slow next page)
   state.shown = (append ? state.shown || 0 : 0) + shown;
   const total = state.shown;
   const what = body.queries.map((q) => (q.kind === "text" ? `“${q.value}”` : String(q.value || "that file").split("/").pop())).join(" + ");
+  const count = `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms`;
   say(!total ? "Nothing found. Try other words, another target, or fewer filters."
-    : !append && judged && !strong ? `Nothing here looks like ${what}: the closest are dimmed below, but none stands out from the rest of the collection.`
-    : `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms`
-      + (judged > strong ? "; dimmed ones (score?) do not stand out from the rest of the collection." : "."));
+    : judged && !strong && !state.strongSeen ? `${count}. Nothing here looks like ${what}: the closest are dimmed, none stands out from the rest of the collection.`
+    : count + (judged > strong ? "; dimmed ones (score?) do not stand out from the rest of the collection." : "."));
   // the echo of the queries names uploads and liked items (after a reload they were only ids)
   const echoes = body.queries.filter((q) => q.kind !== "text");
   state.chips.filter((c) => c.kind !== "text").forEach((chip) => {

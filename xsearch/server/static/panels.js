@@ -54,13 +54,14 @@ const XS = (() => {
   }
 
   // -- the empty page: examples and a browse view -------------------------------------------------------------
-  const browse = { modality: null, order: "recent", offset: 0, seed: 1, base: "" };
+  const browse = { modality: null, order: "recent", offset: 0, seed: 1, base: "", ticket: 0 };
 
   async function showBrowse(baseUrl, card, runQuery) {
-    const box = get("browse");
-    box.hidden = false;
+    const ticket = ++browse.ticket;  // a search started meanwhile (hideBrowse) wins
     browse.base = baseUrl;
     const ov = (overview && overviewOf === baseUrl ? overview : await collectionShown(baseUrl)) || { files: {}, examples: [] };
+    if (ticket !== browse.ticket) return;
+    get("browse").hidden = false;
     const have = Object.keys(ov.files || {});
     if (!have.includes(browse.modality)) browse.modality = ["image", "video", "audio", "text"].find((m) => have.includes(m));
     const examples = get("examples");
@@ -78,9 +79,11 @@ const XS = (() => {
   }
 
   async function browsePage(card) {
+    const ticket = browse.ticket;
     const p = new URLSearchParams({ modality: browse.modality, order: browse.order, offset: browse.offset, limit: 24, seed: browse.seed });
     let body;
     try { body = await json(`${browse.base}/browse?${p}`); } catch (e) { return; }
+    if (ticket !== browse.ticket) return;
     const grid = mk("div", { class: `grid ${browse.modality}` }, ...body.items.map((hit, i) => card(hit, body.items, i)));
     get("browse-grid").replaceChildren(grid);
     const from = body.total ? browse.offset + 1 : 0;
@@ -100,7 +103,11 @@ const XS = (() => {
     });
   }
 
-  function hideBrowse() { get("browse").hidden = true; }
+  function hideBrowse() {
+    browse.ticket += 1;
+    get("browse").hidden = true;
+    get("browse-grid").replaceChildren();  // its cards must not mix with the results
+  }
 
   // -- the preview pane -----------------------------------------------------------------------------------
   const preview = { hits: [], index: 0, likeThis: null, back: null };
