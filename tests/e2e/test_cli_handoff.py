@@ -108,6 +108,7 @@ def test_data_folders_are_declared_packages():
         assert f'"{folder.replace("/", ".")}"' in packages, folder
 
 
+@pytest.mark.slow
 def test_k_capped_in_a_real_process(indexed):
     r = run_subprocess("search", "red", "-c", indexed, "-k", "999", "--json")
     assert r.code == 0 and "capped to 90" in r.err
