@@ -85,11 +85,55 @@ def demo(
     from xsearch.cli.eval_cmd import print_report
 
     print_report(ev)
-    console.print(f'\nTry your own: xsearch search "three large blue stars on the right on a dotted background" '
-                  f'--to image -c {root / "collection"}', highlight=False, markup=False)
-    console.print(f'Or search it in your browser: xsearch serve -c {root / "collection"}  then open '
-                  'http://127.0.0.1:8000/ (text, or drop a picture or a sound onto the page).',
-                  highlight=False, markup=False, soft_wrap=True)
+    _print_handoff(root / "collection", _suggestions(test, searches))
+
+
+def _suggestions(test: list[dict], shown: list) -> list[str]:
+    """Captions of held-out items that are in the collection (not the ones already shown): each query has its
+    own picture among the results, from a colour–shape combination the model never saw in training."""
+    used = {s[3]["text"][0] for s in shown}
+    out = []
+    for r in test:
+        if r["text"][0] not in used and r["text"][0] not in out:
+            out.append(r["text"][0])
+        if len(out) == 2:
+            break
+    return out
+
+
+def command_name() -> str:
+    """How to type the `xsearch` that is running now: its bare name when the shell finds this very program on
+    PATH, else its full path (after `make demo`, `.venv/bin/xsearch` is not on PATH until the venv is activated)."""
+    import os
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "xsearch"
+    found = shutil.which("xsearch")
+    if found and here.exists() and os.path.realpath(found) == os.path.realpath(here):
+        return "xsearch"
+    if here.exists():
+        try:
+            return os.path.relpath(here) if not os.path.relpath(here).startswith("..") else str(here)
+        except ValueError:
+            return str(here)
+    return "xsearch"
+
+
+def _print_handoff(collection: Path, queries: list[str]) -> None:
+    import shlex
+
+    cmd, where = command_name(), shlex.quote(str(collection))
+    lines = ["", "Try your own (these captions describe items in the collection; their colour–shape combinations "
+             "were never seen in training):"]
+    lines += [f"  {cmd} search {shlex.quote(q)} --to image -c {where}" for q in queries]
+    lines += [f"  {cmd} search {shlex.quote(queries[0] if queries else 'a red circle')} --to audio -c {where}",
+              "Or search it in your browser (text, or drop a picture or a sound onto the page):",
+              f"  {cmd} serve -c {where}      # then open http://127.0.0.1:8000/"]
+    if cmd != "xsearch":
+        lines.append(f"(or run `source {Path(cmd).parent}/activate` first, then type plain `xsearch`)")
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_search(title: str, query, want: str, rows: list[dict]) -> None:

@@ -120,6 +120,9 @@ def _print_report(report) -> None:
     vectors = ", ".join(f"{n} {m}" for m, n in sorted(report.vectors_added.items())) or "none"
     if report.lines_added:
         vectors += "; lines of words: " + ", ".join(f"{n} {t}" for t, n in sorted(report.lines_added.items()))
+    from xsearch.cli.output import warn_model_fit
+
+    warn_model_fit(report.model_fit)
     say(
         f"indexed {report.root} into {report.collection}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renamed} renamed, {report.removed} removed, "

@@ -67,6 +67,11 @@ def info(
     else:
         say(f"collection: {c['path']}")
         say(f"  model: {c['model_spec']}  ({c['model_id']})")
+        fit = c.get("model_fit")
+        if fit and fit.get("message"):
+            say(f"  warning: {fit['message']}")
+        elif fit:
+            say(f"  model fit: the files checked ({fit['checked']}) are the generated world the builtin model knows")
         budgets = [f"memory {c['memory_budget_bytes'] / 1e6:,.0f} MB" if c.get("memory_budget_bytes") else "",
                    f"latency {c['latency_budget_ms']:g} ms" if c.get("latency_budget_ms") else ""]
         if any(budgets):
@@ -116,7 +121,12 @@ def _say_index_choice(s: dict) -> None:
 
 
 def models(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List model specs: builtin, open_clip architectures and tags, CLAP, and combined pairs."""
+    """List model specs: builtin, open_clip architectures and tags, CLAP, and combined pairs.
+
+    builtin (offline, shipped) knows only the generated world of shapes and synthetic sounds. For your own
+    photos and recordings: xsearch index PATH --model
+    openclip:ViT-B-32:laion2b_s34b_b79k+clap:laion/clap-htsat-unfused (downloaded once, about 1.2 GB, then offline).
+    """
     from rich.table import Table
 
     from xsearch.encoders.registry import list_models

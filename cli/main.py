@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Search your images, sounds and texts by meaning, in any direction.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help, like git's and rclip's: no boxes, no <type> labels
     add_completion=False,
     context_settings={"token_normalize_func": option_alias},  # old option names (--milvus-token) still work
 )
@@ -39,20 +40,29 @@ def _options(runtime: Optional[str] = typer.Option(None, "--runtime", metavar="o
     set_runtime(runtime)  # None: back to XSEARCH_RUNTIME / the machine default (in-process callers run many commands)
 
 
-app.command("index")(index_cmd.index)
-app.command("search")(search_cmd.search)
-app.command("similar")(search_cmd.similar)
-app.command("duplicates")(search_cmd.duplicates)
-app.command("remove")(index_cmd.remove)
-app.command("info")(info_cmd.info)
-app.command("copy")(copy_cmd.copy)
-app.command("models")(info_cmd.models)
-app.command("train")(train_cmd.train)
-app.command("eval")(eval_cmd.eval_)
-app.command("demo")(demo_cmd.demo)
-app.command("serve")(serve_cmd.serve)
-app.command("tag")(importlib.import_module("xsearch.cli.tag_cmd").tag)
-app.add_typer(world_cmd.app, name="world")
+#: One line each in `xsearch --help` (the docstrings say more under `xsearch COMMAND --help`).
+SHORT = {
+    "index": "Index a folder (only new and changed files are embedded)",
+    "search": "Search by text, image, audio or video, towards any modality",
+    "similar": "Find files like a given file",
+    "duplicates": "List near-duplicate files",
+    "remove": "Drop files from the collection (the files stay on disk)",
+    "info": "Show the collection, its model, versions and devices",
+    "copy": "Copy a collection to another store without re-embedding",
+    "models": "List the model specs you can index with",
+    "train": "Train the builtin model (or a CLAP-to-CLIP projection head)",
+    "eval": "Recall@K, mAP and median rank per direction, against chance",
+    "demo": "Index a generated world and search it three ways",
+    "serve": "Serve the search page and the JSON API",
+    "tag": "Tag every file with the labels it matches best",
+}
+for _name, _fn in (("index", index_cmd.index), ("search", search_cmd.search), ("similar", search_cmd.similar),
+                   ("duplicates", search_cmd.duplicates), ("remove", index_cmd.remove), ("info", info_cmd.info),
+                   ("copy", copy_cmd.copy), ("models", info_cmd.models), ("train", train_cmd.train),
+                   ("eval", eval_cmd.eval_), ("demo", demo_cmd.demo), ("serve", serve_cmd.serve),
+                   ("tag", importlib.import_module("xsearch.cli.tag_cmd").tag)):
+    app.command(_name, short_help=SHORT[_name])(_fn)
+app.add_typer(world_cmd.app, name="world", short_help="Generate the synthetic world of shapes, sounds and captions")
 
 
 def _click_classes(name: str) -> tuple[type, ...]:
@@ -71,6 +81,13 @@ _USAGE_ERRORS = _click_classes("UsageError")
 _ABORTS = _click_classes("Abort")
 
 
+def command():
+    """The click command tree of ``app``, its help made plain (xsearch.cli.helptext)."""
+    from xsearch.cli.helptext import tidy
+
+    return tidy(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv``; user errors become one line on stderr (with ``--json``: an
     ``{"error": {"code", "message", ...}}`` object on stdout). Returns the exit code.
@@ -82,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in args
     try:
         # not standalone: click hands usage errors back instead of printing its multi-line box
-        rv = app(args=args, prog_name="xsearch", standalone_mode=False)
+        rv = command().main(args=args, prog_name="xsearch", standalone_mode=False)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except XsearchError as e:
@@ -90,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK_ERRORS as e:
         return _click_error(e, as_json=as_json)
     except (KeyboardInterrupt, *_ABORTS):
-        return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
+        return _fail(_interrupted(args), as_json=as_json, code=130)
     except OSError as e:  # the environment refused (disk full, permission, not a folder): one line, no traceback
         where = f": {e.filename}" if e.filename else ""
         return _fail(XsearchError(f"{e.strerror or e}{where}", code="os", errno=e.errno, path=e.filename),
                      as_json=as_json)
     if isinstance(rv, int) and not isinstance(rv, bool):  # typer.Exit(code) and click's ctx.exit(code)
         if rv == 130:  # click turns Ctrl-C inside a command into Exit(130)
-            return _fail(XsearchError("interrupted", code="interrupted"), as_json=as_json, code=130)
+            return _fail(_interrupted(args), as_json=as_json, code=130)
         return rv
     return 0
 
@@ -114,6 +131,18 @@ def _lift_runtime(args: list[str]) -> list[str]:
     return args
 
 
+#: What Ctrl-C leaves behind, per command (the default: nothing was changed half-way).
+INTERRUPTED = {
+    "index": "interrupted: the files embedded up to the last commit (every 512 items or 30 s) are kept; run the "
+             "same `xsearch index` again to carry on, only what is missing is embedded",
+}
+
+
+def _interrupted(args: list[str]) -> XsearchError:
+    command = next((a for a in args if not a.startswith("-")), "")
+    return XsearchError(INTERRUPTED.get(command, "interrupted"), code="interrupted", command=command)
+
+
 def _click_error(e: Exception, *, as_json: bool) -> int:
     """Click's usage errors (unknown option, bad or missing value) as one ``error: ...`` line, exit 2."""
     if type(e).__name__ == "NoArgsIsHelpError":  # `xsearch world`: the help was printed already (typer) or is here
@@ -125,7 +154,8 @@ def _click_error(e: Exception, *, as_json: bool) -> int:
     ctx = getattr(e, "ctx", None)
     usage = isinstance(e, _USAGE_ERRORS)
     if usage and ctx is not None:
-        message = f"{message.rstrip('.')}; see `{ctx.command_path} --help`"
+        see = f"see `{ctx.command_path} --help`"
+        message = f"{message} ({see})" if message.endswith("?") else f"{message.rstrip('.')}; {see}"
     code = "usage.cli" if usage else "cli"
     error = UsageError(message, code=code) if e.exit_code == 2 else XsearchError(message, code=code)
     return _fail(error, as_json=as_json, code=e.exit_code)

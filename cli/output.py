@@ -94,6 +94,12 @@ def note(message: str) -> None:
     err_console.print(plain(message), soft_wrap=True)
 
 
+def warn_model_fit(fit: dict | None) -> None:
+    """The builtin model on media that is not its world (xsearch.engine.fit): one warning paragraph on stderr."""
+    if fit and fit.get("message"):
+        note(f"warning: {fit['message']}")
+
+
 def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
     """Print ``error: message`` on stderr (one line) and exit with ``code``."""
     err_console.print(plain(f"error: {message}"), soft_wrap=True)

@@ -25,8 +25,8 @@ def search(
     k: Optional[int] = typer.Option(
         None,
         "-k",
-        help="Results per target modality (default: 10, or all there are); "
-        "more than the collection holds is an error.",
+        help="Results per target modality (default: 10, or all there are; a larger -k is capped to what the "
+        "collection holds).",
     ),
     weight: Optional[str] = typer.Option(
         None,
@@ -83,15 +83,38 @@ def search(
         from xsearch.cli.output import prepare_model
 
         prepare_model(engine, engine.stored_model(), quiet=as_json)
-    results = engine.search(queries, to=to, k=k, weights=weights, fusion=fusion, threshold=threshold,
-                            filters=filters, params=params, rerank=reranked, mode=mode)
+    def run(k_):
+        return engine.search(queries, to=to, k=k_, weights=weights, fusion=fusion, threshold=threshold,
+                             filters=filters, params=params, rerank=reranked, mode=mode)
+
+    results, k = capped(run, k)
     _warn_short(results, k)
+    fit = engine.model_fit()
     if as_json:
-        print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None)
+        print_results(queries, weights, fusion, results, rerank=engine.reranker().describe() if reranked else None,
+                      model_fit=fit)
     else:
+        from xsearch.cli.output import warn_model_fit
+
+        warn_model_fit(fit)
         title = " + ".join(q.label for q in queries) + (" (re-ranked)" if reranked else "")
         for target, hits in results.items():
             print_hits(f"{title} → {target}", hits)
+
+
+def capped(run, k: int | None):
+    """``run(k)``; a ``k`` beyond what the collection holds is capped to that, with one note (scripts get all
+    there is). Returns (results, the k used)."""
+    from xsearch.core.errors import UsageError
+
+    try:
+        return run(k), k
+    except UsageError as e:
+        n, modality = e.params.get("n"), e.params.get("modality", "")
+        if e.code != "usage.k_too_large" or not isinstance(n, int) or n < 1:
+            raise
+    note(f"note: -k {k} capped to {n}: the collection holds {n} {modality} file(s).")
+    return run(n), n
 
 
 def _queries(texts: list[str], files: dict[str, list[Path]], weight: str | None) -> tuple[list, list[float]]:
@@ -111,9 +134,11 @@ def _filters(path_glob, min_duration, max_duration, min_size, max_size, since, u
                    min_size, max_size, _epoch(since), _epoch(until), tag=tag)
 
 
-def print_results(queries, weights, fusion: str, results, rerank: dict | None = None) -> None:
+def print_results(queries, weights, fusion: str, results, rerank: dict | None = None,
+                  model_fit: dict | None = None) -> None:
     """The one ``--json`` layout of `search` and `similar`:
-    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``;
+    ``{"queries": [{"modality", "value"}], "weights": [...], "fusion": ..., "results": {target: [hit, ...]}}``
+    (with the builtin model also ``"model_fit"``, whose ``message`` is non-empty when it does not know the files);
     re-ranked, also ``"rerank": {"id", "score", ...}`` and each hit's ``retrieval_score``."""
     out = {"queries": [{"modality": q.modality, "value": q.value} for q in queries], "weights": list(weights),
            "fusion": fusion}
@@ -122,6 +147,8 @@ def print_results(queries, weights, fusion: str, results, rerank: dict | None = 
         out["rerank"] = {**rerank, "retrieval_score": "the index's score",
                          "score": "hybrid rank fusion with the re-ranker's list" if hybrid
                          else "the re-ranker's (higher is better)"}
+    if model_fit is not None:  # the builtin model: whether it knows these files (xsearch.engine.fit)
+        out["model_fit"] = model_fit
     print_json({**out, "results": {t: [h.to_dict() for h in hits] for t, hits in results.items()}})
 
 
@@ -188,10 +215,17 @@ def print_hits(title: str, hits) -> None:
         path = _short(h.path) + (f"  “{h.snippet[:80]}”" if h.snippet else "")
         if h.words:  # found by its words (OCR lines, passages, its name): which ones
             path += "  words: " + " | ".join(w["text"][:60] for w in h.words[:3])
-        table.add_row(str(h.rank), f"{h.score:.3f}", at, plain(path))
+        weak = h.weak is True  # below the model's calibrated relevance gap (xsearch.engine.relevance)
+        table.add_row(str(h.rank), f"{h.score:.3f}" + ("?" if weak else " "), at, plain(path),
+                      style="dim" if weak else None)
     if not hits:
         table.add_row("", "", "", "(no results)")
     console.print(table)
+    if hits and all(h.weak is True for h in hits):
+        note(f"nothing here looks like {title.split(' → ')[0]}: no result stands out from the rest of the collection "
+             "(weak results are marked ?; see docs/methods.md#relevance)")
+    elif any(h.weak is True for h in hits):
+        note("? marks weak results: they do not stand out from the rest of the collection")
 
 
 def _short(path: str) -> str:
@@ -214,7 +248,7 @@ def similar(
     from xsearch.engine import Engine
 
     engine = Engine(collection)
-    results = engine.similar(path, to=to, k=k)
+    results, k = capped(lambda k_: engine.similar(path, to=to, k=k_), k)
     _warn_short(results, k)
     if as_json:
         print_results([Query(_modality(engine, path), str(path.expanduser().absolute()))], [1.0], "mean", results)

@@ -39,7 +39,6 @@ def serve(
     a restart. Examples: xsearch serve -c demo;  xsearch serve -c photos -c sounds --port 8080.
     """
     import logging
-    import socket
 
     from xsearch.core.errors import XsearchError
 
@@ -58,10 +57,32 @@ def serve(
                 "--token SECRET") + " (and the traffic is not encrypted: put a TLS proxy in front).")
     limits = Limits(upload_bytes=int(max_upload_mb * 1024 * 1024), upload_seconds=max_upload_seconds,
                     concurrency=concurrency)
-    app = create_app(collection or None, token=token, limits=limits, warm=False,
-                     hosts=list(LOCAL_NAMES) if local else None)
-    logging.getLogger("xsearch.server").addHandler(logging.StreamHandler())
-    app.state.xs.collections.load(on_loaded=_report)
+    sock = _listen(host, port)  # before the collections load: a busy port fails at once, with the way out
+    try:
+        app = create_app(collection or None, token=token, limits=limits, warm=False,
+                         hosts=list(LOCAL_NAMES) if local else None)
+        logging.getLogger("xsearch.server").addHandler(logging.StreamHandler())
+        app.state.xs.collections.load(on_loaded=_report)
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
+        console.print(f"xsearch is serving {', '.join(app.state.xs.collections.names())}: open {url}"
+                      + (f"?token={token}" if token else "") + f" in a browser (the API is described at {url}docs); "
+                      "Ctrl-C stops it.", highlight=False, markup=False, soft_wrap=True)
+        config = uvicorn.Config(app, log_level="warning", access_log=access_log, timeout_graceful_shutdown=5)
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # stopping a server is what Ctrl-C is for: not an error
+        pass
+    finally:
+        sock.close()
+    note("stopped.")
+
+
+def _listen(host: str, port: int):
+    """A socket bound to host:port (not yet listening); a taken port is one clear error that suggests another."""
+    import socket
+
+    from xsearch.core.errors import XsearchError
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,15 +93,14 @@ def serve(
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise XsearchError(f"cannot listen on {host}:{port}: {e.strerror or e}", code="serve.cannot_listen",
+        import errno
+
+        hint = (f" (another program, perhaps another `xsearch serve`, is using it): try --port {port + 1}"
+                if e.errno == errno.EADDRINUSE and port < 65535 else "")
+        raise XsearchError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}", code="serve.cannot_listen",
                            host=host, port=port) from None
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
-    console.print(f"xsearch is serving {', '.join(app.state.xs.collections.names())}: open {url}"
-                  + (f"?token={token}" if token else "") + f" in a browser (the API is described at {url}docs); "
-                  "Ctrl-C stops it.", highlight=False, markup=False, soft_wrap=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=access_log, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    sock.listen(2048)  # claimed now: a second `xsearch serve` on this port fails at once instead of after loading
+    return sock
 
 
 def _check_limits(token: str | None, max_upload_mb: float, max_upload_seconds: float) -> None:

@@ -27,11 +27,13 @@ def make(
 ) -> None:
     """Write a generated world: paired pictures, sounds and captions drawn from six attributes.
 
-    Every group has a colour, shape, size, count (1-4), position and background.
-    DIR receives, per group:
+    Every group has a colour, shape, size, count (1-4), position and background. DIR receives, per group:
+
+    \b
       image/<id>.png   128x128 picture
       audio/<id>.wav   2 s, 16 kHz mono sound
       text/<id>.txt    the canonical caption
+
     and manifest.jsonl with one record per group (split, files, captions, attributes).
 
     With --videos N, also video/<id>.mp4: each strings 3-5 groups' scenes of 4 s (the picture held still at

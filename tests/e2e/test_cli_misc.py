@@ -29,6 +29,9 @@ def test_demo_prints_tables_for_a_person(cli, tmp_path):
     for needle in ("text → image", "image → audio", "audio → image", "its caption", "R@1 (chance)", "Try your own",
                    "xsearch serve -c", "http://127.0.0.1:8000/"):  # ends by telling how to open the page
         assert needle in r.out
+    from tests.e2e.test_cli_handoff import check_handoff
+
+    check_handoff(r.out, tmp_path / "demo")
 
 
 def test_info_reports_environment_collection_and_model(cli, indexed):

@@ -120,17 +120,17 @@ def test_threshold_and_filters(cli, indexed, manifest_records):
     assert not _search(cli, indexed, q, "--to", "audio", "--min-duration", "3")["results"]["audio"]
 
 
-def test_k_larger_than_collection_is_one_line_error(cli, indexed):
+def test_k_larger_than_collection_is_capped_with_one_note(cli, indexed):
     r = cli("search", "red", "-c", indexed, "-k", "1000", "--json")
-    assert r.code == 2
-    assert r.err.strip().splitlines() == ["error: -k 1000 is larger than the collection: it holds 90 image file(s); "
-                                          "use -k 90 or less."]
-    assert len(json.loads(cli("search", "red", "-c", indexed, "-k", "90", "--json").out)["results"]["image"]) == 90
+    assert r.code == 0, r.err
+    assert r.err.strip().splitlines() == ["note: -k 1000 capped to 90: the collection holds 90 image file(s)."]
+    assert len(json.loads(r.out)["results"]["image"]) == 90  # a script gets all there is
 
 
 def test_k_larger_than_collection_for_similar(cli, indexed, world, manifest_records):
-    r = cli("similar", str(world / manifest_records[0]["image"]), "-c", indexed, "-k", "91")
-    assert r.code == 2 and "larger than the collection" in r.err
+    r = cli("similar", str(world / manifest_records[0]["image"]), "-c", indexed, "-k", "91", "--json")
+    assert r.code == 0 and "capped to 90" in r.err
+    assert len(json.loads(r.out)["results"]["image"]) == 89  # the file itself is left out
 
 
 def test_filters_leaving_fewer_than_k_give_a_note(cli, indexed, manifest_records):

@@ -89,6 +89,21 @@ def _long_collection(world: Path, records: list[dict], folder: Path) -> Path:
     return folder / "long"
 
 
+def _photos_collection(folder: Path) -> Path:
+    """Two real photographs (scikit-learn's samples) indexed with the builtin model: not its world."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from xsearch.engine import Engine
+
+    media = folder / "media"
+    media.mkdir(parents=True)
+    for name, pixels in zip(("china.jpg", "flower.jpg"), load_sample_images().images):
+        Image.fromarray(pixels).save(media / name)
+    Engine(folder / "photos", model="builtin").index_folder(media, workers=0)
+    return folder / "photos"
+
+
 @pytest.fixture(scope="module")
 def video_world(tmp_path_factory) -> dict:
     """A 16-group world with 3 generated videos (3-5 scenes of 4 s), indexed whole as the collection "videos", and
@@ -119,10 +134,12 @@ def server(indexed, world, manifest_records, video_world, tmp_path_factory):
     and a world with videos (1 MB upload limit)."""
     home = tmp_path_factory.mktemp("serve-home")
     long = _long_collection(world, manifest_records, home / "long-media")
+    photos = _photos_collection(home / "photos-media")
     port = _free_port()
     env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
     proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(indexed), "-c", str(long),
-                             "-c", str(home / "not-yet"), "-c", str(video_world["collection"]), "--port", str(port),
+                             "-c", str(home / "not-yet"), "-c", str(photos), "-c", str(video_world["collection"]),
+                             "--port", str(port),
                              "--max-upload-mb", "1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -174,8 +191,9 @@ def page(browser, server):
 
 
 def _results(page, kind: str, at_least: int = 1):
-    page.wait_for_function(f"() => document.querySelectorAll('.card.{kind}').length >= {at_least}")
-    return page.locator(f".card.{kind}")
+    """Result cards (not the browse view's, which an empty page shows until a search replaces it)."""
+    page.wait_for_function(f"() => document.querySelectorAll('#results .card.{kind}').length >= {at_least}")
+    return page.locator(f"#results .card.{kind}")
 
 
 def _images_decoded(page, first: int = 100) -> list[int]:
@@ -276,6 +294,7 @@ def test_several_queries_with_weights(page, shots, world, manifest_records):
     page.fill("#q", "red circles")
     page.click("#add-text")
     page.fill("#q", "on a striped background")
+    page.click("#add-file")  # added on purpose: without it, a dropped file replaces the query
     _drop_file(page, world / manifest_records[5]["image"], "image/png")
     _results(page, "image", 5)
     page.wait_for_selector("#fusion-wrap:not([hidden])")
@@ -561,6 +580,133 @@ def test_api_docs_render_with_the_network_cut(page, server, shots):
     page.locator(".responses-wrapper .response-col_status", has_text="200").first.wait_for()
     assert '"collections"' in page.locator(".responses-wrapper .highlight-code").first.inner_text()
     assert not elsewhere, elsewhere
+
+
+@needs_browser
+def test_a_picked_file_replaces_the_query_unless_added(page, world, manifest_records):
+    page.goto("/?q=red+circles&to=image")
+    _results(page, "image", 3)
+    _drop_file(page, world / manifest_records[5]["image"], "image/png")
+    page.wait_for_url("**upload=*")
+    assert "q=" not in page.url and page.input_value("#q") == ""  # the file is the new query, alone
+    page.wait_for_function("(name) => document.querySelector('#results .card.image .name')?.textContent === name",
+                           arg=Path(manifest_records[5]["image"]).name)  # the picked picture itself comes first
+    assert page.locator(".chip").count() == 1
+    assert page.get_attribute("#add-file", "aria-pressed") == "false"
+    page.fill("#q", "on a striped background")
+    page.click("#add-file")
+    assert page.get_attribute("#add-file", "aria-pressed") == "true"
+    _drop_file(page, world / manifest_records[6]["image"], "image/png")
+    page.wait_for_function("() => new URLSearchParams(location.search).getAll('upload').length === 2")
+    assert "q=on+a+striped" in page.url
+
+
+@needs_browser
+def test_tabs_only_for_what_the_collection_holds(page):
+    page.goto("/?c=long")  # one sound and four pictures: no texts, no videos
+    page.wait_for_selector("#stats:has-text('long')")
+    visible = [t for t in page.locator("#to label").all() if t.is_visible()]
+    assert [t.text_content().strip() for t in visible] == ["Images", "Sounds", "All"]
+    page.goto("/?c=photos&to=audio")  # only pictures: the Sounds tab is not offered, Images is picked
+    page.wait_for_selector("#stats:has-text('photos')")
+    visible = [t.text_content().strip() for t in page.locator("#to label").all() if t.is_visible()]
+    assert visible == ["Images"] and page.is_checked("#to input[value=image]")
+
+
+@needs_browser
+def test_the_builtin_model_says_when_it_does_not_know_the_files(page, shots):
+    page.goto("/?c=photos&q=a+flower")
+    page.wait_for_selector("#banner:not([hidden])")
+    banner = page.text_content("#banner")
+    assert "only knows the generated world" in banner and "--model openclip:ViT-B-32" in banner
+    _results(page, "image", 2)
+    page.wait_for_selector("#message:has-text('Nothing here looks like “a flower”')")
+    assert page.locator(".card.image.weak").count() == 2
+    page.screenshot(path=shots / "photos-banner.png")
+    page.goto("/?q=two+large+red+circles")
+    _results(page, "image", 3)
+    assert page.is_hidden("#banner")  # the world: no banner
+
+
+@needs_browser
+def test_a_caption_is_strong_nonsense_is_not(page, manifest_records):
+    record = next(r for r in manifest_records if r["split"] == "test")
+    page.goto("/?" + urllib.parse.urlencode({"q": record["text"][0], "to": "image"}))
+    first = _results(page, "image", 3).first
+    assert first.locator(".name").text_content() == Path(record["image"]).name
+    assert "weak" not in first.get_attribute("class")
+    page.goto("/?q=zzzz&to=text")
+    _results(page, "text", 3)
+    page.wait_for_selector("#message:has-text('Nothing here looks like “zzzz”')")
+
+
+@needs_browser
+def test_an_empty_page_browses_and_offers_examples(page, shots):
+    page.goto("/")
+    page.wait_for_function("() => document.querySelectorAll('#browse-grid .card.image').length === 24")
+    assert page.text_content("#browse-where") == "1–24 of 90"
+    page.screenshot(path=shots / "browse.png")
+    page.click("#browse-next")
+    page.wait_for_selector("#browse-where:has-text('25–48 of 90')")
+    page.get_by_role("button", name="90 sounds").click()
+    page.wait_for_function("() => document.querySelectorAll('#browse-grid .card.audio').length === 24")
+    examples = page.locator("#examples .example")
+    assert examples.count() >= 2
+    wanted = examples.first.text_content()
+    examples.first.click()
+    page.wait_for_url("**q=*")
+    assert page.input_value("#q") == wanted and page.is_hidden("#browse")
+    _results(page, "image", 3)
+
+
+@needs_browser
+def test_the_preview_pane_steps_with_the_arrow_keys(page, shots):
+    page.goto("/?q=two+large+red+circles&to=image")
+    cards = _results(page, "image", 5)
+    names = cards.locator(".name").all_text_contents()
+    cards.first.locator(".thumb").click()
+    page.wait_for_selector("#preview:not([hidden])")
+    assert page.text_content("#preview-title") == names[0] and page.text_content("#preview-count") == "1 of 24"
+    page.wait_for_selector("#preview-facts dt:has-text('Modified')")
+    facts = page.text_content("#preview-facts")
+    assert "Dimensions128 × 128" in facts and "Folder" in facts and "Size" in facts
+    assert page.get_attribute("#preview-open", "href").endswith("/media")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f"#preview-title:has-text('{names[1]}')")
+    page.screenshot(path=shots / "preview.png")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector(f"#preview-title:has-text('{names[0]}')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#preview", state="hidden")
+    cards.nth(2).locator(".thumb").click()
+    page.click("#preview-like")
+    page.wait_for_url("**like=*")
+
+
+@needs_browser
+def test_sounds_show_a_waveform(page, shots):
+    page.goto("/?c=long&q=two+large+red+circles&to=audio")
+    card = _results(page, "audio", 1).first
+    page.wait_for_function("() => Number(document.querySelector('.card.audio canvas.wave')?.dataset.drawn) > 100")
+    assert card.locator(".timeline .window").count() == 1
+    page.screenshot(path=shots / "waveform.png")
+
+
+@needs_browser
+def test_narrow_screen_browse_and_preview(browser, server, shots):
+    context = browser.new_context(viewport={"width": 375, "height": 812}, base_url=server, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        page.wait_for_function("() => document.querySelectorAll('#browse-grid .card.image').length > 0")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=shots / "narrow-browse.png")
+        page.locator("#browse-grid .card.image .thumb").first.click()
+        page.wait_for_selector("#preview:not([hidden])")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=shots / "narrow-preview.png")
+    finally:
+        context.close()
 
 
 @needs_browser

@@ -48,6 +48,8 @@ class Hit:
     matched: str | None = None  # which track of a video matched: "picture" or "sound"
     retrieval_score: float | None = None  # re-ranked: the index's score before re-ranking (score: the re-ranker's)
     words: list | None = None  # found by its words: the lines that matched ({track, text, offset, box, confidence})
+    relevance: float | None = None  # score above the query's baseline in this collection (xsearch.engine.relevance)
+    weak: bool | None = None  # relevance below the model's calibrated gap (None: no calibration for this model)
 
     def to_dict(self) -> dict:
         """JSON-safe: None fields dropped, a non-finite score becomes None (JSON has no NaN)."""
@@ -107,6 +109,7 @@ class IndexReport:
     reindexed: dict = field(default_factory=dict)
     repaired: str = ""
     seconds: float = 0.0
+    model_fit: dict | None = None  # builtin on media that is not its world: xsearch.engine.fit's verdict
 
     @property
     def embedded(self) -> int:

@@ -67,9 +67,16 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
                 else (found[0][1] if found else []))
         if req.reranker is not None and hits:
             hits = rerank(store, req, target, by_space[encoder.index_space(target)], weights, hits)
+        cosine = req.reranker is None and (req.fusion == "mean" or len(req.queries) == 1)
+        if hits and cosine and not modalities.multi_track(target):
+            from xsearch.engine import relevance
+
+            query = fuse_vectors(by_space[encoder.index_space(target)], weights)
+            hits = relevance.mark(store, target, query, hits, relevance.gap_for(store.model_spec))
         if mode == "hybrid":
             words = hybrid.keyword_hits(store, target, text, hybrid.depth(req.k), req)
             hits = hybrid.fuse(hits, words, req.k, hybrid.n_words(text))
+            hits = [replace(h, weak=False) if h.words and h.weak else h for h in hits]  # found by its words
         results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
     return results
 

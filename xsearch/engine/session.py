@@ -47,6 +47,7 @@ class Engine:
         self._checked: tuple[str, str] | None = None  # (store model_id, spec) already checked
         self.reranker_path = reranker  # a re-ranker checkpoint dir for search(rerank=True); None: the shipped one
         self._reranker = None
+        self._fit: tuple | None = None  # (generation, model_fit verdict) last read
 
     # -- session ------------------------------------------------------------------------------------------
 
@@ -209,10 +210,41 @@ class Engine:
                 report.notes.append(f"{writer.uri}: its manifest.json was missing, so the collection was started "
                                     "afresh: the old catalog and vectors were deleted and every file is embedded "
                                     "again")
-            return index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
-                                prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
-                                on_plan=on_plan, on_progress=on_progress, report=report, executor=run_with,
-                                follow_links=follow_links, text_tracks=text_tracks)
+            report = index_folder(writer, enc, root, include=include, exclude=exclude, hidden=hidden, prune=prune,
+                                  prune_all=prune_all, workers=workers, files_per_batch=files_per_batch,
+                                  on_plan=on_plan, on_progress=on_progress, report=report, executor=run_with,
+                                  follow_links=follow_links, text_tracks=text_tracks)
+            report.model_fit = self._measure_fit(writer)
+            return report
+
+    def _measure_fit(self, store) -> dict | None:
+        """Whether the builtin model knows these files (xsearch.engine.fit), measured now and kept beside the
+        collection for search, info and the page."""
+        from xsearch.engine import fit
+
+        found = fit.verdict(store.model_spec, fit.sample((f.path, f.modality) for f in store.files())) \
+            if fit.applies(store.model_spec) else None
+        fit.save(self.path, found)
+        self._fit = None  # the reader sees a new generation: read it again from the kept file
+        return found
+
+    def model_fit(self) -> dict | None:
+        """The verdict of xsearch.engine.fit for this collection (None: its model is not the shipped builtin):
+        kept from the last `index` run, else measured now from a sample of its files."""
+        from xsearch.engine import fit
+
+        store = self.store()
+        spec = store.model_spec
+        if not fit.applies(spec):
+            return None
+        generation = (spec, store.generation)
+        if self._fit is not None and self._fit[0] == generation:
+            return self._fit[1]
+        found = fit.load(self.path, spec)
+        if found is None:
+            found = fit.verdict(spec, fit.sample((f.path, f.modality) for f in store.files()))
+        self._fit = (generation, found)
+        return found
 
     def _checked_writer_encoder(self, writer):
         enc = self.encoder(writer.model_spec)
@@ -385,7 +417,40 @@ class Engine:
         lines and files per text track of the keyword index, ``text_tracks``: the opt-in ones it reads)."""
         store = self.store()  # raises what is missing: the collection, or (local) its lost manifest
         return {**store.stats(), "tags": store.tag_counts(), "words": store.keyword_counts(),
-                "text_tracks": list(store.text_settings().get("text_tracks", []))}
+                "text_tracks": list(store.text_settings().get("text_tracks", [])),
+                "model_fit": self.model_fit()}
+
+    # -- browsing (xsearch.engine.browse) -------------------------------------------------------------------
+
+    def browse(self, modality: str, *, order: str = "recent", offset: int = 0, limit: int = 24,
+               seed: int = 0) -> tuple[int, list[Hit]]:
+        """(files of ``modality``, one page of them): newest first, or shuffled with ``seed``."""
+        from xsearch.engine import browse
+
+        store = self.store()
+        if modality not in store.modalities:
+            return 0, []
+        return browse.browse(store, modality, order=order, offset=offset, limit=limit, seed=seed)
+
+    def examples(self, n: int = 4) -> list[str]:
+        """Example queries drawn from the collection (its texts' first sentences, else tags, else file names)."""
+        from xsearch.engine import browse
+
+        return browse.examples(self.store(), n)
+
+    def details(self, item_id: int) -> tuple[Hit, dict]:
+        """An item and its folder, modification time and tags (for a preview)."""
+        from xsearch.engine import browse
+
+        hit = self.item(item_id)
+        return hit, browse.details(self.store(), hit)
+
+    @staticmethod
+    def waveform(path: str, points: int = 160) -> dict:
+        """A sound file's peak levels (0–1, ``points`` of them) and duration."""
+        from xsearch.engine import browse
+
+        return browse.waveform(path, points)
 
     # -- tags ---------------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from xsearch.core.paths import data_home
-from xsearch.server import errors, routes_info, routes_media, routes_search
+from xsearch.server import errors, routes_browse, routes_info, routes_media, routes_search
 from xsearch.server.files import Thumbs
 from xsearch.server.guard import Guard
 from xsearch.server.sessions import Collections, Limits
@@ -82,7 +82,7 @@ def create_app(collections: Mapping[str, str] | Iterable[str | Path | None] | No
                          static_url=DOCS_ASSETS, redoc_url=None)
     app.state.xs = state
     errors.install(app)
-    for router in (routes_info.router, routes_search.router, routes_media.router):
+    for router in (routes_info.router, routes_search.router, routes_media.router, routes_browse.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   collections: [], collection: null, texts: [], chips: [], to: "image", fusion: "mean", rerank: false,
-  offset: 0, loading: false, hasMore: false, request: 0, scoreLabel: "",
+  offset: 0, loading: false, hasMore: false, request: 0, scoreLabel: "", hits: [], addFile: false,
 };
 
 // -- small helpers ---------------------------------------------------------------------------------------------
@@ -227,6 +227,13 @@ function clipPreview(src, name) {
 }
 
 async function addFiles(files) {
+  if (!state.addFile) {  // a picked or dropped file is the new query, unless "+ add file to query" is on
+    state.texts = [{ kind: "text", value: "", weight: 1 }];
+    state.chips = [];
+    $("q").value = "";
+    state.fusion = "mean";
+  }
+  setAddFile(false);
   for (const file of files) {
     say(`Uploading ${file.name}…`);
     const body = new FormData();
@@ -244,6 +251,11 @@ async function addFiles(files) {
   search();
 }
 
+function setAddFile(on) {
+  state.addFile = on;
+  $("add-file").setAttribute("aria-pressed", String(on));
+}
+
 // -- results ---------------------------------------------------------------------------------------------------
 
 function moreLikeThis(hit) {
@@ -255,11 +267,21 @@ function moreLikeThis(hit) {
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
 
-function cardHead(hit) {
+function preview(hit, list) {
+  const hits = list || state.hits;
+  XS.openPreview(hits, Math.max(0, hits.indexOf(hit)), moreLikeThis);
+}
+
+function cardHead(hit, list) {
+  const name = el("span", { class: "name", title: `${hit.path} — show it larger`, text: hit.name, role: "button", tabindex: "0" });
+  name.addEventListener("click", () => preview(hit, list));
+  name.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); preview(hit, list); } });
   return el("div", { class: "row" },
-    el("span", { class: "name", title: hit.path, text: hit.name }),
-    el("span", { class: "rank", text: `#${hit.rank}` }),
-    el("span", { class: "score", title: state.scoreLabel, text: hit.score === null ? "–" : hit.score.toFixed(3) }));
+    name,
+    hit.score === null || hit.score === undefined ? null : el("span", { class: "rank", text: `#${hit.rank}` }),
+    hit.score === null || hit.score === undefined ? null
+      : el("span", { class: "score", title: hit.weak ? `${state.scoreLabel}: weak, it does not stand out from the rest of the collection` : state.scoreLabel,
+        text: hit.score.toFixed(3) + (hit.weak ? "?" : "") }));
 }
 
 function likeButton(hit) {
@@ -271,10 +293,11 @@ function timedPlayer(hit, tag) {
   const start = hit.offset || 0;
   const duration = hit.duration || 0;
   const end = hit.end ?? Math.min(duration || start, start + 2);
-  const player = el(tag, { controls: true, preload: tag === "video" ? "metadata" : "none", src: `${hit.media_url}#t=${start}`, "aria-label": `Play ${hit.name} from ${clock(start)}` });
+  const player = el(tag, { controls: true, preload: "metadata", src: `${hit.media_url}#t=${start}`, "aria-label": `Play ${hit.name} from ${clock(start)}` });
   const mark = el("div", { class: "window" });
   const head = el("div", { class: "playhead" });
-  const timeline = el("div", { class: "timeline", title: "Where the match is; click to play from there" }, mark, head);
+  const timeline = el("div", { class: "timeline", title: "Where the match is; click to play from there" },
+    tag === "audio" ? XS.waveform(hit) : null, mark, head);
   if (duration > 0) {
     mark.style.left = `${(100 * start) / duration}%`;
     mark.style.width = `${(100 * Math.max(end - start, 0)) / duration}%`;
@@ -293,13 +316,13 @@ function timedPlayer(hit, tag) {
   return { player, timeline, where };
 }
 
-function audioCard(hit) {
+function audioCard(hit, list) {
   const { player, timeline, where } = timedPlayer(hit, "audio");
-  return el("article", { class: "card audio" }, cardHead(hit), timeline, player,
+  return el("article", { class: "card audio" }, cardHead(hit, list), timeline, player,
     el("div", { class: "row" }, el("span", { class: "where", text: where }), likeButton(hit)));
 }
 
-function textCard(hit) {
+function textCard(hit, list) {
   const quote = el("blockquote", { class: "snippet", text: hit.snippet || "" });
   const toggle = el("button", { type: "button", class: "ghost", "aria-expanded": "false" }, "Show passage");
   toggle.addEventListener("click", async () => {
@@ -317,24 +340,31 @@ function textCard(hit) {
     } catch (error) { say(explain(error), true); }
   });
   const where = el("span", { class: "where", text: `¶${Math.round(hit.offset) + 1}` });
-  return el("article", { class: "card text" }, cardHead(hit), quote, el("div", { class: "row" }, where, toggle, likeButton(hit)));
+  return el("article", { class: "card text" }, cardHead(hit, list), quote, el("div", { class: "row" }, where, toggle, likeButton(hit)));
 }
 
-function imageCard(hit) {
+function imageCard(hit, list) {
   const img = el("img", { src: hit.thumb_url, alt: hit.name, loading: "lazy", width: hit.width, height: hit.height });
-  const link = el("a", { class: "thumb", href: hit.media_url, target: "_blank", rel: "noopener", title: `${hit.name} — open the full image` }, img);
-  return el("article", { class: "card image" }, link, cardHead(hit), likeButton(hit));
+  const link = el("a", { class: "thumb", href: hit.media_url, target: "_blank", rel: "noopener", title: `${hit.name} — show it larger` }, img);
+  link.addEventListener("click", (e) => {
+    if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;  // a new tab still opens the file itself
+    e.preventDefault();
+    preview(hit, list);
+  });
+  return el("article", { class: "card image" }, link, cardHead(hit, list), likeButton(hit));
 }
 
-function videoCard(hit) {
+function videoCard(hit, list) {
   const { player, timeline, where } = timedPlayer(hit, "video");
-  return el("article", { class: "card video" }, player, timeline, cardHead(hit),
+  return el("article", { class: "card video" }, player, timeline, cardHead(hit, list),
     el("div", { class: "row" }, el("span", { class: "where", text: where }), likeButton(hit)));
 }
 
-function card(hit) {
-  return withWords(hit, hit.modality === "image" ? imageCard(hit) : hit.modality === "audio" ? audioCard(hit)
-    : hit.modality === "text" ? textCard(hit) : videoCard(hit));
+function card(hit, list) {
+  const make = { image: imageCard, audio: audioCard, text: textCard }[hit.modality] || videoCard;
+  const node = withWords(hit, make(hit, list));
+  if (hit.weak) node.classList.add("weak");  // below the model's relevance gap: dimmed
+  return node;
 }
 
 // -- words a hit was found by (OCR lines, passages, file names; docs/ocr.md) ------------------------------------
@@ -373,8 +403,9 @@ function render(body, append) {
     : body.queries.length > 1 && body.fusion !== "mean" ? `${body.fusion} score of the fused queries`
     : "cosine similarity to the query";
   const results = $("results");
-  if (!append) results.replaceChildren();
-  let shown = 0;
+  if (!append) { results.replaceChildren(); state.hits = []; }
+  let shown = 0, strong = 0, judged = 0;
+  if (!append) state.strongSeen = false;
   for (const target of body.to) {
     const hits = body.results[target] || [];
     shown += hits.length;
@@ -385,16 +416,24 @@ function render(body, append) {
       results.append(section);
     }
     const grid = section.querySelector(".grid");
-    for (const hit of hits) grid.append(card(hit));
+    for (const hit of hits) {
+      state.hits.push(hit);
+      grid.append(card(hit));
+      if (hit.weak !== undefined && hit.weak !== null) { judged += 1; if (!hit.weak) strong += 1; }
+    }
     if (!append && !hits.length) grid.append(el("p", { class: "message", text: `No ${(KINDS[target] || target).toLowerCase()} match.` }));
   }
+  state.strongSeen = state.strongSeen || strong > 0;
   state.hasMore = Object.values(body.has_more).some(Boolean);
   $("more").hidden = !state.hasMore;
   // the count covers every page shown so far (and replaces a "Searching…" left by a slow next page)
   state.shown = (append ? state.shown || 0 : 0) + shown;
   const total = state.shown;
-  say(total ? `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms.`
-    : "Nothing found. Try other words, another target, or fewer filters.");
+  const what = body.queries.map((q) => (q.kind === "text" ? `“${q.value}”` : String(q.value || "that file").split("/").pop())).join(" + ");
+  const count = `${total}${state.hasMore ? "+" : ""} result${total === 1 ? "" : "s"} in ${Math.round(body.took_ms)} ms`;
+  say(!total ? "Nothing found. Try other words, another target, or fewer filters."
+    : judged && !strong && !state.strongSeen ? `${count}. Nothing here looks like ${what}: the closest are dimmed, none stands out from the rest of the collection.`
+    : count + (judged > strong ? "; dimmed ones (score?) do not stand out from the rest of the collection." : "."));
   // the echo of the queries names uploads and liked items (after a reload they were only ids)
   const echoes = body.queries.filter((q) => q.kind !== "text");
   state.chips.filter((c) => c.kind !== "text").forEach((chip) => {
@@ -415,8 +454,10 @@ async function search({ push = true, append = false } = {}) {
   if (!queryCount()) {
     say("Type what you are looking for, or drop an image, a sound or a video clip onto the page.");
     clearResults();
+    if (state.collection && showStats()) XS.showBrowse(base(), card, runExample);
     return;
   }
+  XS.hideBrowse();
   if (!state.collection) { say("There is no collection on this server.", true); return; }
   if (!append) {
     state.offset = 0;
@@ -440,6 +481,13 @@ async function search({ push = true, append = false } = {}) {
     clearTimeout(slow);
     if (ticket === state.request) { state.loading = false; $("results").removeAttribute("aria-busy"); }
   }
+}
+
+function runExample(text) {
+  state.texts = [{ kind: "text", value: text, weight: 1 }];
+  state.chips = [];
+  syncForm();
+  search();
 }
 
 function pageSize() {
@@ -493,6 +541,12 @@ function showStats() {
     return `${n} ${n === 1 ? kind.replace(/s$/, "") : kind}`;
   });
   $("stats").textContent = `${c.name} · ${files.join(" · ") || "no files yet"} · model ${c.model_spec}`;
+  const to = XS.offerTabs(c.files, state.to);
+  if (to !== state.to) {
+    state.to = to;
+    for (const radio of document.querySelectorAll('input[name="to"]')) radio.checked = radio.value === state.to;
+  }
+  if (state.shownCollection !== c.name) { state.shownCollection = c.name; XS.collectionShown(base()); }
   return true;
 }
 
@@ -517,6 +571,14 @@ function wire() {
   $("fusion").addEventListener("change", (e) => { state.fusion = e.target.value; search(); });
   $("rerank").addEventListener("change", (e) => { state.rerank = e.target.checked; if (queryCount()) search(); });
   $("collection").addEventListener("change", (e) => { state.collection = e.target.value; if (showStats()) search(); });
+  $("home").addEventListener("click", (e) => {
+    e.preventDefault();
+    state.texts = [{ kind: "text", value: "", weight: 1 }];
+    state.chips = [];
+    syncForm();
+    history.pushState(null, "", state.collections.length > 1 ? `?c=${encodeURIComponent(state.collection)}` : location.pathname);
+    search({ push: false });
+  });
   $("file").addEventListener("change", (e) => { const files = [...e.target.files]; e.target.value = ""; addFiles(files); });
   const drop = $("drop");
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); } });
@@ -536,6 +598,9 @@ function wire() {
     if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); }
   });
   $("more").addEventListener("click", more);
+  $("add-file").addEventListener("click", () => setAddFile(!state.addFile));
+  XS.wireBrowse(card);
+  XS.wirePreview();
   if ("IntersectionObserver" in window) {
     new IntersectionObserver((entries) => { if (entries.some((x) => x.isIntersecting)) more(); }, { rootMargin: "300px" }).observe($("more"));
   }
@@ -547,7 +612,7 @@ async function start() {
   const hasQuery = readUrl();
   if (!(await loadCollections())) return;
   if (hasQuery) search({ push: false });
-  else say("Type what you are looking for, or drop an image, a sound or a video clip onto the page.");
+  else search({ push: false });  // no query: the browse view and example queries
 }
 
 start();
