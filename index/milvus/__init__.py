@@ -9,9 +9,10 @@ Two ways to name one (the ``-c`` argument, :mod:`.uri`):
 
 Layout: one xsearch collection NAME (``xsearch`` in a .db) is a few Milvus collections:
 
-``NAME__meta``     key → JSON: ``spec`` (model, dims, index per track, creation id), ``state`` (commit generation,
-                   next ids, counts, a commit in flight), ``lease`` (a server's writer lease), ``journal:<n>``
-                   (the file ids of the commit in flight, 4,000 a row);
+``NAME__meta``     key → JSON: ``spec`` (model, dims, index per track, creation id), ``state:<seq>`` (one row per
+                   write of the state: commit generation, next ids, counts, a commit in flight; the newest wins),
+                   ``lease`` (a server's writer lease), ``journal:<n>`` (the file ids of the commit in flight, 4,000
+                   a row);
 ``NAME__files``    one row per indexed file (what the local catalog's ``files`` table holds);
 ``NAME__<track>``  one row per item (an image, an audio window, a text passage) of a track: the vector, its file
                    id, offset, snippet, the generation that wrote it, and its file's metadata (path, file name,
@@ -24,6 +25,7 @@ Modules, each depending only on those above it:
 - :mod:`.indexes` — FAISS factory strings → Milvus index types, build and search parameters;
 - :mod:`.filters` — :class:`Filters` → a Milvus expression, and the same test in Python;
 - :mod:`.connection` — one shared MilvusClient per collection argument, milvus-lite's in-process server;
+- :mod:`.features` — what the Milvus at the other end supports (group-by, full ``like``, index types), from its version;
 - :mod:`.rows` — the Milvus schemas, and rows ↔ file records / hits;
 - :mod:`.db` — the Milvus collections of one xsearch collection: every call (load-and-retry, coded errors);
 - :mod:`.reader` — reads of the published generation, best-file-per-query search, the reader;

@@ -134,13 +134,15 @@ def _choices(spec: StoreSpec, target: Target) -> dict[str, IndexChoice]:
 
 def _check_supported(choices: Mapping[str, IndexChoice], features: Features, target: Target) -> None:
     """One coded error, before anything is created, for an index type this Milvus does not build."""
+    forms = {"FLAT": "Flat", "AUTOINDEX": "auto", "HNSW": "HNSW<M>", "HNSW_SQ": "HNSW<M>_SQ8",
+             "IVF_FLAT": "IVF<nlist>,Flat", "IVF_SQ8": "IVF<nlist>,SQ8", "IVF_PQ": "IVF<nlist>,PQ<m>"}
     for track, choice in choices.items():
         if choice.index_type not in features.index_types:
+            supported = ", ".join(forms[t] for t in features.index_types if t in forms)
             raise UsageError(f"index type {choice.factory!r} (Milvus {choice.index_type}) is not available on the "
-                             f"Milvus at {target.path or target.address} ({features.version}); it builds "
-                             f"{', '.join(features.index_types)}", code="store.unsupported_index",
-                             factory=choice.factory, store="milvus", track=track, version=features.version,
-                             supported=", ".join(features.index_types))
+                             f"Milvus at {target.path or target.address} ({features.version}); it takes "
+                             f"{supported}", code="store.unsupported_index", factory=choice.factory, store="milvus",
+                             track=track, version=features.version, supported=supported)
 
 
 def _create(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None:
