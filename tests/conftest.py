@@ -17,7 +17,8 @@ TINY = {"epochs": 8, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0.5, "thread
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, tmp_path, monkeypatch):
-    """Every test gets its own XSEARCH_HOME, the session's ONNX export cache and an empty, offline Hugging Face home (``tmp_path / "hf-home"``)."""
+    """Every test gets its own XSEARCH_HOME, the session's ONNX export cache and an empty, offline Hugging Face
+    home (``tmp_path / "hf-home"``)."""
     monkeypatch.setenv("XSEARCH_HOME", str(tmp_path_factory.mktemp("xsearch-home")))
     # exported ONNX towers: one cache for the session (exported once), never the user's ~/.cache
     monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "xsearch-cache"))
