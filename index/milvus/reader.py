@@ -27,7 +27,7 @@ from .filters import Compiled, compile_filters, quote
 from .indexes import IndexChoice, search_params
 from .rows import FILE_FIELDS, HIT_FIELDS, file_record, hit_from_entity, sorted_tags, unpack_hit
 
-#: How long a reader reuses the state it read (seconds): the calls of one search share one read
+#: How long a search reuses the state a reader read just before (seconds): Engine.search counts files, then searches
 STATE_REUSE_S = 0.5
 LITE_GROUP_OVERFETCH = 10  # milvus-lite's group_by looks at limit × 10 items (its engine/collection.py)
 
@@ -268,10 +268,10 @@ class MilvusStore(CommittedReads, Store):
         return spec
 
     def _recent_state(self) -> State:
-        """The state read less than STATE_REUSE_S ago, else a fresh read: for the calls of one search (an
-        Engine.search asks two file counts, then searches; each read is a round trip). A search that meets a
-        generation newer than this reads it again (CommittedReads._search), so a published commit is never hidden
-        from a search's results; every other call reads the state afresh."""
+        """The state read less than STATE_REUSE_S ago, else a fresh read: what a search starts from (an
+        Engine.search reads the file counts just before; each read is a round trip). A search that meets a
+        generation newer than this reads it again (CommittedReads._search), so a commit is never half-seen by a
+        search; every other call (counts, file_count, items) reads the state afresh."""
         cached = self._cached_state
         if cached is not None and time.monotonic() - cached[0] < STATE_REUSE_S:
             return cached[1]
@@ -354,8 +354,6 @@ class MilvusStore(CommittedReads, Store):
     def counts(self) -> dict[str, dict[str, int]]:
         return {m: dict(c) for m, c in self._state().counts.items()}
 
-    def file_count(self, modality: str) -> int:
-        return int(self._recent_state().counts.get(modality, {}).get("files", 0))
 
     def search_files(self, modality: str, queries: np.ndarray, k: int, *, filters: Filters | None = None,
                      exclude_paths: Sequence[str] = (), threshold: float | None = None,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MILVUS_PACKAGE = "milvus==2.3.5"
-MILVUS_START_S = 150.0  # ~45 s on an idle 2-core machine; CI's cores are shared
+MILVUS_START_S = 300.0  # ~45 s on an idle 2-core machine; >150 s seen with the 2 cores at load 15
 MILVUS_PORT = 19530
 
 
@@ -38,19 +38,21 @@ class MilvusServer:
     def stop(self) -> None:
         """Stop the server's whole process group (the wrapper and ``milvus run standalone``)."""
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        for sig, wait in ((signal.SIGTERM, 40.0), (signal.SIGKILL, 10.0)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 return
-            try:
-                proc.wait(wait)
-                time.sleep(0.5)  # the group's other members
-                return
-            except subprocess.TimeoutExpired:
-                continue
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:  # the wrapper exits first; `milvus run standalone` takes longer
+                proc.poll()
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.5)
 
 
 def milvus_venv() -> Path:
