@@ -615,14 +615,19 @@ def test_tabs_only_for_what_the_collection_holds(page):
 
 @needs_browser
 def test_the_builtin_model_says_when_it_does_not_know_the_files(page, shots):
-    page.goto("/?c=photos&q=a+flower")
+    page.goto("/?c=photos&q=a+red+bicycle")
     page.wait_for_selector("#banner:not([hidden])")
     banner = page.text_content("#banner")
     assert "only knows the generated world" in banner and "--model openclip:ViT-B-32" in banner
     _results(page, "image", 2)
-    page.wait_for_selector("#message:has-text('Nothing here looks like “a flower”')")
+    page.wait_for_selector("#message:has-text('Nothing here looks like “a red bicycle”')")
     assert page.locator(".card.image.weak").count() == 2
     page.screenshot(path=shots / "photos-banner.png")
+    page.goto("/?c=photos&q=a+flower")  # the keyword channel reads file names: found by its words, not dimmed
+    first = _results(page, "image", 2).first
+    assert first.locator(".name").text_content() == "flower.jpg"
+    assert "weak" not in first.get_attribute("class")
+    assert first.locator(".words mark").first.text_content() == "flower.jpg"
     page.goto("/?q=two+large+red+circles")
     _results(page, "image", 3)
     assert page.is_hidden("#banner")  # the world: no banner

@@ -48,4 +48,4 @@ def details(name: str, item_id: ItemId, request: Request) -> dict:
 def waveform(name: str, item_id: ItemId, request: Request,
              points: int = Query(160, ge=8, le=1000)) -> dict:
     engine = request.app.state.xs.collections.get(name)
-    return engine.waveform(str(file_of(engine.item(item_id))), points)
+    return engine.waveform(str(file_of(engine, engine.item(item_id))), points)
