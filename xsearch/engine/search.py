@@ -75,8 +75,9 @@ def run_search(store, encoder, req: SearchRequest) -> dict[str, list[Hit]]:
             hits = relevance.mark(store, target, query, hits, relevance.gap_for(store.model_spec))
         if mode == "hybrid":
             words = hybrid.keyword_hits(store, target, text, hybrid.depth(req.k), req)
+            complete = {h.path for h in words if h.score >= hybrid.ALL_WORDS}
             hits = hybrid.fuse(hits, words, req.k, hybrid.n_words(text))
-            hits = [replace(h, weak=False) if h.words and h.weak else h for h in hits]  # found by its words
+            hits = [replace(h, weak=False) if h.weak and h.path in complete else h for h in hits]  # holds every word
         results[target] = add_spans(hits, getattr(encoder, "audio_window_s", 0) or 0)
     return results
 
