@@ -662,6 +662,7 @@ def test_a_catalog_without_a_manifest_while_a_writer_works_is_no_collection_yet(
     assert Collection.missing_error(root).code == "collection.damaged"
 
 
+@pytest.mark.slow  # ~11 s: five real processes
 def test_cli_damaged_catalog_then_rebuild(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()

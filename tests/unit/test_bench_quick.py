@@ -162,6 +162,7 @@ def test_scale_out_estimate_is_arithmetic_on_the_measured_costs():
 
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("ray", "pymilvus", "milvus_lite")),
                     reason="needs the ray and milvus extras")
+@pytest.mark.slow  # ~13 s: starts Ray and milvus-lite
 def test_scale_out_fields(tmp_path):
     from bench import scale_out
 
