@@ -85,7 +85,7 @@ def warning(foreign: int, checked: int, root: str | None) -> str:
     return (f"The builtin model only knows the generated world of coloured shapes and synthetic sounds, and "
             f"{foreign} of {checked} files checked here are not from it: its rankings of them are noise. With network "
             f"access once, index with a real model (then it works offline): xsearch index {where} --rebuild --model "
-            f"{REAL_MODEL}. Offline, `--ocr` reads the words in pictures.")
+            f"{REAL_MODEL}. Offline, xsearch index {where} --ocr finds pictures by the words in them (the ocr extra).")
 
 
 def save(directory: Path | None, fit: dict | None) -> None:
