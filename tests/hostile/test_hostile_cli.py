@@ -429,5 +429,5 @@ class TestRealProcess:
             assert r.code == 0 and "Traceback" not in r.err, r.err
             assert len(json.loads(r.out, parse_constant=refuse)["results"]["image"]) == hits
         r = run_subprocess("search", "\x1b]0;pwned\x07 [/] :smile:", "-c", col, "-k", "2")
-        assert r.code == 0 and r.err == "", r.err
-        assert not CONTROL.search(r.out) and "[/] :smile:" in r.out and "😄" not in r.out
+        assert r.code == 0 and "error" not in r.err and "Traceback" not in r.err, r.err  # notes (weak results) only
+        assert not CONTROL.search(r.out + r.err) and "[/] :smile:" in r.out and "😄" not in r.out
