@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
+from tests.helpers.index import unit_rows
 from xsearch.core.errors import CollectionLockedError, UsageError, XsearchError  # noqa: E402
 from xsearch.core.types import Filters  # noqa: E402
 from xsearch.index import factory, open_store, open_writer  # noqa: E402
@@ -32,8 +33,7 @@ SPEC = StoreSpec("m@1:8", "m", {"image": DIM, "audio": DIM}, "Flat")
 
 
 def unit(seed: int, n: int = 1) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit_rows(n, DIM, seed)
 
 
 def add(w, path, vectors, modality="image", **kw):

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from tests.helpers.index import unit_rows
 from xsearch.core.errors import CollectionError, CollectionLockedError
 from xsearch.core.types import Filters
 from xsearch.index import delete_store, open_store, open_writer, store_exists
@@ -19,8 +20,7 @@ DAY = 86_400 * 10**9
 
 
 def unit(seed: int, n: int = 1) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit_rows(n, DIM, seed)
 
 
 def add_file(writer, path: str, modality: str, vectors: np.ndarray, *, size: int = 100, mtime_ns: int = DAY,

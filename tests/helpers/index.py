@@ -32,3 +32,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of the true top-k found in each row."""
     k = truth.shape[1]
     return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth)]))
+
+
+def unit_rows(rows: int, dim: int, seed: int = 0) -> np.ndarray:
+    """``rows`` random unit-length float32 vectors of ``dim`` (the same for the same seed)."""
+    x = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -10,27 +10,17 @@ import shutil
 
 import pytest
 
+from tests.helpers.cli import one_line_error
 from xsearch.core.errors import UsageError
 from xsearch.core.types import Query
 from xsearch.engine import Engine
-
-
-def _one_line_error(r, code: int, *needles: str) -> str:
-    assert r.code == code, (r.code, r.out, r.err)
-    assert "Traceback" not in r.err
-    lines = [line for line in r.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
 
 # -- demo ----------------------------------------------------------------------------------------------------------
 
 
 def test_demo_refuses_no_groups_and_runs_on_a_tiny_world(cli, tmp_path):
-    _one_line_error(cli("demo", "--dir", tmp_path / "d0", "--n", "0"), 2, "--n")
-    _one_line_error(cli("demo", "--dir", tmp_path / "d0", "--n", "5", "-k", "0"), 2, "-k")
+    one_line_error(cli("demo", "--dir", tmp_path / "d0", "--n", "0"), 2, "--n")
+    one_line_error(cli("demo", "--dir", tmp_path / "d0", "--n", "5", "-k", "0"), 2, "-k")
     r = cli("demo", "--dir", tmp_path / "d3", "--n", "3", "--json")  # fewer files than the default -k 5
     assert r.code == 0 and "Traceback" not in r.err, r.err
     assert all(len(s["results"]) == 3 for s in json.loads(r.out)["searches"])
@@ -80,18 +70,18 @@ def test_eval_names_skipped_manifest_lines_and_reads_nothing_outside(cli, hostil
 
 
 def test_eval_plot_that_cannot_be_written_fails_before_the_run(cli, hostile_manifest, tmp_path):
-    _one_line_error(cli("eval", "-m", hostile_manifest, "--plot", tmp_path / "no" / "such" / "r.png"), 2,
+    one_line_error(cli("eval", "-m", hostile_manifest, "--plot", tmp_path / "no" / "such" / "r.png"), 2,
                     "does not exist")
-    _one_line_error(cli("eval", "-m", hostile_manifest, "--plot", tmp_path), 2, "is a folder")
+    one_line_error(cli("eval", "-m", hostile_manifest, "--plot", tmp_path), 2, "is a folder")
 
 
 # -- duplicates and index wording ------------------------------------------------------------------------------------
 
 
 def test_duplicates_errors_name_the_flags_the_user_typed(cli, indexed):
-    line = _one_line_error(cli("duplicates", "-c", indexed, "--modality", "smell"), 2, "--modality 'smell'")
+    line = one_line_error(cli("duplicates", "-c", indexed, "--modality", "smell"), 2, "--modality 'smell'")
     assert "--to" not in line
-    _one_line_error(cli("duplicates", "-c", indexed, "--threshold", "nan"), 2, "--threshold")
+    one_line_error(cli("duplicates", "-c", indexed, "--threshold", "nan"), 2, "--threshold")
 
 
 def test_refused_prune_names_the_flag_that_allows_it(cli, world, tmp_path):
@@ -132,9 +122,9 @@ def test_a_bare_query_is_one_query(indexed):
 
 
 def test_engine_value_errors_name_the_cli_flag(cli, indexed, tmp_path):
-    _one_line_error(cli("index", tmp_path, "-c", tmp_path / "col", "--wait", "nan"), 2,
+    one_line_error(cli("index", tmp_path, "-c", tmp_path / "col", "--wait", "nan"), 2,
                     "error: --wait must be a finite number")
-    _one_line_error(cli("tag", "-l", "red", "-c", indexed, "--top", "0"), 2, "error: --top must be at least 1")
+    one_line_error(cli("tag", "-l", "red", "-c", indexed, "--top", "0"), 2, "error: --top must be at least 1")
 
 
 def test_a_collection_folder_whose_name_is_not_utf8_works(cli, world, tmp_path):
@@ -224,7 +214,7 @@ def test_a_lost_manifest_is_named_with_the_way_out(cli, lost_manifest):
     _, col = lost_manifest
     for args in (("search", "red", "-c", col, "--to", "text"), ("info", "-c", col),
                  ("similar", "x.txt", "-c", col), ("remove", "x.txt", "-c", col)):
-        line = _one_line_error(cli(*args), 1, "manifest", "--rebuild")
+        line = one_line_error(cli(*args), 1, "manifest", "--rebuild")
         assert str(col / "manifest.json") in line and "no collection" not in line, line
     r = cli("search", "red", "-c", col, "--json")
     assert json.loads(r.out)["error"]["code"] == "collection.damaged"
@@ -296,7 +286,7 @@ def test_a_collection_path_that_is_a_file_is_named_as_such(cli, world, tmp_path)
     for col in (f, f / "sub"):
         for args in (("index", world / "text", "-c", col, "--model", "builtin"), ("search", "red", "-c", col),
                      ("info", "-c", col)):
-            line = _one_line_error(cli(*args), 1, str(f), "is a file, not a folder")
+            line = one_line_error(cli(*args), 1, str(f), "is a file, not a folder")
             assert "check the disk" not in line and "create it with" not in line, line
         r = cli("index", world / "text", "-c", col, "--json")
         assert json.loads(r.out)["error"]["code"] == "collection.not_a_folder"
@@ -305,9 +295,9 @@ def test_a_collection_path_that_is_a_file_is_named_as_such(cli, world, tmp_path)
 
 @pytest.mark.parametrize("text", ["\x01\x02\x1b", "\t\x7f\u200b", "\x9b \u2028\ufeff", "\x00"])
 def test_a_query_of_control_characters_is_the_empty_query_error(cli, indexed, text):
-    empty = _one_line_error(cli("search", "", "-c", indexed), 2)
-    assert _one_line_error(cli("search", text, "-c", indexed), 2) == empty
-    assert _one_line_error(cli("search", text, "-c", indexed, "--json"), 2) == empty
+    empty = one_line_error(cli("search", "", "-c", indexed), 2)
+    assert one_line_error(cli("search", text, "-c", indexed), 2) == empty
+    assert one_line_error(cli("search", text, "-c", indexed, "--json"), 2) == empty
 
 
 def test_control_characters_inside_a_query_are_spaces():

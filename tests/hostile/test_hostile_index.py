@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.index import unit_rows
 from xsearch.core.errors import CollectionError, CollectionLockedError
 from xsearch.index.local import Catalog, Collection, VectorIndex
 
@@ -28,8 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def unit(rows: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return unit_rows(rows, dim, seed)
 
 
 def make(path, **kw):

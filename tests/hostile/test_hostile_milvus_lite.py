@@ -9,18 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import one_line_error
+
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
-
-
-def _one_line_error(r, code: int, *needles: str) -> str:
-    assert r.code == code, (r.code, r.out, r.err)
-    assert "Traceback" not in r.err
-    lines = [line for line in r.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def test_a_lost_files_collection_names_rebuild(cli, lite):
     finally:
         conn.release()
     for args in (("info", "-c", uri), ("index", folder, "-c", uri, "--workers", "0")):
-        _one_line_error(cli(*args), 1, "missing one of its parts", "--rebuild")
+        one_line_error(cli(*args), 1, "missing one of its parts", "--rebuild")
     r = cli("index", folder, "-c", uri, "--workers", "0", "--rebuild")
     assert r.code == 0, r.err
     assert cli("info", "-c", uri).code == 0
@@ -61,4 +53,4 @@ def test_a_read_only_lite_collection_says_so(cli, lite, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if mode & os.W_OK and
                         Path(p).absolute().is_relative_to(db.parent) else real(p, mode, *a, **k))
     for args in (("search", "red", "-c", uri), ("info", "-c", uri)):
-        _one_line_error(cli(*args), 1, "read-only", "cp -r")
+        one_line_error(cli(*args), 1, "read-only", "cp -r")

@@ -8,24 +8,15 @@ import sys
 
 import pytest
 
-
-def _one_line_error(r, code: int, *needles: str) -> str:
-    assert r.code == code, (r.code, r.out, r.err)
-    assert "Traceback" not in r.err
-    lines = [line for line in r.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
+from tests.helpers.cli import one_line_error
 
 # -- item 16: a query of invisible characters is the empty query, by Unicode properties ------------------------------
 
 @pytest.mark.parametrize("text", ["\u3164", "\u2800\u2800", "\u115f\u1160", "\uffa0 \u200b", "\ufe0f\u180e",
                                   "\u3164\u2800 \u00a0"])
 def test_a_query_of_invisible_characters_is_the_empty_query_error(cli, indexed, text):
-    empty = _one_line_error(cli("search", "", "-c", indexed), 2)
-    assert _one_line_error(cli("search", text, "-c", indexed), 2) == empty
+    empty = one_line_error(cli("search", "", "-c", indexed), 2)
+    assert one_line_error(cli("search", text, "-c", indexed), 2) == empty
 
 
 def test_invisible_is_decided_by_unicode_properties_not_a_list():
@@ -48,7 +39,7 @@ def _train(cli, world, out, *extra):
 def test_training_with_every_tower_frozen_and_no_init_is_refused(cli, world, tmp_path):
     out = tmp_path / "ckpt"
     r = _train(cli, world, out, "--freeze", "image", "--freeze", "audio", "--freeze", "text")
-    _one_line_error(r, 2, "--init-from", "frozen")
+    one_line_error(r, 2, "--init-from", "frozen")
     assert not (out / "model.safetensors").exists()
 
 
@@ -56,16 +47,16 @@ def test_training_with_every_tower_frozen_and_no_init_is_refused(cli, world, tmp
 
 def test_a_manifest_that_is_a_folder_is_named_so(cli, world, tmp_path):
     r = cli("train", "-m", world, "-o", tmp_path / "ckpt", "--epochs", "1")
-    line = _one_line_error(r, 1, "is a folder")
+    line = one_line_error(r, 1, "is a folder")
     assert "not found" not in line
 
 
 def test_a_labels_file_that_is_a_folder_is_named_so(cli, indexed, tmp_path):
     folder = tmp_path / "labels"
     folder.mkdir()
-    line = _one_line_error(cli("tag", "-c", indexed, "--labels", folder), 2, "is a folder")
+    line = one_line_error(cli("tag", "-c", indexed, "--labels", folder), 2, "is a folder")
     assert "not found" not in line
-    _one_line_error(cli("tag", "-c", indexed, "--labels", tmp_path / "nope.txt"), 2, "not found")
+    one_line_error(cli("tag", "-c", indexed, "--labels", tmp_path / "nope.txt"), 2, "not found")
 
 
 # -- item 12: `serve -c` a regular file ------------------------------------------------------------------------------
@@ -79,6 +70,6 @@ def test_serve_on_a_regular_file_says_so_and_does_not_start(cli, tmp_path, monke
     f = tmp_path / "notes.txt"
     f.write_text("mine")
     r = cli("serve", "-c", f, "--port", "59318")
-    _one_line_error(r, 1, "is a file, not a folder", "-c")
+    one_line_error(r, 1, "is a file, not a folder", "-c")
     assert "no collection there yet" not in r.err and not started
     assert f.read_text() == "mine"

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers.index import unit_rows
 from xsearch.core.errors import CollectionError, CollectionLockedError
 from xsearch.index import factory as factory_module
 from xsearch.index.local import Collection
@@ -25,8 +26,7 @@ MODEL = "builtin:test-v1"
 
 
 def unit(rows: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return unit_rows(rows, dim, seed)
 
 
 def make(path, **kw):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.helpers.index import clustered_vectors, exact_top_k, recall_at_k
+from tests.helpers.index import clustered_vectors, exact_top_k, recall_at_k, unit_rows
 from xsearch.core.errors import CollectionError, UsageError
 from xsearch.index.local import VectorIndex, choose_factory, selection
 from xsearch.index.local.gpu import gpu_available
@@ -18,8 +18,7 @@ DIM = 16
 
 
 def unit(rows: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return unit_rows(rows, dim, seed)
 
 
 def filled(factory: str, n: int = 2000, seed: int = 0):
