@@ -110,6 +110,20 @@ class ModalityDispatch:
         return self.embed(parent, batch, space=space)
 
 
+class TowersByModality:
+    """Mixin for encoders whose towers all run through one ``_embed(modality, batch, space)``: the per-modality
+    methods that :class:`ModalityDispatch` dispatches to, written once (builtin on torch and on ONNX Runtime)."""
+
+    def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
+        return self._embed("image", images, space)
+
+    def _embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
+        return self._embed("audio", waves, space)
+
+    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
+        return self._embed("text", texts, space)
+
+
 class SingleSpace(ModalityDispatch):
     """Mixin for encoders with one embedding space: every modality is indexed in ``DEFAULT_SPACE``."""
 

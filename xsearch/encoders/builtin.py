@@ -29,7 +29,7 @@ from torch import nn
 from xsearch.core.errors import ModelError
 from xsearch.encoders._batching import BatchRunner
 from xsearch.encoders._checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint_dir
-from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device, weights_digest
+from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, TowersByModality, pick_device, weights_digest
 
 ARCHITECTURE = "xsearch-builtin-v1"
 
@@ -269,7 +269,7 @@ def load_checkpoint(ckpt_dir: Path | str) -> tuple[BuiltinModel, dict]:
     return model.eval(), config
 
 
-class BuiltinEncoder(SingleSpace):
+class BuiltinEncoder(TowersByModality, SingleSpace):
     """The Encoder-protocol wrapper around a BuiltinModel."""
 
     modalities = ("image", "audio", "text")
@@ -312,15 +312,6 @@ class BuiltinEncoder(SingleSpace):
             return self.model.encode(modality, prepare(chunk).to(self.device), normalize=False)
 
         return self._runner.run(list(items), encode, self.cfg.embed_dim)
-
-    def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
-        return self._embed("image", images, space)
-
-    def _embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
-        return self._embed("audio", waves, space)
-
-    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
-        return self._embed("text", texts, space)
 
     def describe(self) -> dict:
         return {

@@ -18,7 +18,7 @@ import numpy as np
 from xsearch.core.errors import ModelError
 from xsearch.encoders import runtimes
 from xsearch.encoders._checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, weights_digest
+from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, TowersByModality, l2_normalize, weights_digest
 
 TOWERS = ("image", "audio", "text")
 
@@ -61,7 +61,7 @@ def log_mel(waves: np.ndarray, constants: Path) -> np.ndarray:
     return np.log(mel + float(c["eps"])).transpose(0, 2, 1)[:, None].astype(np.float32)
 
 
-class OnnxBuiltinEncoder(SingleSpace):
+class OnnxBuiltinEncoder(TowersByModality, SingleSpace):
     """The Encoder protocol over ONNX Runtime sessions of the builtin towers (CPU)."""
 
     modalities = TOWERS
@@ -140,15 +140,6 @@ class OnnxBuiltinEncoder(SingleSpace):
             self._torch = BuiltinEncoder(model, spec=self.spec, digest=self.model_id.split("@")[1].split(":")[0],
                                          device="cpu", meta=self.meta)
         return self._torch
-
-    def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
-        return self._embed("image", images, space)
-
-    def _embed_audio(self, waves: Sequence[np.ndarray], space: str | None = None) -> np.ndarray:
-        return self._embed("audio", waves, space)
-
-    def _embed_text(self, texts: Sequence[str], space: str | None = None) -> np.ndarray:
-        return self._embed("text", texts, space)
 
     def describe(self) -> dict:
         return {"spec": self.spec, "model_id": self.model_id, "modalities": list(self.modalities), "dim": self.dim,
