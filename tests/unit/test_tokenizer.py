@@ -64,6 +64,21 @@ def test_importing_it_loads_neither_torch_nor_open_clip():
     import sys
 
     code = ("import sys; from xsearch.encoders.tokenizer import ClipTokenizer; ClipTokenizer(32)(['a red circle']); "
-            "print(sorted(m for m in ('torch', 'open_clip') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'open_clip', 'ftfy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ftfy_is_skipped_only_where_it_changes_nothing():
+    """The tokenizer skips ftfy for printable ASCII without '&'; ftfy must indeed leave every such string alone."""
+    import ftfy
+
+    from xsearch.encoders.tokenizer import _FTFY_NO_OP
+
+    rng = random.Random(7)
+    plain = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "&"]
+    texts = ["".join(rng.choice(plain) for _ in range(rng.randint(0, 80))) for _ in range(3000)]
+    texts += ["a red circle", "ABC;DEF<b>x</b>", "\\x1b[31m", "'quoted' \"double\" `tick`"]
+    assert all(_FTFY_NO_OP.fullmatch(t) for t in texts)
+    assert [t for t in texts if ftfy.fix_text(t) != t] == []
+    assert not _FTFY_NO_OP.fullmatch("&amp;") and not _FTFY_NO_OP.fullmatch("caf\u00e9") and not _FTFY_NO_OP.fullmatch("a\tb")

@@ -109,6 +109,10 @@ class OnnxBuiltinEncoder(TowersByModality, SingleSpace):
 
                 options = ort.SessionOptions()
                 options.log_severity_level = 3
+                if tower == "text":
+                    # An embedding table and a few small layers: the extended graph optimisations gain it nothing
+                    # (batch of 64: 15.3 vs 15.4 ms) and cost 40-80 ms at session creation, paid by every CLI query.
+                    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
                 self._sessions[tower] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             else:
                 reason = (self.folder / f"{tower}.failed").read_text().strip() if (
