@@ -91,3 +91,54 @@ def test_a_killed_node_ends_the_run_within_the_bound(cluster, folder, tmp_path):
     if outcome == "completed":
         assert sorted(set(seen)) == sorted(str(f.path) for f in files)
     print(f"killed node: {outcome} {took:.1f} s after the kill, {len(set(seen))}/{len(files)} files back")
+
+
+def test_a_killed_node_keeps_the_embedded_files_and_the_cli_rerun_adds_the_rest(cluster, folder, tmp_path):  # noqa: F811
+    """The issue's target end to end: an index run on the cluster loses a node after its first batch and ends within
+    the bound — completed, or executor.stalled with every file embedded before it committed — and `xsearch index`
+    run again adds exactly the files still missing."""
+    import json
+    import subprocess
+
+    import ray.cloudpickle
+
+    from xsearch.core.errors import XsearchError
+    from xsearch.engine import Engine
+    from xsearch.index import open_store
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    node = cluster.cluster.add_node(num_cpus=1)  # a worker of this test's own: the other kill test may have run
+    cluster.workers.append(node)
+    cluster.cluster.wait_for_nodes()
+    root = tmp_path / "images"
+    shutil.copytree(folder / "image", root)
+    (root / "truncated.png").unlink()
+    total = len(list(root.iterdir()))
+    col = tmp_path / "col"
+    killed_at: list[float] = []
+
+    def kill_after_first_batch(_done: int) -> None:
+        if not killed_at:
+            cluster.kill(node)
+            killed_at.append(time.monotonic())
+
+    outcome = "completed"
+    try:
+        Engine(col, model="builtin").index_folder(
+            root, executor="ray", files_per_batch=4, on_progress=kill_after_first_batch,
+            executor_options={"decode": _slow_decode, "stall_s": STALL_S, "num_cpus": 0.5, "decode_cpus": 0.5})
+    except XsearchError as e:
+        assert e.code == "executor.stalled", e
+        outcome = "stalled"
+    assert killed_at and time.monotonic() - killed_at[0] < KILL_BOUND_S, outcome
+    with open_store(str(col)) as s:
+        kept = s.file_count("image")
+    assert kept >= 4 if outcome == "stalled" else kept == total  # at least the first batch, committed
+    rerun = subprocess.run([sys.executable, "-m", "xsearch.cli.main", "index", str(root), "-c", str(col), "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-600:]
+    report = json.loads(rerun.stdout)
+    assert (report["added"], report["unchanged"]) == (total - kept, kept), (outcome, kept, report)
+    with open_store(str(col)) as s:
+        assert s.file_count("image") == total
+    print(f"killed node: {outcome}, {kept}/{total} kept, the re-run added {report['added']}")

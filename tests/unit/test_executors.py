@@ -56,3 +56,41 @@ def test_the_local_executor_keeps_the_contract(tmp_path: Path):
     batches = list(_made("local", workers=0, files_per_batch=2).run(encoder, files, decode_options(encoder)))
     assert len(batches) == 2
     assert_executor_contract(batches, files, {str(tmp_path / "d.png"): ""})
+
+
+class _StallsAfterOneBatch:
+    """The local executor, then the cluster lost after its first batch (what the ray executor's watchdog raises)."""
+
+    name = "stalls"
+
+    def __init__(self, workers: int = 0, files_per_batch: int = 2):
+        from xsearch.engine.executors.local import LocalExecutor
+
+        self.inner = LocalExecutor(0, files_per_batch)
+
+    def run(self, encoder, files, opts):
+        from xsearch.core.errors import XsearchError
+
+        batches = self.inner.run(encoder, files, opts)
+        yield next(batches)
+        raise XsearchError("the run made no progress", code="executor.stalled")
+
+
+def test_a_stalled_run_keeps_the_files_embedded_before_it_and_a_rerun_adds_the_rest(tmp_path: Path, monkeypatch):
+    from xsearch.core.errors import XsearchError
+    from xsearch.engine import Engine, executors
+    from xsearch.index import open_store
+    from xsearch.world import make_world
+
+    make_world(tmp_path / "w", 3, seed=3)
+    root = tmp_path / "w" / "image"
+    total = len(list(root.iterdir()))
+    monkeypatch.setitem(executors.EXECUTORS, "stalls", f"{__name__}:_StallsAfterOneBatch")
+    col = tmp_path / "col"
+    with pytest.raises(XsearchError) as e:
+        Engine(col, model="builtin").index_folder(root, executor="stalls", files_per_batch=2)
+    assert e.value.code == "executor.stalled"
+    with open_store(str(col)) as s:
+        assert s.file_count("image") == 2  # the first batch, committed although the run failed
+    report = Engine(col).index_folder(root, workers=0)
+    assert (report.added, report.unchanged) == (total - 2, 2)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xsearch.core.errors import XsearchError
 from xsearch.core.types import IndexReport
 from xsearch.encoders.base import tracks
 from xsearch.engine.embed import decode_options
@@ -178,17 +179,22 @@ def index_folder(writer, encoder, root: str | Path, *, include: Sequence[str] = 
     if opts is not None and keywords:
         opts = dataclasses.replace(opts, text_tracks=tuple(text_tracks))
     executor = executor or LocalExecutor(workers, files_per_batch, worker_init)
-    for embedded, bad in (executor.run(encoder, [p.file for p in plan.todo], opts) if plan.todo else ()):
-        for s in bad:
-            report.skipped.append({"path": str(s.path), "reason": s.reason})
-        for done in embedded:
-            pending_items += done.n_vectors
-            _store(writer, by_path[str(done.file.path)], done, report, opts, keywords)
-        if on_progress:
-            on_progress(len(embedded) + len(bad))
-        if pending_items >= commit_every or time.time() - last_commit > commit_seconds:
+    try:
+        for embedded, bad in (executor.run(encoder, [p.file for p in plan.todo], opts) if plan.todo else ()):
+            for s in bad:
+                report.skipped.append({"path": str(s.path), "reason": s.reason})
+            for done in embedded:
+                pending_items += done.n_vectors
+                _store(writer, by_path[str(done.file.path)], done, report, opts, keywords)
+            if on_progress:
+                on_progress(len(embedded) + len(bad))
+            if pending_items >= commit_every or time.time() - last_commit > commit_seconds:
+                writer.commit()
+                pending_items, last_commit = 0, time.time()
+    except XsearchError as e:
+        if e.code == "executor.stalled":  # the cluster, not our data, failed: every file stored so far is whole
             writer.commit()
-            pending_items, last_commit = 0, time.time()
+        raise
 
     if prune and plan.missing:
         _prune(writer, root, plan.missing, prune_all, report, plan.linked_out)

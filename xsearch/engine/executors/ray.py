@@ -27,8 +27,8 @@ one file per batch, and those that still bring a worker down are skipped with a 
 
 A node that dies mid-run (its raylet killed) can leave Ray Data waiting forever in ``iter_batches`` ("Attempting
 to recover N lost objects", measured 3 of 3 times on a two-node cluster): a watchdog ends the run with one coded
-line (``executor.stalled``) when no batch has come for ``stall_s`` seconds; the commits made so far stay and the
-same command resumes from them.
+line (``executor.stalled``) when no batch has come for ``stall_s`` seconds; the indexer commits the files embedded
+before it and the same command resumes from them.
 
 Resources (measured on Ray 2.60 with 2 CPUs): actors that each reserve a whole CPU leave nothing for the decode
 tasks and the pipeline hangs; so the actor pool together reserves at most half of the cluster's CPUs (fractional
@@ -279,7 +279,8 @@ def watched(batches: Iterator, stall_s: float) -> Iterator:
             except queue.Empty:
                 raise XsearchError(
                     f"the Ray run made no progress for {time.monotonic() - started:.0f} s (a node lost, or the "
-                    "cluster out of resources?); what was committed is kept: run the same command again to resume",
+                    "cluster out of resources?); the files embedded before it are kept: run the same command again "
+                    "to resume",
                     code="executor.stalled", stall_s=stall_s,
                     hint="check `ray status`; XSEARCH_RAY_STALL_S sets how long to wait") from None
             if kind == "end":
