@@ -77,10 +77,10 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def server_version(address: str, timeout: float = 5.0) -> str:
+def server_version(address: str, timeout: float = 5.0, token: str = "") -> str:
     from pymilvus import MilvusClient
 
-    client = MilvusClient(f"http://{address}", timeout=timeout)
+    client = MilvusClient(f"http://{address}", token=token, timeout=timeout)
     try:
         return client.get_server_version()
     finally:
@@ -108,21 +108,46 @@ def start_milvus(data_dir: Path) -> tuple[MilvusServer | None, str]:
             return None, why
     if _port_open(MILVUS_PORT):
         return None, f"port {MILVUS_PORT} is taken: set XSEARCH_TEST_MILVUS_URI to use the server there"
+    return launch_milvus(binary, data_dir, MILVUS_PORT)
+
+
+def launch_milvus(binary: Path, data_dir: Path, port: int, *, auth: bool = False,
+                  etcd_ports: tuple[int, int] | None = None) -> tuple[MilvusServer | None, str]:
+    """Start ``milvus-server`` with its proxy on ``port`` and wait until it answers. The wrapper takes every port as
+    where to start looking for a free one (its other ports too), so ``port`` must be clear of the ones it shifts.
+    ``auth``: authentication on (user root, password Milvus). ``etcd_ports`` (client, peer): a second server on
+    this host needs them, since the embedded etcd's peer port is fixed at 2380 unless ETCD_CONFIG_PATH names a
+    config (Milvus reads its settings from the environment too)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "milvus-server.log"
+    args = [str(binary), "--data", str(data_dir / "data"), "--proxy-port", str(port)]
+    env = dict(os.environ)
+    if auth:
+        args += ["--authorization-enabled", "true"]
+    if etcd_ports:
+        client, peer = etcd_ports
+        etcd_config = data_dir / "embed-etcd.yaml"
+        etcd_config.write_text(f"listen-client-urls: http://localhost:{client}\n"
+                               f"advertise-client-urls: http://localhost:{client}\n"
+                               f"listen-peer-urls: http://localhost:{peer}\n"
+                               f"initial-advertise-peer-urls: http://localhost:{peer}\n"
+                               f"initial-cluster: default=http://localhost:{peer}\n"
+                               f"data-dir: {data_dir / 'data' / 'etcd.data'}\n")
+        args += ["--etcd-port", str(client)]
+        env["ETCD_CONFIG_PATH"] = str(etcd_config)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(binary), "--data", str(data_dir / "data")], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    server = MilvusServer(f"127.0.0.1:{MILVUS_PORT}", proc, log)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    server = MilvusServer(f"127.0.0.1:{port}", proc, log)
     deadline = time.monotonic() + MILVUS_START_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-400:]
             server.stop()
             return None, f"milvus-server exited with {proc.returncode}: {tail}"
-        if _port_open(MILVUS_PORT):
+        if _port_open(port):
             try:
-                server_version(server.address, timeout=3.0)
+                server_version(server.address, timeout=3.0, token="root:Milvus" if auth else "")
                 return server, ""
             except Exception:  # noqa: BLE001, S110 - not ready yet
                 pass
