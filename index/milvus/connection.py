@@ -105,17 +105,20 @@ class Connection:
         self.client = client
         self.users = 0
         self._lock_fd = lock_fd
+        self.key = target.uri
 
     @classmethod
     def acquire(cls, target: Target, wait_s: float = 0.0) -> Connection:
         """The shared connection for ``target`` (one more user), opened if none is; waits up to ``wait_s`` for
         another process to let go of a milvus-lite .db."""
         deadline = time.monotonic() + max(0.0, float(wait_s))
+        key = target.uri if target.lite else f"{target.uri} {_token()}"  # another token: another connection
         with cls._lock:
-            conn = cls._open.get(target.uri)
+            conn = cls._open.get(key)
             if conn is None:
                 conn = cls._connect(target, deadline)
-                cls._open[target.uri] = conn
+                conn.key = key
+                cls._open[key] = conn
             conn.users += 1
             return conn
 
@@ -150,7 +153,7 @@ class Connection:
                 if isinstance(fd, int):
                     locks.close_in_children(fd)
             return cls(target, client, fd)
-        token = next((os.environ[name] for name in TOKEN_ENVS if os.environ.get(name)), "")
+        token = _token()
         try:
             client = pymilvus.MilvusClient(f"http://{target.address}", token=token, timeout=CONNECT_TIMEOUT_S,
                                            grpc_options=dict(GRPC_OPTIONS))
@@ -161,7 +164,7 @@ class Connection:
     @classmethod
     def is_open(cls, target: Target) -> bool:
         """Whether this process holds a connection for ``target``."""
-        return target.uri in cls._open
+        return any(conn.target.uri == target.uri for conn in cls._open.values())
 
     def release(self) -> None:
         """One user fewer; the last closes the client (and stops milvus-lite's server for the .db)."""
@@ -169,7 +172,7 @@ class Connection:
             self.users -= 1
             if self.users > 0:
                 return
-            self._open.pop(self.target.uri, None)
+            self._open.pop(self.key, None)
             with contextlib.suppress(Exception):
                 self.client.close()
             if self.target.lite:
@@ -179,6 +182,10 @@ class Connection:
                     from milvus_lite.server_manager import server_manager_instance
 
                     server_manager_instance.release_server(self.target.path)
+
+
+def _token() -> str:
+    return next((os.environ[name] for name in TOKEN_ENVS if os.environ.get(name)), "")
 
 
 def _lite_writable(path: str) -> bool:

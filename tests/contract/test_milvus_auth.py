@@ -76,6 +76,16 @@ def test_a_missing_or_wrong_token_says_so(auth_server, images, monkeypatch, toke
     one_line_error(r, 1, "answers but refused the connection", said, "--store-token")
 
 
+def test_another_token_in_the_same_process_is_checked_again(auth_server, images, cli, monkeypatch):
+    """A process (the server, a notebook) that searched with the right token and then is given a wrong one must not
+    be let in on the first token's connection."""
+    uri = f"milvus://{auth_server}/authed"
+    monkeypatch.setenv("XSEARCH_STORE_TOKEN", TOKEN)
+    assert cli("search", "a red circle", "-c", uri, "-k", "1").code == 0
+    monkeypatch.setenv("XSEARCH_STORE_TOKEN", "root:wrong")
+    one_line_error(cli("search", "a red circle", "-c", uri, "-k", "1"), 1, "the token given was refused")
+
+
 def test_a_port_where_nothing_listens_is_still_unreachable():
     port = next(p for p in range(19590, 19600) if not _taken(p))
     r = run_subprocess("search", "a red circle", "-c", f"milvus://127.0.0.1:{port}/x", "--store-token", TOKEN)
