@@ -220,12 +220,14 @@ class StoreReader(abc.ABC):
         raise keyword_unsupported(self.uri)
 
 
-def keyword_unsupported(uri: str):
-    """The one error of a store without a keyword index (code ``store.keyword_unsupported``)."""
+def keyword_unsupported(uri: str, why: str | None = None):
+    """The one error of a store without a keyword index (code ``store.keyword_unsupported``); ``why`` says what it
+    lacks and what it needs."""
     from xsearch.core.errors import UsageError
 
-    return UsageError(f"collection {uri} has no keyword index: keyword search (and OCR) is not supported by this "
-                      "store", code="store.keyword_unsupported", collection=uri)
+    return UsageError(f"collection {uri} has no keyword index: "
+                      + (why or "keyword search (and OCR) is not supported by this store"),
+                      code="store.keyword_unsupported", collection=uri)
 
 
 def assemble_items(found: Mapping[int, Mapping[str, list]]) -> dict[int, dict[str, TrackData]]:
