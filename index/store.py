@@ -219,6 +219,12 @@ class StoreReader(abc.ABC):
         ``exclude_paths`` are left out."""
         raise keyword_unsupported(self.uri)
 
+    def file_words(self, file_ids: Sequence[int]) -> dict[int, tuple[list[dict], list[str]]]:
+        """Per file: (its lines but its name — dicts with track, text, offset, box, confidence —, the text tracks that
+        read it): what ``xsearch copy`` carries to another store's :meth:`StoreWriter.replace_text`. {} without a
+        keyword index."""
+        return {}
+
 
 def keyword_unsupported(uri: str, why: str | None = None):
     """The one error of a store without a keyword index (code ``store.keyword_unsupported``); ``why`` says what it

@@ -149,6 +149,15 @@ class WordsReads:
                 rows += page
         return rows
 
+    def file_words(self, file_ids: Sequence[int]) -> dict[int, tuple[list[dict], list[str]]]:
+        if not self.supports_keywords:
+            return {}
+        out = {}
+        for fid, rows in newest(self._lines_of(file_ids, self._state().gen)).items():
+            reads = next((json.loads(r["reads"]) for r in rows if r["track"] == NAME_TRACK and r["reads"]), [])
+            out[fid] = ([line_of(r) for r in rows if r["track"] != NAME_TRACK], list(reads))
+        return out
+
     def keyword_search(self, modality: str, text: str, k: int, *, filters: Filters | None = None,
                        exclude_paths: Sequence[str] = ()) -> list[Hit]:
         if not self.supports_keywords:

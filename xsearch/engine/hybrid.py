@@ -14,7 +14,8 @@ Modes (``xsearch search --mode``, ``mode=`` on the API):
   picture or beats it (ranks 1+2 against 2+1), and the vector channel of a model that cannot read decides.
 
 The default (``mode=None``) is ``hybrid`` for a search by one text query when the collection keeps a keyword
-index with lines in it, else ``vector``: several queries are combined by ``--fusion`` with their weights, which
+index with lines in it, else ``vector`` (and ``hybrid`` asked of a store without a keyword index — a Milvus server
+before 2.5 — is ``vector``, while ``keyword`` there is its one coded error): several queries are combined by ``--fusion`` with their weights, which
 the words cannot follow (``--mode hybrid`` adds the words of all the text queries to that). Only text queries
 feed the keyword channel (an image query has no words); a hybrid search without a text query is a vector search.
 A hit found by its words carries them (``Hit.words``: text, box, confidence); one that only the words found says
@@ -49,8 +50,8 @@ def resolve_mode(store, mode: str | None, text: str, n_queries: int = 1) -> str:
         return "hybrid" if any(c.get("lines") for c in counts.values()) else "vector"
     if mode == "keyword" and not text:
         raise UsageError("keyword search needs a text query", code="usage.keyword_needs_text")
-    if mode == "hybrid" and not text:
-        return "vector"
+    if mode == "hybrid" and (not text or not getattr(store, "supports_keywords", False)):
+        return "vector"  # no words to add (a store without a keyword index: ``keyword`` says so, hybrid is vectors)
     return mode
 
 
