@@ -35,8 +35,7 @@ ADVICE: dict[str, str] = {
     "collection.incomplete": "run `xsearch copy {source} {collection}` again (it starts over), or delete it",
     "remove.too_many": "if that is what you mean, run it again with --force",
     "store.unsupported_index": "pass one of those with --index-factory",
-    "store.keyword_unsupported": "keyword search and OCR need a local collection (-c DIR), milvus-lite or Milvus 2.5+ "
-                                 "(docs/ocr.md)",
+    "store.keyword_unsupported": "use a local collection (-c DIR) or milvus-lite:PATH.db for them (docs/ocr.md)",
     "store.auth": "pass the right token with --store-token or XSEARCH_STORE_TOKEN",
     "train.diverged": "try a lower --lr",
     "model.bad_spec": "see `xsearch models` for the accepted forms",
