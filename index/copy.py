@@ -17,11 +17,11 @@ def copy_store(source: str | None, destination: str | None, *, replace: bool = F
     every file row with its items, read through the source's :meth:`StoreReader.file_items` and written through
     the destination's writer, committed every ``files_per_batch`` files; its words (OCR lines with their boxes,
     confidences and times, text passages; :meth:`StoreReader.file_words`) and text settings (``--ocr``) too, where
-    both stores keep a keyword index — where the destination has none they are left behind (``words_left``). The model (id, spec, dims) carries over;
-    ``factory`` is the destination's index type. A destination holding files is refused (CollectionError code
-    copy.destination_not_empty) unless ``replace``, which deletes it first. The destination is marked unfinished
-    (:mod:`xsearch.index.incomplete`) until the last commit: an interrupted copy is refused by every reader and
-    started over by the next copy into it. Returns what was copied."""
+    both stores keep a keyword index — where the destination has none they are left behind (``words_left``). The
+    model (id, spec, dims) carries over; ``factory`` is the destination's index type. A destination holding files
+    is refused (CollectionError code copy.destination_not_empty) unless ``replace``, which deletes it first. The
+    destination is marked unfinished (:mod:`xsearch.index.incomplete`) until the last commit: an interrupted copy
+    is refused by every reader and started over by the next copy into it. Returns what was copied."""
     t0 = time.time()
     src_uri, dst_uri = resolve_uri(source), resolve_uri(destination)
     if src_uri == dst_uri:

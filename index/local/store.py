@@ -21,8 +21,8 @@ from xsearch.core.types import Filters, Hit
 from ..store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackData, assemble_items
 from .collection import Collection
 from .keywords import KeywordReads, KeywordWrites
-from .words_read import WordsOfFiles
 from .keywords import rename as rename_words
+from .words_read import WordsOfFiles
 
 
 def _hit(row, score: float) -> Hit:

@@ -19,6 +19,7 @@ from .features import Features
 from .indexes import IndexChoice, choose_index
 from .reader import MilvusStore
 from .uri import Target, parse_uri
+from .words import create_words
 from .writer import MilvusWriter
 from .writer_lock import take_writer_lock, uses_flock
 
@@ -159,7 +160,9 @@ def _create(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None
 def _create_all(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None:
     db.drop_all()  # what a creation that did not finish left
     words = db.features.full_text  # the keyword index (words.py) where this Milvus has full-text search
-    db.create({t: (int(spec.dims[t]), choices[t]) for t in spec.dims}, words=words)
+    db.create({t: (int(spec.dims[t]), choices[t]) for t in spec.dims})
+    if words:
+        create_words(db)
     factories = dict(spec.factory) if isinstance(spec.factory, dict) else {m: spec.factory for m in spec.dims}
     creation = uuid.uuid4().hex
     db.meta_put_many({

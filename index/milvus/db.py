@@ -168,18 +168,13 @@ class Db:
 
     # creation -------------------------------------------------------------------------------------------------
 
-    def create(self, tracks: Mapping[str, tuple[int, IndexChoice]], *, words: bool = False) -> None:
-        """Create the Milvus collections, each indexed and loaded: files, one per track (dim, index), the words
-        (``words``: the keyword index, words.py), then meta."""
+    def create(self, tracks: Mapping[str, tuple[int, IndexChoice]]) -> None:
+        """Create the Milvus collections, each indexed and loaded: files, one per track (dim, index), then meta."""
         self._loading: list[str] = []
         self._create(self.t.coll("files"), files_schema(self.c), "v", FLAT)
         for track, (dim, choice) in tracks.items():
             self._create(self.t.coll(track), items_schema(self.c, dim), "vector", choice)
         self._wait_loaded()
-        if words:
-            from .words import create_words
-
-            create_words(self)
         self._create(self.t.coll("meta"), meta_schema(self.c), "v", FLAT)  # last: it says "exists"
         self._wait_loaded()
 

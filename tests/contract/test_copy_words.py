@@ -8,13 +8,13 @@ import pytest
 from xsearch.index import open_store, open_writer
 from xsearch.index.copy import copy_store
 
-from .test_keyword_contract import QUERIES, _paths, make_worded
+from .test_keyword_contract import QUERIES, make_worded
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-VIDEO_LINE = {"track": "ocr", "text": "EXIT 12B", "offset": 7.5, "box": [[1.0, 2.0], [3.0, 2.0], [3.0, 4.0], [1.0, 4.0]],
-              "confidence": 0.75}
+VIDEO_LINE = {"track": "ocr", "text": "EXIT 12B", "offset": 7.5, "confidence": 0.75,
+              "box": [[1.0, 2.0], [3.0, 2.0], [3.0, 4.0], [1.0, 4.0]]}
 
 
 def _answers(uri):

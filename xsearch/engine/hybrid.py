@@ -14,12 +14,12 @@ Modes (``xsearch search --mode``, ``mode=`` on the API):
   picture or beats it (ranks 1+2 against 2+1), and the vector channel of a model that cannot read decides.
 
 The default (``mode=None``) is ``hybrid`` for a search by one text query when the collection keeps a keyword
-index with lines in it, else ``vector`` (and ``hybrid`` asked of a store without a keyword index — a Milvus server
-before 2.5 — is ``vector``, while ``keyword`` there is its one coded error): several queries are combined by ``--fusion`` with their weights, which
+index with lines in it, else ``vector``: several queries are combined by ``--fusion`` with their weights, which
 the words cannot follow (``--mode hybrid`` adds the words of all the text queries to that). Only text queries
 feed the keyword channel (an image query has no words); a hybrid search without a text query is a vector search.
 A hit found by its words carries them (``Hit.words``: text, box, confidence); one that only the words found says
-``matched="words"``.
+``matched="words"``. On a store without a keyword index (a Milvus server before 2.5) ``hybrid`` is ``vector``, and
+``keyword`` its one coded error (store.keyword_unsupported).
 """
 
 from __future__ import annotations
