@@ -38,7 +38,7 @@ PART = "words"
 NAME_TRACK = "name"
 LINES_PER_FILE, MIN_LINES = 8, 200  # BM25 candidates per query: lines per file asked for, at least the minimum
 LINE_FIELDS = ["file_id", "gen", "track", "at", "text", "box", "confidence", "reads"]
-HIT_FIELDS = ["file_id", "gen", "path", "name", "width", "height", "duration", "size"]
+HIT_FIELDS = ["path", "name", "width", "height", "duration", "size", "lines", *LINE_FIELDS]
 INSERT_ROWS = 500
 
 
@@ -53,6 +53,7 @@ def words_schema(client):
             ("gen", DataType.INT64, {}), ("track", varchar, {"max_length": 64}), ("at", DataType.DOUBLE, {}),
             ("text", varchar, {"max_length": VARCHAR_MAX}), ("box", varchar, {"max_length": 1024}),
             ("confidence", DataType.DOUBLE, {}), ("reads", varchar, {"max_length": 1024}),
+            ("lines", DataType.INT64, {}),
             ("modality", varchar, {"max_length": 64}), ("path", varchar, {"max_length": VARCHAR_MAX}),
             ("name", varchar, {"max_length": VARCHAR_MAX}), ("size", DataType.INT64, {}),
             ("mtime_ns", DataType.INT64, {}), ("width", DataType.INT64, {}), ("height", DataType.INT64, {}),
@@ -85,7 +86,8 @@ def _clip(text: str, limit: int = VARCHAR_MAX) -> str:
 
 
 def word_row(row_id: int, file_id: int, gen: int, line: Mapping, modality: str, meta: Mapping,
-             reads: Sequence[str] = ()) -> dict:
+             reads: Sequence[str] = (), lines: int = 1) -> dict:
+    """A words row; ``lines``: how many rows its file has (a search that found them all reads no more)."""
     box = line.get("box")
     conf = line.get("confidence")
     text = _clip(line["text"])
@@ -93,7 +95,8 @@ def word_row(row_id: int, file_id: int, gen: int, line: Mapping, modality: str, 
             "at": float(line.get("offset", 0.0)), "text": text,
             "box": "" if box is None else _clip(json.dumps(box, separators=(",", ":")), 1024),
             "confidence": -1.0 if conf is None else float(conf),
-            "reads": json.dumps(sorted(reads), separators=(",", ":")) if reads else "", "modality": modality,
+            "reads": json.dumps(sorted(reads), separators=(",", ":")) if reads else "", "lines": int(lines),
+            "modality": modality,
             **meta, "grams": grams(text)}
 
 
@@ -175,15 +178,21 @@ class WordsReads:
                       limit=limit, filter=compiled.expr, output_fields=HIT_FIELDS,
                       search_params={"metric_type": "BM25"})
         bm25: dict[int, float] = {}
-        meta: dict[int, Mapping] = {}
+        found: list[dict] = []
         for h in raw[0] if raw else []:
             e = h["entity"]
             if compiled.keep(e):
                 bm25[int(h["id"])] = abs(float(h["distance"]))  # milvus-lite gives -score, a server +score
-                meta.setdefault(int(e["file_id"]), e)
+                found.append({**e, "id": int(h["id"])})
+        by_file = newest(found)
+        meta = {fid: rows[0] for fid, rows in by_file.items()}
         scoring = scoring_words(text)
+        partial = [fid for fid, rows in by_file.items() if len(rows) < int(rows[0]["lines"])
+                   and coverage((fold(r["text"]) for r in rows), scoring) < 1.0]
+        if partial:  # lines BM25 did not return may hold more of the query's words: the share needs them all
+            by_file.update(newest(self._lines_of(partial, gen, ["id", *LINE_FIELDS])))
         scored = []
-        for fid, rows in newest(self._lines_of(meta, gen, ["id", *LINE_FIELDS])).items():
+        for fid, rows in by_file.items():
             folded = [fold(r["text"]) for r in rows]
             matched = [(r, f) for r, f in zip(rows, folded) if holds(f, words)]
             if not matched:

@@ -132,7 +132,12 @@ class WordsWriter(WordsReads):
         if fid not in self._files:
             raise KeyError(f"no file with id {file_id}")
         read_set = set(read) | {NAME_TRACK}
-        base = self._wlines[fid] if fid in self._wlines else self._committed_lines([fid]).get(fid, [])
+        if fid in self._wlines:
+            base = self._wlines[fid]
+        elif set(self._wcounts.get(fid, {})) <= read_set:  # every track it has is read again: nothing to keep
+            base = []
+        else:
+            base = self._committed_lines([fid]).get(fid, [])
         new = [{"track": str(line["track"]), "text": str(line["text"]), "offset": float(line.get("offset", 0.0)),
                 "box": line.get("box"), "confidence": line.get("confidence")}
                for line in lines if line.get("track") in read_set]
@@ -209,10 +214,11 @@ class WordsWriter(WordsReads):
             lines = self._wlines[fid] if fid in self._wlines else carried.get(fid, [])
             meta = item_meta(row, self._tags.get(fid, ()))
             name = {"track": NAME_TRACK, "text": row.path.rsplit("/", 1)[-1], "offset": 0.0}
-            rows.append(word_row(nid, fid, new_gen, name, row.modality, meta, self._reads.get(fid, ())))
+            n = 1 + len(lines)
+            rows.append(word_row(nid, fid, new_gen, name, row.modality, meta, self._reads.get(fid, ()), n))
             nid += 1
             for line in lines:
-                rows.append(word_row(nid, fid, new_gen, line, row.modality, meta))
+                rows.append(word_row(nid, fid, new_gen, line, row.modality, meta, lines=n))
                 nid += 1
             counts = {NAME_TRACK: 1}
             for line in lines:

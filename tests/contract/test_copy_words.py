@@ -70,3 +70,21 @@ def test_copy_to_a_store_without_keywords_leaves_the_words_behind(tmp_path, monk
     assert done["items"]["image"] == 4
     with open_store(dst) as s:
         assert not s.supports_keywords and s.search_files("image", s.file_vectors(1), 1)[0][0].path == "/p/receipt.jpg"
+
+
+@pytest.mark.slow  # a real Milvus server (2.3.5 here: no full-text search)
+def test_copy_to_a_server_without_full_text_leaves_the_words_behind(tmp_path, milvus_server):
+    import uuid
+
+    src = _source(str(tmp_path / "src"))
+    dst = f"milvus://{milvus_server}/t{uuid.uuid4().hex[:12]}"
+    done = copy_store(src, dst)
+    with open_store(dst) as s:
+        if s._db.features.full_text:
+            assert done["lines"] == {"ocr": 5, "passage": 2} and _answers(dst) == _answers(src)
+        else:
+            assert done["lines"] == {} and done["words_left"] == {"ocr": 5, "passage": 2}
+            assert done["items"]["image"] == 4 and s.counts()["image"]["files"] == 4
+    from xsearch.index import delete_store
+
+    delete_store(dst)
