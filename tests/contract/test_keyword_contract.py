@@ -86,6 +86,12 @@ def test_keyword_search_takes_the_same_filters(worded):
         assert _paths(s.keyword_search("image", "invoice", 5, filters=Filters(since=2 * DAY / 1e9))) == ["other.jpg"]
         assert _paths(s.keyword_search("image", "invoice", 5, exclude_paths=["/p/receipt.jpg"])) == ["other.jpg"]
         assert len(s.keyword_search("image", "invoice", 1)) == 1
+        assert _paths(s.keyword_search("image", "invoice", 5, filters=Filters(min_size=101))) == ["other.jpg"]
+    with open_writer(worded) as w:  # a tag set after the words were written: their rows follow it
+        w.set_tags(w.file("/p/receipt.jpg").id, [("paper", 0.9)])
+    with open_store(worded) as s:
+        assert _paths(s.keyword_search("image", "invoice", 5, filters=Filters(tag="paper"))) == ["receipt.jpg"]
+        assert _paths(s.keyword_search("image", "invoice 2031", 5))[0] == "receipt.jpg"  # its words kept
 
 
 def test_words_follow_renames_removals_and_drops(worded):
