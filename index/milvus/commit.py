@@ -5,7 +5,7 @@ Milvus has no multi-statement transactions, so a writer buffers its changes in m
 
 1. ``state.pending = G+1`` and ``journal:<n>`` rows naming every file the commit touches;
 2. upsert the file rows, insert the new item rows with ``gen = G+1`` (new item ids; a renamed or touched file's
-   items are re-written with its new metadata);
+   items are re-written with its new metadata) and the word rows of every file touched (words_writer.py);
 3. publish: ``state.gen = G+1`` (a new state row: db.Db.state_get). Readers ignore items above the published
    generation (a search runs unfiltered and, only when a hit came from an unpublished commit, again with
    ``gen <= G``), so none of the new items is visible before this point and all are after it;
