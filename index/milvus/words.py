@@ -24,6 +24,7 @@ reads the text tracks (text passages; OCR with ``--ocr``) of the files they have
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 
 from xsearch.core.types import Filters, Hit
@@ -39,7 +40,7 @@ NAME_TRACK = "name"
 LINES_PER_FILE, MIN_LINES = 8, 200  # BM25 candidates per query: lines per file asked for, at least the minimum
 LINE_FIELDS = ["file_id", "gen", "track", "at", "text", "box", "confidence", "reads"]
 HIT_FIELDS = ["path", "name", "width", "height", "duration", "size", "lines", *LINE_FIELDS]
-INSERT_ROWS = 500
+SPEC_RECHECK_S = 5.0  # how often a reader without a words collection asks whether one was added
 
 
 def words_schema(client):
@@ -246,6 +247,21 @@ def counts_of(per_file: Mapping[int, Mapping[str, int]]) -> dict[str, dict[str, 
 
 class WordsReader(WordsReads):
     """The reader's keyword calls: counts and settings come with the published state row."""
+
+    _words_checked = 0.0
+
+    @property
+    def supports_keywords(self) -> bool:
+        """As :class:`WordsReads`; a long-lived reader of a collection made before keyword search looks again (at
+        most every SPEC_RECHECK_S) whether a writer has since added its words collection."""
+        if not self._spec.get(PART) and self._db.features.full_text:
+            now = time.monotonic()
+            if now - self._words_checked > SPEC_RECHECK_S:
+                self._words_checked = now
+                spec = self._db.meta_get("spec")
+                if spec is not None and spec.get(PART) and spec.get("creation") == self._spec.get("creation"):
+                    self._spec = spec
+        return WordsReads.supports_keywords.fget(self)
 
     def _published(self) -> dict:
         found = self._db.state_get()

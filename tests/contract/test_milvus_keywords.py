@@ -60,6 +60,7 @@ def test_collection_from_before_keyword_search_opens_then_gains_words(tmp_path):
         db.meta_put("spec", {k: v for k, v in db.meta_get("spec").items() if k != "words"})
     finally:
         conn.release()
+    reader = open_store(uri)  # a long-lived reader (xsearch serve) open across the upgrade
     with open_store(uri) as s:
         assert not s.supports_keywords and s.keyword_counts() == {} and s.text_settings() == {}
         assert s.search_files("image", unit(2), 1)[0][0].path == "/q/beach.png"  # vectors as before
@@ -71,3 +72,6 @@ def test_collection_from_before_keyword_search_opens_then_gains_words(tmp_path):
     with open_store(uri) as s:
         assert _paths(s.keyword_search("image", "invoice", 5)) == ["invoice-scan.png"]
         assert s.keyword_counts() == {"name": {"lines": 2, "files": 2}}
+    with reader:
+        reader._words_checked = 0.0  # its next look (every SPEC_RECHECK_S) finds the words collection
+        assert _paths(reader.keyword_search("image", "invoice", 5)) == ["invoice-scan.png"]
