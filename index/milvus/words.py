@@ -77,7 +77,7 @@ def create_words(db: Db) -> None:
     db.call("create", db.c.create_collection, name, schema=words_schema(db.c), consistency_level="Session")
     params = db.c.prepare_index_params()
     params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", index_name="sparse", metric_type="BM25")
-    db.call("index", db.c.create_index, name, params, sync=True)
+    db.call("index", db.c.create_index, name, params, sync=False, timeout=60)  # as Db._create (sync polls: +0.5 s)
     db.call("load", db.c.load_collection, name)
 
 
