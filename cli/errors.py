@@ -36,6 +36,7 @@ ADVICE: dict[str, str] = {
     "remove.too_many": "if that is what you mean, run it again with --force",
     "store.unsupported_index": "pass one of those with --index-factory",
     "store.keyword_unsupported": "use a local collection (-c DIR) or milvus-lite:PATH.db for them (docs/ocr.md)",
+    "store.keyword_index_missing": "run `xsearch index <folder> -c {collection}` once (docs/ocr.md)",
     "store.auth": "pass the right token with --store-token or XSEARCH_STORE_TOKEN",
     "train.diverged": "try a lower --lr",
     "model.bad_spec": "see `xsearch models` for the accepted forms",

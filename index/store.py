@@ -226,14 +226,14 @@ class StoreReader(abc.ABC):
         return {}
 
 
-def keyword_unsupported(uri: str, why: str | None = None):
-    """The one error of a store without a keyword index (code ``store.keyword_unsupported``); ``why`` says what it
-    lacks and what it needs."""
+def keyword_unsupported(uri: str, why: str | None = None, code: str = "store.keyword_unsupported"):
+    """The one error of a store without a keyword index (code ``store.keyword_unsupported``; a collection made before
+    its store had one: ``store.keyword_index_missing``); ``why`` says what it lacks and what it needs."""
     from xsearch.core.errors import UsageError
 
     return UsageError(f"collection {uri} has no keyword index: "
                       + (why or "keyword search (and OCR) is not supported by this store"),
-                      code="store.keyword_unsupported", collection=uri)
+                      code=code, collection=uri)
 
 
 def assemble_items(found: Mapping[int, Mapping[str, list]]) -> dict[int, dict[str, TrackData]]:

@@ -142,6 +142,7 @@ class WordsReads:
         else:
             why = ("it was created before the Milvus store had keyword search; the next `xsearch index` into it "
                    "adds one (file names at once, text and OCR as the files are read)")
+            return keyword_unsupported(self.uri, why, code="store.keyword_index_missing")
         return keyword_unsupported(self.uri, why)
 
     def _lines_of(self, file_ids: Sequence[int], gen: int, fields: Sequence[str] = LINE_FIELDS) -> list[dict]:

@@ -66,7 +66,7 @@ def test_collection_from_before_keyword_search_opens_then_gains_words(tmp_path):
         assert s.search_files("image", unit(2), 1)[0][0].path == "/q/beach.png"  # vectors as before
         with pytest.raises(UsageError) as e:
             s.keyword_search("image", "invoice", 5)
-        assert e.value.code == "store.keyword_unsupported" and "next `xsearch index`" in str(e.value)
+        assert e.value.code == "store.keyword_index_missing" and "next `xsearch index`" in str(e.value)
     with open_writer(uri) as w:  # the next writer adds the words collection with every file's name
         assert w.supports_keywords and w.unread_files("ocr", ["image"]) == {1, 2}
     with open_store(uri) as s:
