@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from xsearch.cli.output import print_json, progress_bar, say, store_token_option
+from xsearch.cli.output import note, print_json, progress_bar, say, store_token_option
 
 WHERE = "a name under $XSEARCH_HOME, a directory, milvus-lite:PATH.db or milvus://HOST:PORT/NAME"
 
@@ -21,7 +21,8 @@ def copy(
     store_token: Optional[str] = store_token_option(),
     as_json: bool = typer.Option(False, "--json", help="Print what was copied as JSON."),
 ) -> None:
-    """Copy a collection to another store, vectors included (nothing is embedded again); the model carries over.
+    """Copy a collection to another store, vectors and words included (nothing is embedded or read again); the
+    model carries over.
 
     Examples: xsearch copy photos milvus-lite:photos.db;  xsearch copy milvus-lite:photos.db
     milvus://milvus.lan:19530/photos;  xsearch copy milvus://milvus.lan:19530/photos ./photos-local --replace
@@ -36,5 +37,10 @@ def copy(
         print_json(done)
         return
     items = ", ".join(f"{n} {t}" for t, n in sorted(done["items"].items())) or "none"
-    say(f"copied {done['source']} to {done['destination']}: {done['files']} file(s), vectors: {items} "
-        f"({done['seconds']:.1f}s)")
+    lines = ", ".join(f"{n} {t}" for t, n in sorted(done["lines"].items()))
+    say(f"copied {done['source']} to {done['destination']}: {done['files']} file(s), vectors: {items}"
+        + (f", lines of words: {lines}" if lines else "") + f" ({done['seconds']:.1f}s)")
+    if done["words_left"]:
+        left = ", ".join(f"{n} {t}" for t, n in sorted(done["words_left"].items()))
+        note(f"note: {done['destination']} has no keyword index: the words ({left} lines) were left behind; "
+             "keyword search and OCR need milvus-lite, Milvus 2.5+ or a local collection (docs/ocr.md)")

@@ -219,13 +219,21 @@ class StoreReader(abc.ABC):
         ``exclude_paths`` are left out."""
         raise keyword_unsupported(self.uri)
 
+    def file_words(self, file_ids: Sequence[int]) -> dict[int, tuple[list[dict], list[str]]]:
+        """Per file: (its lines but its name — dicts with track, text, offset, box, confidence —, the text tracks that
+        read it): what ``xsearch copy`` carries to another store's :meth:`StoreWriter.replace_text`. {} without a
+        keyword index."""
+        return {}
 
-def keyword_unsupported(uri: str):
-    """The one error of a store without a keyword index (code ``store.keyword_unsupported``)."""
+
+def keyword_unsupported(uri: str, why: str | None = None, code: str = "store.keyword_unsupported"):
+    """The one error of a store without a keyword index (code ``store.keyword_unsupported``; a collection made before
+    its store had one: ``store.keyword_index_missing``); ``why`` says what it lacks and what it needs."""
     from xsearch.core.errors import UsageError
 
-    return UsageError(f"collection {uri} has no keyword index: keyword search (and OCR) is not supported by this "
-                      "store", code="store.keyword_unsupported", collection=uri)
+    return UsageError(f"collection {uri} has no keyword index: "
+                      + (why or "keyword search (and OCR) is not supported by this store"),
+                      code=code, collection=uri)
 
 
 def assemble_items(found: Mapping[int, Mapping[str, list]]) -> dict[int, dict[str, TrackData]]:

@@ -22,6 +22,7 @@ from ..store import Backend, FileRecord, Store, StoreSpec, StoreWriter, TrackDat
 from .collection import Collection
 from .keywords import KeywordReads, KeywordWrites
 from .keywords import rename as rename_words
+from .words_read import WordsOfFiles
 
 
 def _hit(row, score: float) -> Hit:
@@ -196,7 +197,7 @@ class _LocalReads:
         return stats
 
 
-class LocalStore(KeywordReads, _LocalReads, Store):
+class LocalStore(WordsOfFiles, KeywordReads, _LocalReads, Store):
     """A long-lived reader of a local collection. Thread-safe: catalog access is serialised by a lock, FAISS
     searches run in parallel. A writer's commit is picked up by the next call (the catalog names the vector
     file of each modality; only a modality whose file changed is reloaded). A collection deleted and rebuilt

@@ -17,7 +17,9 @@ Layout: one xsearch collection NAME (``xsearch`` in a .db) is a few Milvus colle
 ``NAME__<track>``  one row per item (an image, an audio window, a text passage) of a track: the vector, its file
                    id, offset, snippet, the generation that wrote it, and its file's metadata (path, file name,
                    size, mtime, width, height, duration) copied onto it, so that :class:`Filters` compile to one
-                   Milvus filter expression and search needs no join.
+                   Milvus filter expression and search needs no join;
+``NAME__words``    where the Milvus has full-text search (milvus-lite 3.x, Milvus 2.5+): one row per line of words (OCR
+                   lines, text passages, the file name) with the same metadata and a BM25 sparse vector (:mod:`.words`).
 
 Modules, each depending only on those above it:
 
@@ -25,13 +27,17 @@ Modules, each depending only on those above it:
 - :mod:`.indexes` — FAISS factory strings → Milvus index types, build and search parameters;
 - :mod:`.filters` — :class:`Filters` → a Milvus expression, and the same test in Python;
 - :mod:`.connection` — one shared MilvusClient per collection argument, milvus-lite's in-process server;
-- :mod:`.features` — what the Milvus at the other end supports (group-by, full ``like``, index types), from its version;
+- :mod:`.features` — what the Milvus at the other end supports (group-by, full ``like``, index types, full-text
+  search), from its version;
 - :mod:`.rows` — the Milvus schemas, and rows ↔ file records / hits;
 - :mod:`.db` — the Milvus collections of one xsearch collection: every call (load-and-retry, coded errors);
+- :mod:`.words` — the keyword index: its schema, keyword search (BM25 over character n-grams, then index/words.py's
+  ranking);
 - :mod:`.reader` — reads of the published generation, best-file-per-query search, the reader;
 - :mod:`.writer_lock` — one writer per collection: an flock on milvus-lite, a lease row on a server;
 - :mod:`.writer_reads` — a writer's reads, which see its own uncommitted changes;
 - :mod:`.commit` — the journaled commit and the repair of one a crash interrupted;
+- :mod:`.words_writer` — the writer's words: buffered per file, written by the commit with its generation;
 - :mod:`.writer` — the writer: changes buffered in memory;
 - :mod:`.backend` — :class:`~.backend.MilvusBackend`, what the store registry (index/__init__.py) loads.
 """

@@ -19,6 +19,7 @@ from .features import Features
 from .indexes import IndexChoice, choose_index
 from .reader import MilvusStore
 from .uri import Target, parse_uri
+from .words import create_words
 from .writer import MilvusWriter
 from .writer_lock import take_writer_lock, uses_flock
 
@@ -127,7 +128,7 @@ def _choices(spec: StoreSpec, target: Target) -> dict[str, IndexChoice]:
     if set(factories) != set(spec.dims):
         raise ValueError(f"factory modalities {sorted(factories)} differ from dims {sorted(spec.dims)}")
     for track, dim in spec.dims.items():
-        if not re.fullmatch(r"[a-z]+", track) or track in ("meta", "files") or int(dim) <= 0:
+        if not re.fullmatch(r"[a-z]+", track) or track in ("meta", "files", "words") or int(dim) <= 0:
             raise ValueError(f"bad track {track!r} of dimension {dim}")
     return {t: choose_index(f, lite=target.lite) for t, f in factories.items()}
 
@@ -158,14 +159,17 @@ def _create(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None
 
 def _create_all(db: Db, spec: StoreSpec, choices: Mapping[str, IndexChoice]) -> None:
     db.drop_all()  # what a creation that did not finish left
+    words = db.features.full_text  # the keyword index (words.py) where this Milvus has full-text search
     db.create({t: (int(spec.dims[t]), choices[t]) for t in spec.dims})
+    if words:
+        create_words(db)
     factories = dict(spec.factory) if isinstance(spec.factory, dict) else {m: spec.factory for m in spec.dims}
     creation = uuid.uuid4().hex
     db.meta_put_many({
         "spec": {"format_version": FORMAT_VERSION, "model_id": spec.model_id, "model_spec": spec.model_spec,
                  "dims": {t: int(d) for t, d in spec.dims.items()}, "factory": factories,
                  "index": {t: c.to_json() for t, c in choices.items()}, "creation": creation,
-                 "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+                 "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "words": words},
         "state:000000000000": {"gen": 0, "pending": None, "next_file_id": 1, "next_item_id": 1, "counts": {},
                   "creation": creation},
     })

@@ -5,7 +5,7 @@ Milvus has no multi-statement transactions, so a writer buffers its changes in m
 
 1. ``state.pending = G+1`` and ``journal:<n>`` rows naming every file the commit touches;
 2. upsert the file rows, insert the new item rows with ``gen = G+1`` (new item ids; a renamed or touched file's
-   items are re-written with its new metadata);
+   items are re-written with its new metadata) and the word rows of every file touched (words_writer.py);
 3. publish: ``state.gen = G+1`` (a new state row: db.Db.state_get). Readers ignore items above the published
    generation (a search runs unfiltered and, only when a hit came from an unpublished commit, again with
    ``gen <= G``), so none of the new items is visible before this point and all are after it;
@@ -31,6 +31,7 @@ from .rows import clip_snippet, file_row, item_meta
 from .writer_reads import WriterReads
 
 INSERT_BYTES = 16 << 20  # bytes of vectors per insert call
+EXTRA_ROWS = 500  # word rows per insert call (each up to ~130 kB of text and grams)
 
 
 @dataclass
@@ -62,6 +63,20 @@ class JournaledCommit(WriterReads):
     _state_seq: int  # the sequence number of the newest state row (Db.state_get)
     _wlock: object  # the writer lock (writer_lock.py); a server's lease says when it was ``lost``
 
+    def _parts(self) -> list[str]:
+        """The Milvus collections holding rows per file and generation: one per track, and the words."""
+        return [*self.dims, *self._extra_parts()]
+
+    # what the keyword index adds (words_writer.py overrides them)
+    def _extra_parts(self) -> list[str]:
+        return []
+
+    def _extra_rows(self, dirty: Sequence[int], gen: int, new_gen: int) -> dict[str, list[dict]]:
+        return {}
+
+    def _extra_state(self) -> dict:
+        return {}
+
     def _put_state(self, state: dict) -> None:
         """A new state row (db.Db.state_get says why not an upsert of one)."""
         self._state_seq = max(0, self._state_seq) + 1
@@ -81,7 +96,9 @@ class JournaledCommit(WriterReads):
         removed = [fid for fid in dirty if fid not in self._files]
         # rows first (reads of the committed state happen before anything is written)
         per_track, next_item = self._item_rows(dirty, gen, new_gen)
-        state = {**self._raw_state, "pending": new_gen, "next_file_id": self._next_file_id, "next_item_id": next_item}
+        per_track.update(self._extra_rows(dirty, gen, new_gen))  # a file's words (words_writer.py)
+        state = {**self._raw_state, "pending": new_gen, "next_file_id": self._next_file_id, "next_item_id": next_item,
+                 **self._extra_state()}
         # 1. journal
         self._put_state(state)
         db.meta_put_many(_journal_rows(dirty, removed))
@@ -126,7 +143,7 @@ class JournaledCommit(WriterReads):
         for start in range(0, len(file_rows), 2000):
             db.call("write", db.c.upsert, self._coll("files"), file_rows[start:start + 2000])
         for track, rows in per_track.items():
-            step = max(1, INSERT_BYTES // (4 * self.dims[track] + 256))
+            step = max(1, INSERT_BYTES // (4 * self.dims[track] + 256)) if track in self.dims else EXTRA_ROWS
             for start in range(0, len(rows), step):
                 db.call("write", db.c.insert, self._coll(track), rows[start:start + step])
 
@@ -136,19 +153,19 @@ class JournaledCommit(WriterReads):
         db = self._db
         for start in range(0, len(dirty), ID_CHUNK):
             ids = ", ".join(map(str, dirty[start:start + ID_CHUNK]))
-            for track in self.dims:
+            for track in self._parts():
                 db.call("write", db.c.delete, self._coll(track), filter=f"file_id in [{ids}] and gen < {gen}")
         for start in range(0, len(removed), ID_CHUNK):
             ids = ", ".join(map(str, removed[start:start + ID_CHUNK]))
             db.call("write", db.c.delete, self._coll("files"), filter=f"id in [{ids}]")
-            for track in self.dims:
+            for track in self._parts():
                 db.call("write", db.c.delete, self._coll(track), filter=f"file_id in [{ids}]")
         db.meta_delete('key like "journal:%"')
         state = {**self._raw_state, "pending": None}
         self._put_state(state)
         self._raw_state = state
         if db.t.lite:
-            for part in ("files", *self.dims, "meta"):
+            for part in ("files", *self._parts(), "meta"):
                 db.call("flush", db.c.flush, self._coll(part))
 
     def _repair(self) -> MilvusRepair:
@@ -166,7 +183,7 @@ class JournaledCommit(WriterReads):
             for start in range(0, len(ids), ID_CHUNK):
                 chunk = ", ".join(map(str, ids[start:start + ID_CHUNK]))
                 db.call("write", db.c.delete, self._coll("files"), filter=f"id in [{chunk}]")
-                for track in self.dims:
+                for track in self._parts():
                     db.call("write", db.c.delete, self._coll(track), filter=f"file_id in [{chunk}]")
             report.rolled_back_files = sum(1 for fid in ids if fid in self._files)
             for fid in ids:
@@ -175,7 +192,7 @@ class JournaledCommit(WriterReads):
                     self._by_path.pop(row.path, None)
                 self._tracks.pop(fid, None)
                 self._tags.pop(fid, None)
-            for track in self.dims:  # anything else the unpublished commit wrote
+            for track in self._parts():  # anything else the unpublished commit wrote
                 db.call("write", db.c.delete, self._coll(track), filter=f"gen > {gen}")
             new_gen = gen + 1
         else:  # published: complete step 4
@@ -184,7 +201,7 @@ class JournaledCommit(WriterReads):
         self._raw_state = {**state, "gen": new_gen, "pending": new_gen}
         self._put_state(self._raw_state)
         orphans = set()
-        for track in self.dims:
+        for track in self._parts():
             for page in db.scan(self._coll(track), "", ["file_id"]):
                 orphans.update(int(r["file_id"]) for r in page if int(r["file_id"]) not in self._files)
             if orphans:

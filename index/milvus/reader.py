@@ -26,6 +26,7 @@ from .db import ID_CHUNK, MAX_TOPK, Db
 from .filters import Compiled, compile_filters, quote
 from .indexes import IndexChoice, search_params
 from .rows import FILE_FIELDS, HIT_FIELDS, file_record, hit_from_entity, sorted_tags, unpack_hit
+from .words import WordsReader
 
 #: How long a search reuses the state a reader read just before (seconds): Engine.search counts files, then searches
 STATE_REUSE_S = 0.5
@@ -246,7 +247,7 @@ def _best_files(track: str, hits, k: int, compiled: Compiled, threshold: float |
     return out, False, dropped
 
 
-class MilvusStore(CommittedReads, Store):
+class MilvusStore(WordsReader, CommittedReads, Store):
     """A long-lived reader: each call reads the published generation (one small query) and sees only items up to
     it, so a commit in progress is invisible and a finished one shows on the next call."""
 

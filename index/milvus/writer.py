@@ -1,5 +1,5 @@
 """The one writer of a Milvus collection: its changes are buffered in memory (writer_reads.py) and applied by a
-journaled commit (commit.py)."""
+journaled commit (commit.py); its words (the keyword index) likewise (words_writer.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from .connection import Connection
 from .db import Db
 from .indexes import auto_switch
 from .rows import sorted_tags
+from .words_writer import WordsWriter
 
 
-class MilvusWriter(JournaledCommit, StoreWriter):
+class MilvusWriter(WordsWriter, JournaledCommit, StoreWriter):
     """The one writer of a Milvus collection. It holds every file row in memory (the planner asks for each file
     it walks), buffers changes and applies them in :meth:`commit` (commit.py)."""
 
@@ -40,6 +41,7 @@ class MilvusWriter(JournaledCommit, StoreWriter):
         self._load_files()
         self._counts = self._counts_from_table()
         self.repair_report = self._repair() if repair and raw.get("pending") is not None else MilvusRepair()
+        self._open_words()
         self._begin()
 
     # changes ------------------------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ class MilvusWriter(JournaledCommit, StoreWriter):
             if fid not in self._files:
                 continue
             self._remember(fid)
+            self._forget_words(fid)
             self._account(fid, -1)
             row = self._files.pop(fid)
             self._by_path.pop(row.path, None)
@@ -150,6 +153,7 @@ class MilvusWriter(JournaledCommit, StoreWriter):
             self._meta_dirty.discard(fid)
 
     def rollback(self) -> None:
+        self._rollback_words()
         for fid, (row, tracks, tags) in self._undo.items():
             current = self._files.pop(fid, None)
             if current is not None:

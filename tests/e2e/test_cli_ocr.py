@@ -79,8 +79,39 @@ def test_turning_ocr_on_later_reads_the_pictures_already_indexed(cli, photos, tm
     assert report["updated"] == 3 and report["lines_added"]["ocr"] >= 3
 
 
-def test_ocr_on_a_store_without_keyword_search_is_one_clear_line(cli, photos, tmp_path):
+@pytest.mark.slow  # ~30 s: the builtin model and OCR of three pictures into milvus-lite
+def test_index_into_milvus_lite_with_ocr_then_find_pictures_by_their_words(cli, photos, tmp_path):
     pytest.importorskip("milvus_lite")
-    r = cli("index", photos, "-c", f"milvus-lite:{tmp_path / 'm.db'}", "--model", "builtin", "--ocr")
-    assert r.code != 0 and "Traceback" not in r.err
-    assert "keyword" in r.err and len(r.err.strip().splitlines()) <= 2
+    col = f"milvus-lite:{tmp_path / 'm.db'}"
+    r = cli("index", photos, "-c", col, "--model", "builtin", "--ocr", "--workers", "1")
+    assert r.code == 0, r.err
+    assert "lines of words:" in r.out and " ocr" in r.out
+    top = _first(cli, col, "invoice 2031")  # hybrid, the default
+    assert top["path"].endswith("receipt.png") and len(top["words"][0]["box"]) == 4
+    assert _first(cli, col, "2032 due", "--mode", "keyword")["path"].endswith("other.png")
+    assert _first(cli, col, "门票", "--mode", "keyword")["path"].endswith("sign.png")
+    info = json.loads(cli("info", "-c", col, "--json").out)["collection"]
+    assert info["words"]["ocr"]["files"] == 3 and info["text_tracks"] == ["ocr"]
+    again = cli("index", photos, "-c", col, "--json")  # remembered, nothing to read again
+    assert again.code == 0 and json.loads(again.out)["unchanged"] == 3
+
+
+@pytest.mark.slow  # ~9 s: indexes three pictures (the error paths alone: tests/contract/test_keyword_contract.py)
+def test_ocr_on_a_store_without_keyword_search_is_one_clear_line(cli, photos, tmp_path, monkeypatch):
+    """A Milvus without full-text search (a server before 2.5; here milvus-lite made to look like one): --ocr and
+    --mode keyword are one line and exit 2, a text search (hybrid by default) is its vectors."""
+    pytest.importorskip("milvus_lite")
+    from xsearch.index.milvus import features
+
+    older = features.Features("v2.4.9", True, True, features.LITE_INDEX_TYPES, full_text=False)
+    monkeypatch.setattr(features, "_lite_features", lambda: older)
+    col = f"milvus-lite:{tmp_path / 'm.db'}"
+    r = cli("index", photos, "-c", col, "--model", "builtin", "--ocr")
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "needs Milvus 2.5 or later" in r.err and "v2.4.9" in r.err and len(r.err.strip().splitlines()) <= 2
+    assert cli("index", photos, "-c", col, "--model", "builtin", "--workers", "0").code == 0
+    for mode in ([], ["--mode", "hybrid"]):
+        r = cli("search", "invoice 2031", "-c", col, "--json", *mode)
+        assert r.code == 0 and len(json.loads(r.out)["results"]["image"]) == 3, r.err
+    r = cli("search", "invoice 2031", "-c", col, "--mode", "keyword")
+    assert r.code == 2 and "needs Milvus 2.5 or later" in r.err and len(r.err.strip().splitlines()) <= 2

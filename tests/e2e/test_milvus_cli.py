@@ -190,7 +190,7 @@ def test_serve_api_on_milvus_lite(lite, local, records):
     with TestClient(app, base_url="http://127.0.0.1") as client:
         got = {}
         for name in ("m", "l"):
-            params = {"q": rec["text"][0], "to": "all", "mode": "vector", "limit": 5}  # Milvus: no keyword index
+            params = {"q": rec["text"][0], "to": "all", "mode": "vector", "limit": 5}  # vectors
             body = client.get(f"/api/collections/{name}/search", params=params)
             assert body.status_code == 200, body.text
             got[name] = {t: [h["path"] for h in hits] for t, hits in body.json()["results"].items()}

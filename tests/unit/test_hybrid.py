@@ -48,6 +48,10 @@ def test_mode_defaults_and_errors():
     assert resolve_mode(_Store(3), None, "invoice", n_queries=2) == "vector"  # weights are a vector concept
     assert resolve_mode(_Store(3), None, "") == "vector"  # an image query has no words
     assert resolve_mode(_Store(3), "hybrid", "") == "vector"
+    no_index = _Store(0)
+    no_index.supports_keywords = False  # a Milvus server before 2.5: hybrid is its vectors, keyword its error
+    assert resolve_mode(no_index, "hybrid", "invoice") == "vector" and resolve_mode(no_index, None, "x") == "vector"
+    assert resolve_mode(no_index, "keyword", "invoice") == "keyword"
     with pytest.raises(UsageError) as e:
         resolve_mode(_Store(3), "keyword", "")
     assert e.value.code == "usage.keyword_needs_text"

@@ -18,7 +18,8 @@ index with lines in it, else ``vector``: several queries are combined by ``--fus
 the words cannot follow (``--mode hybrid`` adds the words of all the text queries to that). Only text queries
 feed the keyword channel (an image query has no words); a hybrid search without a text query is a vector search.
 A hit found by its words carries them (``Hit.words``: text, box, confidence); one that only the words found says
-``matched="words"``.
+``matched="words"``. On a store without a keyword index (a Milvus server before 2.5) ``hybrid`` is ``vector``, and
+``keyword`` its one coded error (store.keyword_unsupported).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def resolve_mode(store, mode: str | None, text: str, n_queries: int = 1) -> str:
         return "hybrid" if any(c.get("lines") for c in counts.values()) else "vector"
     if mode == "keyword" and not text:
         raise UsageError("keyword search needs a text query", code="usage.keyword_needs_text")
-    if mode == "hybrid" and not text:
-        return "vector"
+    if mode == "hybrid" and (not text or not getattr(store, "supports_keywords", False)):
+        return "vector"  # no words to add (a store without a keyword index: ``keyword`` says so, hybrid is vectors)
     return mode
 
 

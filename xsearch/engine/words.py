@@ -19,7 +19,8 @@ OCR = "ocr"
 
 
 def words_on(writer) -> bool:
-    """Whether the store keeps a keyword index (the local store does; Milvus does not: docs/ocr.md)."""
+    """Whether the store keeps a keyword index (the local store does; Milvus where it has full-text search:
+    docs/ocr.md)."""
     return bool(getattr(writer, "supports_keywords", False))
 
 
