@@ -190,30 +190,33 @@ def keyword_corpus(n_lines: int, seed: int = 0):
     return conn, makers
 
 
-def keyword_p50(n_lines: int, seed: int = 0, queries: int = 100) -> dict[str, tuple[float, float]]:
-    """p50 / p95 ms of keyword queries (k=10) per kind of query over :func:`keyword_corpus`."""
+def keyword_p50(n_lines: int, seed: int = 0, queries: int = 100) -> dict[str, tuple[float, float, float]]:
+    """(p50, p95, CPU p50) ms of keyword queries (k=10) per kind of query over :func:`keyword_corpus`: wall-clock
+    times (the target), and the CPU time this process spent per query (what a query costs when the cores are not
+    shared — on a loaded machine the wall time also counts the waits for a core)."""
     from xsearch.index.local import keywords
 
     conn, makers = keyword_corpus(n_lines, seed)
     out = {}
     for kind, make in makers.items():
-        times = []
+        times, cpu = [], []
         for _ in range(queries):
             q = make()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             keywords.search(conn, q, "image", 10)
             times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
         times.sort()
-        out[kind] = (statistics.median(times), times[int(0.95 * len(times))])
+        out[kind] = (statistics.median(times), times[int(0.95 * len(times))], statistics.median(cpu))
     return out
 
 
 def say_keyword_target(latency: dict[str, tuple[float, float]], n_lines: int) -> str:
     """The target line: the slowest kind's p50 (every kind must meet it)."""
-    kind, (p50, _) = max(latency.items(), key=lambda kv: kv[1][0])
+    kind, (p50, _, cpu) = max(latency.items(), key=lambda kv: kv[1][0])
     met = "met" if p50 <= KEYWORD_GOAL_MS and n_lines >= 100_000 else "missed"
     return (f"target keyword_p50_{n_lines // 1000}k: {p50:.2f} ms (goal {KEYWORD_GOAL_MS:g} ms) {met}"
-            f"  [slowest kind: {kind}; load {tuple(round(x, 2) for x in os.getloadavg())}]")
+            f"  [slowest kind: {kind}, its CPU p50 {cpu:.2f} ms; load {tuple(round(x, 2) for x in os.getloadavg())}]")
 
 
 def keywords_only(n_lines: int) -> None:
@@ -221,8 +224,9 @@ def keywords_only(n_lines: int) -> None:
     print(f"load average at start: {os.getloadavg()}, cores: {os.cpu_count()}", flush=True)
     t0 = time.perf_counter()
     latency = keyword_p50(n_lines)
-    for kind, (p50, p95) in latency.items():
-        print(f"keyword query p50 / p95, {n_lines:,} lines, {kind} (k=10): {p50:.2f} / {p95:.2f} ms")
+    for kind, (p50, p95, cpu) in latency.items():
+        print(f"keyword query p50 / p95, {n_lines:,} lines, {kind} (k=10): {p50:.2f} / {p95:.2f} ms "
+              f"(CPU p50 {cpu:.2f} ms)")
     print(say_keyword_target(latency, n_lines))
     print(f"({time.perf_counter() - t0:.0f} s with building the index)")
 
@@ -270,8 +274,8 @@ def main(argv=None) -> None:
             f"| index with OCR | {t_ocr:.1f} s |",
             f"| OCR's share of indexing time | {max(0.0, (t_ocr - t_plain) / t_ocr):.0%} |",
             f"| OCR photos/s, one process (640×427) | {rate:.2f} |",
-            *[f"| keyword query p50 / p95, {args.lines:,} lines, {kind} (k=10) | {p50:.2f} / {p95:.2f} ms |"
-              for kind, (p50, p95) in latency.items()],
+            *[f"| keyword query p50 / p95 (CPU p50), {args.lines:,} lines, {kind} (k=10) | {p50:.2f} / {p95:.2f} ms "
+              f"({cpu:.2f} ms) |" for kind, (p50, p95, cpu) in latency.items()],
         ]
         text = "\n".join(lines)
         print(text)

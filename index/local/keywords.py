@@ -251,30 +251,40 @@ def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
     short_words = [w for w in words if len(w) < 3]
     found: dict[int, tuple[float, tuple]] = {}  # line id -> (bm25, row)
     candidates = max(MIN_LINES, LINES_PER_FILE * limit) * (1 if allowed_files is None else 8)
+    seen_all = not long_words  # every line holding a looked-up word is in `found` (then coverage needs no more)
     if long_words:  # lines holding every word first (a small, fast intersection); any word only if too few
         quoted = ['"' + w.replace('"', '""') + '"' for w in long_words]
-        for match in dict.fromkeys([" AND ".join(quoted), " OR ".join(quoted)]):
-            for r in _ranked_lines(conn, match, modality, candidates):
+        matches = list(dict.fromkeys([" AND ".join(quoted), " OR ".join(quoted)]))
+        for match in matches:
+            rows = _ranked_lines(conn, match, modality, candidates, found)
+            for r in rows:
                 found.setdefault(r[0], (float(r[-1]), r[:-1]))
+            seen_all = match == matches[-1] and len(rows) < candidates
             if len({row[1] for _, row in found.values()}) >= limit:
                 break
     indexed = bool(short_words) and has_chars(conn)
     for w in short_words:
-        for r in _short_word_lines(conn, w, modality, candidates, indexed):
+        rows = _short_word_lines(conn, w, modality, candidates, indexed).fetchall()
+        for r in rows:
             found.setdefault(r[0], (0.0, r))
-    return _best_files(conn, found, scoring_words(text), limit, allowed_files)
+        seen_all = seen_all and len(rows) < candidates
+    scoring = scoring_words(text)
+    return _best_files(conn, found, scoring, limit, allowed_files, seen_all and set(scoring) <= set(words))
 
 
 _COLUMNS = "l.id, l.file_id, l.track, l.offset, l.text, l.folded, l.box, l.confidence"
 
 
-def _ranked_lines(conn: sqlite3.Connection, match: str, modality: str, n: int) -> list[tuple]:
+def _ranked_lines(conn: sqlite3.Connection, match: str, modality: str, n: int,
+                  known: dict[int, tuple[float, tuple]]) -> list[tuple]:
     """The ``n`` lines of ``modality``'s files best by BM25 for ``match``, each ``(*columns, bm25)``. The FTS
     index ranks its own top ``n`` alone (joining every match to its file first costs more than the ranking);
-    only when some of those belong to another modality's files is the ranking redone over the joined lines."""
+    only when some of those belong to another modality's files is the ranking redone over the joined lines.
+    Lines in ``known`` (found by an earlier match) are not read again."""
     ranked = conn.execute("SELECT rowid, bm25(text_fts) FROM text_fts WHERE text_fts MATCH ? ORDER BY rank "
                           "LIMIT ?", (match, n)).fetchall()
-    rows = _lines(conn, [i for i, _ in ranked], modality)
+    rows = _lines(conn, [i for i, _ in ranked if i not in known], modality)
+    rows.update((i, known[i][1]) for i, _ in ranked if i in known)
     if len(rows) == len(ranked) or len(ranked) < n:
         return [(*rows[i], b) for i, b in ranked if i in rows]
     return conn.execute(
@@ -312,16 +322,20 @@ def _short_word_lines(conn: sqlite3.Connection, word: str, modality: str, n: int
 
 
 def _best_files(conn: sqlite3.Connection, found: dict[int, tuple[float, tuple]], scoring: list[str], limit: int,
-                allowed_files: set[int] | None) -> list[tuple[int, float, list[dict]]]:
+                allowed_files: set[int] | None, seen_all: bool = False) -> list[tuple[int, float, list[dict]]]:
     """The ``limit`` best files of the lines found (score: the module docstring). A file whose found lines hold
-    every word needs no other; the rest have their other lines read (a word may sit on another line). Only the
+    every word needs no other; the rest have their other lines read (a word may sit on another line) — unless
+    ``seen_all``: every line holding any of the words is among those found, so the others hold none. Only the
     files returned have their lines sorted and read out."""
     by_file: dict[int, list[tuple[float, tuple]]] = {}
     for bm25, row in found.values():
         if allowed_files is None or row[1] in allowed_files:
             by_file.setdefault(row[1], []).append((bm25, row))
-    partial = [f for f, lines in by_file.items() if not all(any(w in r[5] for _, r in lines) for w in scoring)]
-    all_words = _file_words(conn, partial)
+    if seen_all:
+        all_words = {f: " ".join(r[5] for _, r in lines) for f, lines in by_file.items()}
+    else:
+        all_words = _file_words(conn, [f for f, lines in by_file.items()
+                                       if not all(any(w in r[5] for _, r in lines) for w in scoring)])
     scored = []
     for file_id, lines in by_file.items():
         folded = all_words.get(file_id)
