@@ -272,7 +272,8 @@ def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
     return _best_files(conn, found, scoring, limit, allowed_files, seen_all and set(scoring) <= set(words))
 
 
-_COLUMNS = "l.id, l.file_id, l.track, l.offset, l.text, l.folded, l.box, l.confidence"
+#: What is read of each line found (its text, box and confidence only for the lines returned: :func:`_details`).
+_COLUMNS = "l.id, l.file_id, l.track, l.offset, l.folded"
 
 
 def _ranked_lines(conn: sqlite3.Connection, match: str, modality: str, n: int,
@@ -332,21 +333,33 @@ def _best_files(conn: sqlite3.Connection, found: dict[int, tuple[float, tuple]],
         if allowed_files is None or row[1] in allowed_files:
             by_file.setdefault(row[1], []).append((bm25, row))
     if seen_all:
-        all_words = {f: " ".join(r[5] for _, r in lines) for f, lines in by_file.items()}
+        all_words = {f: " ".join(r[4] for _, r in lines) for f, lines in by_file.items()}
     else:
         all_words = _file_words(conn, [f for f, lines in by_file.items()
-                                       if not all(any(w in r[5] for _, r in lines) for w in scoring)])
+                                       if not all(any(w in r[4] for _, r in lines) for w in scoring)])
     scored = []
     for file_id, lines in by_file.items():
         folded = all_words.get(file_id)
         coverage = 1.0 if folded is None else sum(w in folded for w in scoring) / len(scoring)
         best = min(b for b, _ in lines)  # BM25 in SQLite: lower (more negative) is better
         scored.append((-(coverage + 0.1 * (-best / (1.0 - best) if best < 0 else 0.0)), file_id))
+    best = heapq.nsmallest(limit, scored)
+    details = _details(conn, [row[0] for _, file_id in best for _, row in by_file[file_id]])
     out = []
-    for neg_score, file_id in heapq.nsmallest(limit, scored):
+    for neg_score, file_id in best:
         lines = by_file[file_id]
-        lines.sort(key=lambda item: (-sum(w in item[1][5] for w in scoring), item[0], item[1][3]))
-        out.append((file_id, -neg_score, [_line(row) for _, row in lines]))
+        lines.sort(key=lambda item: (-sum(w in item[1][4] for w in scoring), item[0], item[1][3]))
+        out.append((file_id, -neg_score, [_line(row, details[row[0]]) for _, row in lines]))
+    return out
+
+
+def _details(conn: sqlite3.Connection, line_ids: list[int]) -> dict[int, tuple]:
+    """{line id: (text, box, confidence)}."""
+    out: dict[int, tuple] = {}
+    for start in range(0, len(line_ids), 900):
+        chunk = line_ids[start:start + 900]
+        out.update((r[0], r[1:]) for r in conn.execute(
+            f"SELECT id, text, box, confidence FROM text_lines WHERE id IN ({','.join('?' * len(chunk))})", chunk))
     return out
 
 
@@ -361,12 +374,13 @@ def _file_words(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, str]
     return out
 
 
-def _line(row: tuple) -> dict:
-    out = {"track": row[2], "text": row[4], "offset": float(row[3])}
-    if row[6] is not None:
-        out["box"] = json.loads(row[6])
-    if row[7] is not None:
-        out["confidence"] = float(row[7])
+def _line(row: tuple, detail: tuple) -> dict:
+    text, box, confidence = detail
+    out = {"track": row[2], "text": text, "offset": float(row[3])}
+    if box is not None:
+        out["box"] = json.loads(box)
+    if confidence is not None:
+        out["confidence"] = float(confidence)
     return out
 
 
