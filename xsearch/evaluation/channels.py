@@ -90,7 +90,8 @@ def run_channel_evaluation(manifest: str | os.PathLike, *, model: str = "builtin
         gallery = _gallery(records, {g for _, g in dirs}, Path(tmp) / "gallery")
         with Engine(Path(tmp) / "collection", model=model or "builtin", device=device) as engine:
             engine.index_folder(Path(tmp) / "gallery", workers=0)
-            sizes = {g: len(rows) for g, rows in gallery.items()}
+            store = engine.store()
+            sizes = {g: int(store.file_count(g)) if g in store.modalities else 0 for g in gallery}  # as indexed
             depth = max(ks)
             report = ChannelReport(model or "builtin", split or ("test" if records[0].split == "test" else None),
                                    depth, sizes)
@@ -102,6 +103,9 @@ def run_channel_evaluation(manifest: str | os.PathLike, *, model: str = "builtin
                 k = min(depth, sizes[g])
                 metrics = {c: _channel(engine, queries, g, gallery[g], labels, c, k, ks, on_item) for c in CHANNELS}
                 report.results.append(ChannelResult(q, g, metrics))
+    if not report.results:
+        raise UsageError("--channels: no direction could be measured (the split has no captions to query with, or "
+                         "the model indexed none of the gallery).")
     return report
 
 
