@@ -277,9 +277,8 @@ def main(argv=None) -> None:
             *[f"| keyword query p50 / p95 (CPU p50), {args.lines:,} lines, {kind} (k=10) | {p50:.2f} / {p95:.2f} ms "
               f"({cpu:.2f} ms) |" for kind, (p50, p95, cpu) in latency.items()],
         ]
-        text = "\n".join(lines)
+        text = "\n".join(lines) + "\n\n" + say_keyword_target(latency, args.lines)
         print(text)
-        print(say_keyword_target(latency, args.lines))
         if args.out:
             args.out.write_text(f"`python -m bench.ocr`\n\n{text}\n")
     finally:
