@@ -9,7 +9,7 @@ import pytest
 from tests.helpers.cli import one_line_error
 
 
-@pytest.mark.slow  # every direction of the main table, then three channel directions: ~9 s on 2 busy cores
+@pytest.mark.slow  # every direction of the main table, three channel directions, then a table: ~15 s on 2 busy cores
 def test_eval_channels_side_by_side_and_the_hybrid_default_keeps_r1(cli, world):
     r = cli("eval", "--manifest", world / "manifest.jsonl", "--channels", "--json")
     assert r.code == 0, r.err
@@ -24,12 +24,12 @@ def test_eval_channels_side_by_side_and_the_hybrid_default_keeps_r1(cli, world):
     assert channels["text→image"]["keyword"]["R@1"] == 0.0  # the world's pictures carry no words, names no signal
     assert channels["text→text"]["keyword"]["R@5"] > 0.0  # captions do share words
     assert rep["channels"]["gallery_size"]["image"] == rep["gallery_size"]["image"]
-
-
-def test_eval_channels_table_json_and_usage_errors(cli, world):
     r = cli("eval", "--manifest", world / "manifest.jsonl", "--channels", "--directions", "text:image")
     assert r.code == 0, r.err
     assert "search channels" in r.out and "keyword" in r.out and "hybrid" in r.out and "text→text" not in r.out
+
+
+def test_eval_channels_json_and_usage_errors(cli, world):
     r = cli("eval", "--manifest", world / "manifest.jsonl", "--channels", "--directions", "text:image", "--json")
     by_channel = json.loads(r.out)["channels"]["directions"]["text→image"]
     assert list(by_channel) == ["vector", "keyword", "hybrid"] and by_channel["keyword"]["R@1"] == 0.0
