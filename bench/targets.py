@@ -12,6 +12,8 @@ a few ``info`` lines (what the values were measured against). Ratios are taken i
 - ``pipeline_over_cap``: `xsearch index`'s pipeline on 12 MP JPEGs with ViT-B-32 (random weights) over the two-core
   cap, 1 / (decode-only + forward-only seconds per item) measured here.
 - ``hnsw_p50_over_hnswlib``: HNSW32 single-query p50 ours / hnswlib at matched recall@10 ≥ 0.99, 100k × 512.
+- ``keyword_p50_100k`` (issue #28): keyword query p50 in ms over 100k OCR-like lines (bench/ocr.py's corpus), the
+  slowest of English words, a word and a number, OCR's joined words, 2- and 1-character Chinese.
 
 ``--quick`` shrinks every part (a smoke run, not the targets' sizes).
 """
@@ -38,6 +40,7 @@ GOALS = {
     "int8_heldout_r1_drop": ("<=", 0.01),
     "pipeline_over_cap": (">=", 0.8),
     "hnsw_p50_over_hnswlib": ("<=", 1.0),
+    "keyword_p50_100k": ("<=", 5.0),
 }
 EF_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 
@@ -258,7 +261,20 @@ def hnsw(n: int, dim: int = 512, k: int = 10, n_queries: int = 1000, target: flo
     say_target("hnsw_p50_over_hnswlib", a / b, f"recall ≥ {target}, {n} vectors, median of 3 rounds")
 
 
-PARTS = ("cli", "onnx", "int8", "pipeline", "hnsw")
+# -- 5. keyword query latency (issue #28) -----------------------------------------------------------------------------
+
+def keyword_latency(n_lines: int) -> None:
+    from bench.ocr import keyword_p50
+
+    latency = keyword_p50(n_lines)
+    info("keyword p50 / p95 (CPU p50) ms: " + ", ".join(f"{k} {a:.2f} / {b:.2f} ({c:.2f})"
+                                                         for k, (a, b, c) in latency.items()))
+    kind, (p50, _, _) = max(latency.items(), key=lambda kv: kv[1][0])
+    say_target("keyword_p50_100k", p50 if n_lines >= 100_000 else None,
+               f"slowest kind: {kind}, {n_lines:,} lines" + ("" if n_lines >= 100_000 else f", p50 {p50:.2f} ms"))
+
+
+PARTS = ("cli", "onnx", "int8", "pipeline", "hnsw", "keyword")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             "int8": lambda: int8_recall(work, 60 if args.quick else 400),
             "pipeline": lambda: pipeline_cap(work, 4 if args.quick else 24),
             "hnsw": lambda: hnsw(5_000 if args.quick else 100_000),
+            "keyword": lambda: keyword_latency(5_000 if args.quick else 100_000),
         }
         for name in only:
             s0 = time.perf_counter()

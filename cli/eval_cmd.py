@@ -41,6 +41,12 @@ def eval_(
         "manifest, from `xsearch world make --videos N`): they are indexed into a temporary collection and a hit is "
         "the right video at a moment overlapping the scene. Default: when videos.jsonl is there.",
     ),
+    channels: bool = typer.Option(
+        False, "--channels",
+        help="Also the search channels side by side: vector, keyword and hybrid (the default of `xsearch search`) "
+        "Recall@K for each direction whose query is text (and text→text, a paraphrase against the captions), "
+        "through a temporary collection of the gallery (docs/ocr.md). --json: under \"channels\".",
+    ),
     plot: Optional[Path] = typer.Option(None, help="Write recall@K curves to this PNG (matplotlib)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -56,10 +62,11 @@ def eval_(
 
     aligners = parse_aligners(aligner)
     check_plot_path(plot)  # before the run, not after it
+    check_channels(channels, aligners, directions)
     report_manifest_problems(manifest)
     dirs, video_dirs = split_directions(directions, manifest, videos, "model" if "model" in aligners else aligners[0])
     ks = sorted(set(DEFAULT_KS) | (set(PLOT_KS) if plot else set()))
-    reports, video_report = [], None
+    reports, extra = [], {}  # extra: the model's reports beside the main table ("video", "channels")
     with progress_bar("embedding", disable=as_json) as bar:
         task = bar.add_task("embed", total=None)
         if dirs is None or dirs:
@@ -70,25 +77,51 @@ def eval_(
         if video_dirs:
             from xsearch.evaluation.video import run_video_evaluation
 
-            video_report = run_video_evaluation(manifest, model=model, device=device, split=split,
-                                                directions=video_dirs, on_item=lambda: bar.advance(task),
-                                                log=None if as_json else note)
+            extra["video"] = run_video_evaluation(manifest, model=model, device=device, split=split,
+                                                  directions=video_dirs, on_item=lambda: bar.advance(task),
+                                                  log=None if as_json else note)
+        if channels:
+            from xsearch.evaluation.channels import run_channel_evaluation
+
+            extra["channels"] = run_channel_evaluation(
+                manifest, model=model, device=device, split=split,
+                directions=None if dirs is None else parse_directions(",".join(dirs)) if dirs else [],
+                relevance=relevance, ks=DEFAULT_KS, on_item=lambda: bar.advance(task))
+    show(reports, extra, aligners, plot, as_json)
+
+
+def show(reports, extra: dict, aligners: list[str], plot: Optional[Path], as_json: bool) -> None:
+    """Print what `xsearch eval` measured: the main table (or JSON), then the model's extra reports."""
     for line in dict.fromkeys(line for r in reports for line in r.skipped):  # each file once, whatever the aligners
         note(f"manifest: skipped {line}")
     if plot and reports:
         write_plot(reports, plot)
     if as_json:
         outs = [r.to_dict() for r in reports] or [{}]
-        if video_report is not None:  # the videos are the model's: beside its report
-            outs[next((i for i, r in enumerate(reports) if r.aligner == "model"), 0)]["video"] = video_report.to_dict()
+        model_out = outs[next((i for i, r in enumerate(reports) if r.aligner == "model"), 0)]
+        model_out.update({key: r.to_dict() for key, r in extra.items()})  # the model's: beside its report
         print_json(outs[0] if len(aligners) == 1 else outs)
     else:
         if reports:
             print_report(reports)
-        if video_report is not None:
-            print_video_report(video_report)
+        for key, r in extra.items():
+            (print_video_report if key == "video" else print_channel_report)(r)
         if plot and reports:
             note(f"wrote {plot}")
+
+
+def check_channels(channels: bool, aligners: list[str], directions: Optional[str]) -> None:
+    """--channels needs the model and a paired direction whose query is text (before the run, not after it)."""
+    from xsearch.core.errors import UsageError
+
+    if not channels:
+        return
+    if "model" not in aligners:
+        raise UsageError("--channels measures the model's search channels: use it with --aligner model.")
+    pairs = [part.strip().partition(":") for part in (directions or "").split(",")]
+    if directions and not any(q == "text" and g in ("image", "audio", "text") for q, _, g in pairs):
+        raise UsageError(f"--channels compares search channels of a text query: --directions {directions!r} has "
+                         "no direction whose query is text (text:image, text:audio).")
 
 
 def check_plot_path(plot: Optional[Path]) -> None:
@@ -184,6 +217,28 @@ def print_report(reports) -> None:
                           f"{m['R@1']:.3f} ({c['R@1']:.3f})", f"{m['R@5']:.3f}",
                           f"{m['R@10']:.3f} ({c['R@10']:.3f})", f"{m['mAP']:.3f}", f"{m['median_rank']:.0f}",
                           f"{m['R@1'] / c['R@1']:.0f}x")
+    console.print(table)
+
+
+def print_channel_report(report) -> None:
+    """Recall@K of the vector, keyword and hybrid channels, one row per channel under each direction."""
+    from rich.table import Table
+
+    gallery = ", ".join(f"{n} {m}" for m, n in report.gallery_size.items() if n)
+    table = Table(title=f"{report.model}: search channels [{report.split or 'all'}] (gallery: {gallery}; "
+                        f"lists {report.depth} deep; hybrid is `xsearch search`'s default)",
+                  title_justify="left", show_edge=False)
+    table.add_column("direction", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
+    ks = sorted({int(k[2:]) for r in report.results for m in r.metrics.values() for k in m if k.startswith("R@")})
+    for k in ks:
+        table.add_column(f"R@{k}", justify="right", no_wrap=True)
+    for i, r in enumerate(report.results):
+        if i:
+            table.add_section()
+        for j, (channel, m) in enumerate(r.metrics.items()):
+            table.add_row(r.name if j == 0 else "", channel, *(f"{m[f'R@{k}']:.3f}" if f"R@{k}" in m else "-"
+                                                                for k in ks))
     console.print(table)
 
 

@@ -215,7 +215,8 @@ class StoreReader(abc.ABC):
         """The best ``k`` files of ``modality`` whose words (text tracks, file name) match ``text``, best first,
         ``rank`` 1..n; each hit's ``words`` holds its matched lines, ``item_id`` its item nearest the best line.
         ``score``: the share of the query's words found in the file's words (1.0: all of them) plus at most 0.1
-        from BM25 (the engine's hybrid ranking puts files with every word first). Files failing ``filters`` or at
+        from BM25 (the engine's hybrid ranking puts files with every word first, and fuses only hits scoring 0.6 or
+        more, ranking hits within 0.1 of each other alike: engine/hybrid.py). Files failing ``filters`` or at
         ``exclude_paths`` are left out."""
         raise keyword_unsupported(self.uri)
 

@@ -10,9 +10,14 @@ created by the first writer that needs them, so collections made before keyword 
   character trigrams inside a line, never as whole tokens. Kept in step by triggers.
 - ``text_reads``: which text tracks were read for which file (an image with no words in it was still read).
 - ``text_settings``: the opt-in text tracks the collection reads (``ocr``), remembered like its model.
+- ``text_chars``: a companion FTS5 index of the lines' characters beyond ASCII, one token each (positions kept),
+  so a one- or two-character word such as ``门票`` — below a trigram — is looked up as the phrase of its two
+  characters instead of a LIKE scan of every line (and then checked with LIKE on the few lines found).
+  Only lines with such characters get a row. Collections made before it (no ``text_chars`` table) still answer,
+  by the LIKE scan; the writer builds it from ``text_lines`` at its next commit (:func:`upgrade`).
 
 Ranking (:func:`search`): a query's words of three characters or more are looked up in the FTS index (BM25),
-shorter ones beyond ASCII (``门票``) by LIKE over the same lines (trigrams need three characters; short ASCII words
+shorter ones beyond ASCII (``门票``) in ``text_chars`` (trigrams need three characters; short ASCII words
 such as "of" or "12" are not looked up); a file's score is the share of the query's words (two-character ones
 included) found in its lines (1.0: all), plus up to 0.1 from its best line's BM25 — so "invoice 2031" puts the
 picture saying INVOICE 2031 before the one saying INVOICE 2032.
@@ -20,6 +25,7 @@ picture saying INVOICE 2031 before the one saying INVOICE 2032.
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import sqlite3
@@ -51,6 +57,12 @@ END""",
     PRIMARY KEY (file_id, track)
 )""",
     "CREATE TABLE IF NOT EXISTS text_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+CHARS_SCHEMA = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS text_chars USING fts5(chars, tokenize='ascii')",
+    """CREATE TRIGGER IF NOT EXISTS text_lines_ad_chars AFTER DELETE ON text_lines BEGIN
+    DELETE FROM text_chars WHERE rowid = old.id;
+END""",
 )
 
 #: The track holding each file's name (always indexed, so a file can be found by its name).
@@ -84,11 +96,72 @@ def exists(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_lines'").fetchone() is not None
 
 
+def has_chars(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_chars'").fetchone() is not None
+
+
 def ensure(conn: sqlite3.Connection) -> None:
-    """Create the tables (inside the writer's open transaction)."""
+    """Create the tables (inside the writer's open transaction); an older keyword index gets ``text_chars``."""
     if not exists(conn):
-        for statement in SCHEMA:
+        for statement in SCHEMA + CHARS_SCHEMA:
             conn.execute(statement)
+    elif not has_chars(conn):
+        _build_chars(conn)
+
+
+def upgrade(sql) -> bool:
+    """Give a keyword index made before ``text_chars`` its companion (``sql(write=True)`` opens the writer's
+    transaction, so it commits with the writer's next commit); True when it built one."""
+    conn = sql()
+    if not exists(conn) or has_chars(conn):
+        return False
+    _build_chars(sql(write=True))
+    return True
+
+
+def _build_chars(conn: sqlite3.Connection) -> None:
+    for statement in CHARS_SCHEMA:
+        conn.execute(statement)
+    rows = conn.execute("SELECT id, folded FROM text_lines")
+    conn.executemany("INSERT INTO text_chars(rowid, chars) VALUES (?, ?)",
+                     ((i, c) for i, c in ((i, chars(f)) for i, f in rows) if c))
+
+
+def tidy(conn: sqlite3.Connection, written: int) -> str | None:
+    """After a run that wrote ``written`` lines: merge the FTS indexes' segments (each batch of inserts leaves one,
+    and a query reads every segment — at 100k lines a merged index answered in about two thirds of the time;
+    bench/ocr.py). A run that wrote a twentieth of the lines or more merges them fully ('optimize': 0.5 s at 100k
+    lines on 2 cores), a smaller one does a bounded step of FTS5's incremental 'merge'. Returns what it did."""
+    if written <= 0 or not exists(conn):
+        return None
+    total = conn.execute("SELECT COALESCE(MAX(id), 0) FROM text_lines").fetchone()[0]
+    full = written * 20 >= total
+    for table in ("text_fts", "text_chars") if has_chars(conn) else ("text_fts",):
+        if full:
+            conn.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+        else:
+            conn.execute(f"INSERT INTO {table}({table}, rank) VALUES ('merge', 500)")
+    return "optimize" if full else "merge"
+
+
+def chars(folded: str) -> str:
+    """What ``text_chars`` indexes of a line: each character beyond ASCII as its code point in hex (``门`` →
+    ``u95e8``: plain ASCII tokens, so SQLite's own Unicode tables never decide what is a letter), and each run of
+    ASCII one ``x`` (so characters apart in the line stay apart); "" when the line has none beyond ASCII."""
+    out = []
+    for c in folded:
+        if ord(c) > 0x7F:
+            out.append(f"u{ord(c):x}")
+        elif out and out[-1] != "x":
+            out.append("x")
+    return " ".join(out).removesuffix(" x")
+
+
+def _insert_chars(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
+    """``text_chars`` rows for new lines ``[(line id, folded)]`` (deleted lines leave by a trigger)."""
+    if has_chars(conn):
+        conn.executemany("INSERT INTO text_chars(rowid, chars) VALUES (?, ?)",
+                         ((i, c) for i, c in ((i, chars(f)) for i, f in rows) if c))
 
 
 def replace_lines(conn: sqlite3.Connection, file_id: int, path: str, lines: Sequence[dict],
@@ -108,8 +181,12 @@ def replace_lines(conn: sqlite3.Connection, file_id: int, path: str, lines: Sequ
         box = line.get("box")
         rows.append((file_id, line["track"], float(line.get("offset", 0.0)), text, fold(text),
                      json.dumps(box) if box is not None else None, line.get("confidence")))
+    first = conn.execute("SELECT COALESCE(MAX(id), 0) FROM text_lines").fetchone()[0]
     conn.executemany("INSERT INTO text_lines(file_id, track, offset, text, folded, box, confidence) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    if any(not _ASCII.fullmatch(r[4]) for r in rows):
+        _insert_chars(conn, conn.execute("SELECT id, folded FROM text_lines WHERE file_id = ? AND id > ?",
+                                         (file_id, first)).fetchall())
 
 
 def rename(conn: sqlite3.Connection, file_id: int, new_path: str) -> None:
@@ -117,8 +194,9 @@ def rename(conn: sqlite3.Connection, file_id: int, new_path: str) -> None:
     if exists(conn):
         conn.execute("DELETE FROM text_lines WHERE file_id = ? AND track = ?", (file_id, NAME_TRACK))
         name = new_path.rsplit("/", 1)[-1]
-        conn.execute("INSERT INTO text_lines(file_id, track, offset, text, folded) VALUES (?, ?, 0, ?, ?)",
-                     (file_id, NAME_TRACK, name, fold(name)))
+        cur = conn.execute("INSERT INTO text_lines(file_id, track, offset, text, folded) VALUES (?, ?, 0, ?, ?)",
+                           (file_id, NAME_TRACK, name, fold(name)))
+        _insert_chars(conn, [(cur.lastrowid, fold(name))])
 
 
 def settings(conn: sqlite3.Connection) -> dict:
@@ -169,46 +247,120 @@ def search(conn: sqlite3.Connection, text: str, modality: str, limit: int, *,
     words = query_words(text)
     if not words or not exists(conn):
         return []
-    scoring = scoring_words(text)
     long_words = [w for w in words if len(w) >= 3]
     short_words = [w for w in words if len(w) < 3]
     found: dict[int, tuple[float, tuple]] = {}  # line id -> (bm25, row)
     candidates = max(MIN_LINES, LINES_PER_FILE * limit) * (1 if allowed_files is None else 8)
-    columns = "l.id, l.file_id, l.track, l.offset, l.text, l.folded, l.box, l.confidence"
+    seen_all = not long_words  # every line holding a looked-up word is in `found` (then coverage needs no more)
     if long_words:  # lines holding every word first (a small, fast intersection); any word only if too few
         quoted = ['"' + w.replace('"', '""') + '"' for w in long_words]
-        for match in dict.fromkeys([" AND ".join(quoted), " OR ".join(quoted)]):
-            rows = conn.execute(
-                f"SELECT {columns}, bm25(text_fts) FROM text_fts JOIN text_lines l ON l.id = text_fts.rowid "
-                "JOIN files f ON f.id = l.file_id WHERE text_fts MATCH ? AND f.modality = ? "
-                "ORDER BY rank LIMIT ?", (match, modality, candidates))
+        matches = list(dict.fromkeys([" AND ".join(quoted), " OR ".join(quoted)]))
+        for match in matches:
+            rows = _ranked_lines(conn, match, modality, candidates, found)
             for r in rows:
                 found.setdefault(r[0], (float(r[-1]), r[:-1]))
+            seen_all = match == matches[-1] and len(rows) < candidates
             if len({row[1] for _, row in found.values()}) >= limit:
                 break
+    indexed = bool(short_words) and has_chars(conn)
     for w in short_words:
-        escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = conn.execute(
-            f"SELECT {columns} FROM text_lines l JOIN files f ON f.id = l.file_id "
-            "WHERE l.folded LIKE ? ESCAPE '\\' AND f.modality = ? LIMIT ?",
-            (f"%{escaped}%", modality, candidates))
+        rows = _short_word_lines(conn, w, modality, candidates, indexed).fetchall()
         for r in rows:
             found.setdefault(r[0], (0.0, r))
+        seen_all = seen_all and len(rows) < candidates
+    scoring = scoring_words(text)
+    return _best_files(conn, found, scoring, limit, allowed_files, seen_all and set(scoring) <= set(words))
+
+
+#: What is read of each line found (its text, box and confidence only for the lines returned: :func:`_details`).
+_COLUMNS = "l.id, l.file_id, l.track, l.offset, l.folded"
+
+
+def _ranked_lines(conn: sqlite3.Connection, match: str, modality: str, n: int,
+                  known: dict[int, tuple[float, tuple]]) -> list[tuple]:
+    """The ``n`` lines of ``modality``'s files best by BM25 for ``match``, each ``(*columns, bm25)``. The FTS
+    index ranks its own top ``n`` alone (joining every match to its file first costs more than the ranking);
+    only when some of those belong to another modality's files is the ranking redone over the joined lines.
+    Lines in ``known`` (found by an earlier match) are not read again."""
+    ranked = conn.execute("SELECT rowid, bm25(text_fts) FROM text_fts WHERE text_fts MATCH ? ORDER BY rank "
+                          "LIMIT ?", (match, n)).fetchall()
+    rows = _lines(conn, [i for i, _ in ranked if i not in known], modality)
+    rows.update((i, known[i][1]) for i, _ in ranked if i in known)
+    if len(rows) == len(ranked) or len(ranked) < n:
+        return [(*rows[i], b) for i, b in ranked if i in rows]
+    return conn.execute(
+        f"SELECT {_COLUMNS}, bm25(text_fts) FROM text_fts JOIN text_lines l ON l.id = text_fts.rowid "
+        "JOIN files f ON f.id = l.file_id WHERE text_fts MATCH ? AND f.modality = ? "
+        "ORDER BY rank LIMIT ?", (match, modality, n)).fetchall()
+
+
+def _lines(conn: sqlite3.Connection, line_ids: list[int], modality: str) -> dict[int, tuple]:
+    """{line id: columns} of these lines that belong to files of ``modality``."""
+    out: dict[int, tuple] = {}
+    for start in range(0, len(line_ids), 900):
+        chunk = line_ids[start:start + 900]
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM text_lines l JOIN files f ON f.id = l.file_id "
+                            f"WHERE l.id IN ({','.join('?' * len(chunk))}) AND f.modality = ?", [*chunk, modality])
+        out.update((r[0], r) for r in rows)
+    return out
+
+
+def _short_word_lines(conn: sqlite3.Connection, word: str, modality: str, n: int, indexed: bool):
+    """Up to ``n`` lines of ``modality``'s files holding a one- or two-character ``word``: through ``text_chars``
+    (the phrase of its characters beyond ASCII, then LIKE on the lines found) when the collection has it and the
+    word has such characters; a LIKE scan of every line otherwise."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    runs = re.findall(r"[^\x00-\x7f]+", word)
+    if indexed and runs:
+        match = " AND ".join('"' + chars(run) + '"' for run in runs)
+        return conn.execute(
+            f"SELECT {_COLUMNS} FROM text_chars JOIN text_lines l ON l.id = text_chars.rowid "
+            "JOIN files f ON f.id = l.file_id WHERE text_chars MATCH ? AND l.folded LIKE ? ESCAPE '\\' "
+            "AND f.modality = ? LIMIT ?", (match, f"%{escaped}%", modality, n))
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM text_lines l JOIN files f ON f.id = l.file_id "
+        "WHERE l.folded LIKE ? ESCAPE '\\' AND f.modality = ? LIMIT ?", (f"%{escaped}%", modality, n))
+
+
+def _best_files(conn: sqlite3.Connection, found: dict[int, tuple[float, tuple]], scoring: list[str], limit: int,
+                allowed_files: set[int] | None, seen_all: bool = False) -> list[tuple[int, float, list[dict]]]:
+    """The ``limit`` best files of the lines found (score: the module docstring). A file whose found lines hold
+    every word needs no other; the rest have their other lines read (a word may sit on another line) — unless
+    ``seen_all``: every line holding any of the words is among those found, so the others hold none. Only the
+    files returned have their lines sorted and read out."""
     by_file: dict[int, list[tuple[float, tuple]]] = {}
     for bm25, row in found.values():
         if allowed_files is None or row[1] in allowed_files:
             by_file.setdefault(row[1], []).append((bm25, row))
-    all_words = _file_words(conn, list(by_file))  # a word may sit on another line of the file
+    if seen_all:
+        all_words = {f: " ".join(r[4] for _, r in lines) for f, lines in by_file.items()}
+    else:
+        all_words = _file_words(conn, [f for f, lines in by_file.items()
+                                       if not all(any(w in r[4] for _, r in lines) for w in scoring)])
     scored = []
     for file_id, lines in by_file.items():
-        folded = all_words.get(file_id, "")
-        coverage = sum(w in folded for w in scoring) / len(scoring)
+        folded = all_words.get(file_id)
+        coverage = 1.0 if folded is None else sum(w in folded for w in scoring) / len(scoring)
         best = min(b for b, _ in lines)  # BM25 in SQLite: lower (more negative) is better
-        score = coverage + 0.1 * (-best / (1.0 - best) if best < 0 else 0.0)
-        lines.sort(key=lambda item: (-sum(w in item[1][5] for w in scoring), item[0], item[1][3]))
-        scored.append((file_id, score, [_line(row) for _, row in lines]))
-    scored.sort(key=lambda s: (-s[1], s[0]))
-    return scored[:limit]
+        scored.append((-(coverage + 0.1 * (-best / (1.0 - best) if best < 0 else 0.0)), file_id))
+    best = heapq.nsmallest(limit, scored)
+    details = _details(conn, [row[0] for _, file_id in best for _, row in by_file[file_id]])
+    out = []
+    for neg_score, file_id in best:
+        lines = by_file[file_id]
+        lines.sort(key=lambda item: (-sum(w in item[1][4] for w in scoring), item[0], item[1][3]))
+        out.append((file_id, -neg_score, [_line(row, details[row[0]]) for _, row in lines]))
+    return out
+
+
+def _details(conn: sqlite3.Connection, line_ids: list[int]) -> dict[int, tuple]:
+    """{line id: (text, box, confidence)}."""
+    out: dict[int, tuple] = {}
+    for start in range(0, len(line_ids), 900):
+        chunk = line_ids[start:start + 900]
+        out.update((r[0], r[1:]) for r in conn.execute(
+            f"SELECT id, text, box, confidence FROM text_lines WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    return out
 
 
 def _file_words(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, str]:
@@ -222,12 +374,13 @@ def _file_words(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, str]
     return out
 
 
-def _line(row: tuple) -> dict:
-    out = {"track": row[2], "text": row[4], "offset": float(row[3])}
-    if row[6] is not None:
-        out["box"] = json.loads(row[6])
-    if row[7] is not None:
-        out["confidence"] = float(row[7])
+def _line(row: tuple, detail: tuple) -> dict:
+    text, box, confidence = detail
+    out = {"track": row[2], "text": text, "offset": float(row[3])}
+    if box is not None:
+        out["box"] = json.loads(box)
+    if confidence is not None:
+        out["confidence"] = float(confidence)
     return out
 
 
@@ -269,9 +422,23 @@ class KeywordReads:
 class KeywordWrites(KeywordReads):
     """The keyword half of the local writer (``self._col``)."""
 
+    #: Lines this writer wrote, for :func:`tidy` at the end of its run.
+    _lines_written = 0
+
     def replace_text(self, file_id: int, lines, read) -> None:
         row = self._col.catalog.get_file_by_id(file_id)
         replace_lines(self._col.catalog.sql(write=True), file_id, row.path, lines, read)
+        self._lines_written += 1 + len(lines)
+
+    def tidy_keywords(self) -> str | None:
+        """Merge the keyword index's segments after a run that wrote lines (:func:`tidy`)."""
+        done = tidy(self._col.catalog.sql(write=True), self._lines_written) if self._lines_written else None
+        self._lines_written = 0
+        return done
+
+    def upgrade_keywords(self) -> bool:
+        """Build ``text_chars`` for a keyword index made before it (:func:`upgrade`)."""
+        return upgrade(self._col.catalog.sql)
 
     def set_text_setting(self, key: str, value) -> None:
         set_setting(self._col.catalog.sql(write=True), key, value)

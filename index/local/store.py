@@ -284,12 +284,14 @@ class LocalWriter(KeywordWrites, _LocalReads, StoreWriter):
         self._col.remove_files(file_ids)
 
     def commit(self) -> None:
+        self.upgrade_keywords()  # a collection made before the keyword index's companion gets it here
         self._col.commit()
 
     def rollback(self) -> None:
         self._col.rollback()
 
     def maybe_reindex(self) -> dict:
+        self.tidy_keywords()
         return self._col.maybe_reindex()
 
     def set_budgets(self, *, memory_budget_bytes: int | None = None, latency_budget_ms: float | None = None) -> None:

@@ -20,8 +20,8 @@ def test_no_words_leaves_the_vector_list_as_it_is():
 
 def test_rrf_and_files_holding_every_word_first():
     vec = [hit("near-miss", 0.9), hit("x", 0.8), hit("y", 0.7), hit("receipt", 0.1)]
-    words = [hit("receipt", 1.09, [{"text": "INVOICE2031PAID"}]), hit("near-miss", 0.55, [{"text": "INVOICE2032"}]),
-             hit("only-words", 0.5, [{"text": "2031"}])]
+    words = [hit("receipt", 1.09, [{"text": "INVOICE2031PAID"}]), hit("near-miss", 0.7, [{"text": "INVOICE2032"}]),
+             hit("only-words", 0.65, [{"text": "2031"}])]
     out = fuse(vec, words, 5, n_words=2)
     assert [h.path for h in out][:2] == ["receipt", "near-miss"]  # every word first, then RRF
     assert out[0].words == [{"text": "INVOICE2031PAID"}] and [h.rank for h in out] == [1, 2, 3, 4, 5]
@@ -30,6 +30,25 @@ def test_rrf_and_files_holding_every_word_first():
     assert only.matched == "words"
     one_word = fuse(vec, words, 5, n_words=1)  # one word: plain RRF (both lists: near-miss 1+2 beats 4+1)
     assert [h.path for h in one_word][0] == "near-miss"
+
+
+def test_keyword_hits_holding_half_the_words_or_less_leave_the_vector_order():
+    """A long query's common words ("in", "the", "on a ... background") are in most texts: hits holding only those
+    are no evidence (text→text on a generated world lost R@1 1.00 → 0.86 to them; docs/ocr.md)."""
+    vec = [hit("right", 0.99), hit("a", 0.7), hit("b", 0.6)]
+    noise = [hit("b", 0.59), hit("c", 0.55), hit("a", 0.5)]
+    assert [h.path for h in fuse(vec, noise, 3, n_words=12)] == ["right", "a", "b"]
+    assert fuse(vec, noise, 3, n_words=12) == vec  # the vector list as it is, scores kept
+
+
+def test_keyword_hits_within_the_bm25_bonus_share_their_rank():
+    """Hits holding the same share of the words differ only by BM25 on line lengths: that order is no reason to
+    put the vector channel's second before its first."""
+    vec = [hit("right", 0.99), hit("wrong", 0.8), hit("x", 0.7)]
+    words = [hit("wrong", 0.95), hit("other", 0.94), hit("right", 0.93)]  # 2 of 3 words each, BM25 apart
+    assert [h.path for h in fuse(vec, words, 3, n_words=3)][:2] == ["right", "wrong"]
+    words = [hit("wrong", 1.05), hit("other", 0.7), hit("right", 0.68)]  # every word beats two of three
+    assert [h.path for h in fuse(vec, words, 3, n_words=3)][0] == "wrong"
 
 
 class _Store:

@@ -12,6 +12,16 @@ Modes (``xsearch search --mode``, ``mode=`` on the API):
   the query's words found, plus at most 0.1 for BM25) come first, by RRF among themselves. Without it a near miss
   ("INVOICE 2032 DUE" for "invoice 2031") that the vector channel happens to rank first ties with the right
   picture or beats it (ranks 1+2 against 2+1), and the vector channel of a model that cannot read decides.
+  Two rules under it, for the keyword list's part in the RRF (text→text on a generated world, where the texts are
+  captions: R@1 1.00 vector, 0.59 keyword, 0.86 hybrid without them, 1.00 with them; docs/ocr.md):
+
+  - a keyword hit counts only when it is *confident*: it holds more than half of the query's words (keyword score
+    ≥ ``CONFIDENT``). A long query shares its common words ("in", "the", "on a ... background") with most texts,
+    and substrings count ("are" in "squares"): hits holding only those carry no signal, yet in an equal-weight
+    RRF they pulled the vector channel's right answer down. No confident hit: the vector order unchanged.
+  - the keyword list enters by *tiers*: hits within the BM25 bonus's reach (``TIER``, 0.1) of the tier's first
+    hold about the same share of the words and share its rank — their order inside the tier is BM25 on line
+    lengths, noise that a plain RRF turned into rank differences outweighing the vector channel.
 
 The default (``mode=None``) is ``hybrid`` for a search by one text query when the collection keeps a keyword
 index with lines in it, else ``vector``: several queries are combined by ``--fusion`` with their weights, which
@@ -28,7 +38,7 @@ from dataclasses import replace
 
 from xsearch.core.errors import UsageError
 from xsearch.core.types import Hit
-from xsearch.engine.fusion import HYBRID_DEPTH, fuse_ranked
+from xsearch.engine.fusion import HYBRID_DEPTH, RRF_K
 
 MODES = ("hybrid", "vector", "keyword")
 
@@ -73,11 +83,43 @@ def keyword_hits(store, target: str, text: str, k: int, req) -> list[Hit]:
 
 #: A keyword hit scoring at least this holds every word of the query (index/store.py: keyword_search).
 ALL_WORDS = 1.0
+#: A keyword hit scoring at least this holds more than half of the query's words (the score is the share held plus
+#: under 0.1 of BM25: exactly so for queries of up to ten words); below it, no evidence: left out of the fusion
+#: (module docstring). Substrings count as held ("are" in "squares", "in" in "plain"), so half is too easy.
+CONFIDENT = 0.6
+
+
+#: How far below a tier's first keyword hit another still belongs to its tier: the BM25 bonus's reach.
+TIER = 0.1
+
+
+def _tiers(word_hits: list[Hit]) -> list[tuple[str, int]]:
+    """(path, rank) of keyword hits (best first), a tier sharing the rank of its first hit (module docstring)."""
+    out, lead, lead_rank = [], None, 0
+    for rank, h in enumerate(word_hits, 1):
+        if lead is None or h.score < lead - TIER:
+            lead, lead_rank = h.score, rank
+        out.append((h.path, lead_rank))
+    return out
+
+
+def _rrf(*ranked: list[tuple[str, int]]) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion (Σ 1 / (RRF_K + rank)) of lists of (path, rank); ties by best rank, then by the
+    first list's order (the vector channel's)."""
+    fused: dict[str, float] = {}
+    best: dict[str, int] = {}
+    for items in ranked:
+        for path, rank in items:
+            fused[path] = fused.get(path, 0.0) + 1.0 / (RRF_K + rank)
+            best[path] = min(best.get(path, rank), rank)
+    order = sorted(fused, key=lambda p: (-round(fused[p], 12), best[p]))
+    return [(p, fused[p]) for p in order]
 
 
 def fuse(vector_hits: list[Hit], word_hits: list[Hit], k: int, n_words: int = 1) -> list[Hit]:
-    """RRF of the vector list and the keyword list (weight 1 each), at most ``k`` files; ``score`` the fused one.
-    No words matched: the vector list as it is (its scores kept)."""
+    """RRF of the vector list and the keyword list's confident hits (weight 1 each), at most ``k`` files;
+    ``score`` the fused one. No confident keyword hit: the vector list as it is (its scores kept)."""
+    word_hits = [h for h in word_hits if h.score >= CONFIDENT]
     if not word_hits:
         return vector_hits[:k]
     by_path: dict[str, Hit] = {}
@@ -87,8 +129,7 @@ def fuse(vector_hits: list[Hit], word_hits: list[Hit], k: int, n_words: int = 1)
     for path, h in words.items():
         if path not in by_path:
             by_path[path] = replace(h, matched="words")
-    merged = fuse_ranked([[(h.path, h.score) for h in vector_hits], [(h.path, h.score) for h in word_hits]],
-                         [1.0, 1.0], "rrf", len(by_path))
+    merged = _rrf([(h.path, rank) for rank, h in enumerate(vector_hits, 1)], _tiers(word_hits))
     if n_words >= 2:  # files holding every word of the query first (stable: RRF order within each tier)
         complete = {h.path for h in word_hits if h.score >= ALL_WORDS}
         merged.sort(key=lambda item: item[0] not in complete)
