@@ -10,8 +10,7 @@ of the n-gram: any word-splitting analyzer — milvus-lite's ``\\w+``, Milvus's 
 characters — keeps it whole), so BM25 over the tokens finds the candidate lines; the exact substring test and the
 ranking (:func:`coverage`) are then done on the lines' text, the same on every store.
 
-The local store (index/local/keywords.py) has its own copy of :func:`fold`, :func:`query_words` and
-:func:`scoring_words` (the same rules); this module is the one to import.
+Both stores (index/local/keywords.py, index/milvus/words.py) import their rules from here.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from ..words import fold, query_words, scoring_words
+
 SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS text_lines (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,29 +71,6 @@ END""",
 NAME_TRACK = "name"
 #: Lines read from the FTS index per query: this many per file asked for (the best by BM25), at least the minimum.
 LINES_PER_FILE, MIN_LINES = 8, 200
-_WORD = re.compile(r"\w+", re.UNICODE)
-_ASCII = re.compile(r"[\x00-\x7f]+")
-
-
-def fold(text: str) -> str:
-    """What is indexed and searched: lower case, ``o`` folded into ``0`` (OCR swaps them)."""
-    return text.lower().replace("o", "0")
-
-
-def query_words(text: str) -> list[str]:
-    """The folded words of a query worth looking up: 3+ characters, or shorter ones with a character beyond ASCII
-    (a Chinese word is often two characters; "of", "a", "12" would match almost anything); duplicates once."""
-    words = [fold(w) for w in _WORD.findall(text)]
-    return list(dict.fromkeys(w for w in words if len(w) >= 3 or not _ASCII.fullmatch(w)))
-
-
-def scoring_words(text: str) -> list[str]:
-    """The folded words a file's coverage counts: those looked up, and the short ASCII ones of two characters ("50"
-    in "sale 50%", "b1"): too common to look up alone, but they tell near misses apart among the lines found."""
-    words = [fold(w) for w in _WORD.findall(text)]
-    return list(dict.fromkeys(w for w in words if len(w) >= 2 or not _ASCII.fullmatch(w)))
-
-
 def exists(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'text_lines'").fetchone() is not None
 
@@ -184,7 +163,7 @@ def replace_lines(conn: sqlite3.Connection, file_id: int, path: str, lines: Sequ
     first = conn.execute("SELECT COALESCE(MAX(id), 0) FROM text_lines").fetchone()[0]
     conn.executemany("INSERT INTO text_lines(file_id, track, offset, text, folded, box, confidence) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    if any(not _ASCII.fullmatch(r[4]) for r in rows):
+    if any(not r[4].isascii() for r in rows):
         _insert_chars(conn, conn.execute("SELECT id, folded FROM text_lines WHERE file_id = ? AND id > ?",
                                          (file_id, first)).fetchall())
 
