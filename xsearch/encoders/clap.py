@@ -172,7 +172,7 @@ class ClapEncoder(SingleSpace):
             for piece in self._windows(_check_wave(wave, i)):
                 pieces.append(piece)
                 owner.append(i)
-        onnx = self._onnx_tower("audio")
+        onnx = self.onnx_tower("audio")
         encode = self._encode_audio if onnx is None else (
             lambda batch: _tensor(onnx(input_features=self.audio_features(batch)["input_features"].numpy())))
         z = self._runner.run(pieces, encode, self.dim)
@@ -217,7 +217,7 @@ class ClapEncoder(SingleSpace):
             if not isinstance(t, str):
                 raise UsageError(f"text {i} of the batch is a {type(t).__name__}, not a string.")
 
-        onnx = self._onnx_tower("text")
+        onnx = self.onnx_tower("text")
 
         def encode(batch):
             tokens = self.tokenizer(
@@ -232,7 +232,7 @@ class ClapEncoder(SingleSpace):
 
         return self._runner.run(texts, encode, self.dim)
 
-    def _onnx_tower(self, tower: str):
+    def onnx_tower(self, tower: str):
         """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
         if self._onnx is None:
             return None
@@ -271,7 +271,7 @@ class ClapEncoder(SingleSpace):
         if self._onnx is None:
             return {t: "torch" for t in self.modalities}
         for tower in self.modalities:
-            self._onnx_tower(tower)
+            self.onnx_tower(tower)
         return dict(self._onnx.status)
 
     def describe(self) -> dict:

@@ -214,7 +214,7 @@ class OpenClipEncoder(SingleSpace):
         self._check_space(space)
         pil = [_as_pil(im, i) for i, im in enumerate(images)]
 
-        onnx = self._onnx_tower("image")
+        onnx = self.onnx_tower("image")
 
         def encode(batch):
             try:
@@ -231,7 +231,7 @@ class OpenClipEncoder(SingleSpace):
         """Strings → [n, dim] unit vectors; text past ``context_length`` tokens is truncated."""
         self._check_space(space)
         texts = _check_texts(texts)
-        onnx = self._onnx_tower("text")
+        onnx = self.onnx_tower("text")
 
         def encode(batch):
             tokens = self.tokenizer(list(batch))
@@ -243,7 +243,7 @@ class OpenClipEncoder(SingleSpace):
 
         return self._runner.run(texts, encode, self.dim)
 
-    def _onnx_tower(self, tower: str):
+    def onnx_tower(self, tower: str):
         """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
         if self._onnx is None:
             return None
@@ -268,7 +268,7 @@ class OpenClipEncoder(SingleSpace):
         if self._onnx is None:
             return {t: "torch" for t in self.modalities}
         for tower in self.modalities:
-            self._onnx_tower(tower)
+            self.onnx_tower(tower)
         return dict(self._onnx.status)
 
     def describe(self) -> dict:
