@@ -168,3 +168,30 @@ def test_torch_and_gpu_devices_never_export(clip_ckpt, cache, monkeypatch):
     monkeypatch.setenv("XSEARCH_RUNTIME", "onnx")
     assert for_encoder("m", "m@x:1", "f", "cuda") is None and for_encoder("m", "m@x:1", "f", "cpu") is not None
     runtimes.set_runtime(None)
+
+
+def test_an_interrupted_export_leaves_nothing_that_loads(clip_ckpt, cache, monkeypatch):
+    """Ctrl-C (or a kill) in the middle of writing the file: no <tower>.onnx, no .failed mark; the next use exports
+    afresh, and a temporary file left by a killed process is never read."""
+    import torch
+
+    real = torch.onnx.export
+
+    def half_then_interrupt(module, args, f, *a, **k):
+        with open(f, "wb") as out:
+            out.write(b"\x08\x07half an onnx file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.onnx, "export", half_then_interrupt)
+    enc = _openclip(clip_ckpt, "onnx", monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        enc.embed("text", TEXTS)
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == []
+    folder = enc._onnx.folder
+    (folder / "text.onnx.tmp-killed").write_bytes(b"what a killed exporter left")
+
+    monkeypatch.setattr(torch.onnx, "export", real)
+    again = _openclip(clip_ckpt, "onnx", monkeypatch)
+    ref = _openclip(clip_ckpt, "torch", monkeypatch)
+    assert _min_cosine(again.embed("text", TEXTS), ref.embed("text", TEXTS)) >= 0.999
+    assert again.describe()["towers"]["text"] == "onnx"
