@@ -195,3 +195,15 @@ def test_an_interrupted_export_leaves_nothing_that_loads(clip_ckpt, cache, monke
     ref = _openclip(clip_ckpt, "torch", monkeypatch)
     assert _min_cosine(again.embed("text", TEXTS), ref.embed("text", TEXTS)) >= 0.999
     assert again.describe()["towers"]["text"] == "onnx"
+
+
+def test_an_unwritable_cache_is_a_fallback_not_an_error(clap_dir, tmp_path, monkeypatch, capsys):
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XSEARCH_CACHE", str(not_a_folder))
+    enc = _clap(clap_dir, "onnx", monkeypatch)
+    capsys.readouterr()
+    np.testing.assert_allclose(enc.embed("text", TEXTS), _clap(clap_dir, "torch", monkeypatch).embed("text", TEXTS),
+                               atol=1e-6)
+    said = [line for line in capsys.readouterr().err.splitlines() if "runs on torch" in line]
+    assert len(said) == 1 and "Not a directory" in said[0]
