@@ -144,7 +144,20 @@ def measure_jpeg_draft(photos: list[Path], short_side: int = 224) -> dict:
     return out
 
 
-def _real_openclip(workdir: Path, device: str):
+def _on_runtime(runtime: str, build):
+    """``build()`` under ``runtime`` (the encoders read it when built); torch by default here, because the raw
+    forward these benches compare against is the torch model's."""
+    from xsearch.encoders import runtimes
+
+    before = runtimes._chosen
+    runtimes.set_runtime(runtime)
+    try:
+        return build()
+    finally:
+        runtimes.set_runtime(before)
+
+
+def _real_openclip(workdir: Path, device: str, runtime: str = "torch"):
     """open_clip ViT-B-32 at random weights, saved once and loaded through xsearch's own loader."""
     import open_clip
     import torch
@@ -155,10 +168,10 @@ def _real_openclip(workdir: Path, device: str):
     if not path.is_file():
         torch.manual_seed(0)
         torch.save(open_clip.create_model("ViT-B-32").state_dict(), path)
-    return OpenClipEncoder("ViT-B-32", str(path), device, batch_size=32)
+    return _on_runtime(runtime, lambda: OpenClipEncoder("ViT-B-32", str(path), device, batch_size=32))
 
 
-def _real_clap(workdir: Path, device: str):
+def _real_clap(workdir: Path, device: str, runtime: str = "torch"):
     """The CLAP HTSAT-unfused architecture (transformers' ClapConfig defaults) at random weights."""
     folder = Path(workdir) / "clap-htsat-random"
     if not (folder / "config.json").is_file():
@@ -180,7 +193,7 @@ def _real_clap(workdir: Path, device: str):
         RobertaTokenizer(vocab=model["vocab"], merges=merges).save_pretrained(folder)
     from xsearch.encoders.clap import ClapEncoder
 
-    return ClapEncoder(str(folder), device, batch_size=8)
+    return _on_runtime(runtime, lambda: ClapEncoder(str(folder), device, batch_size=8))
 
 
 def measure_real_model(kind: str, encoder, files, cfg: EncodingBenchConfig, opts_list: list) -> dict:

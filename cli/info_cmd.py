@@ -98,6 +98,9 @@ def info(
         say(f"model {d.get('spec')}: modalities {', '.join(d.get('modalities', []))}; dim "
             f"{d.get('dim', d.get('spaces'))}; device {d.get('device')}; model_id {d.get('model_id')}"
             + ("" if d.get("trained", True) else "; UNTRAINED (random weights)"))
+        for part in [d] if "towers" in d else [d.get("vision") or {}, d.get("audio") or {}]:
+            if part.get("towers"):  # what each tower actually runs on, after any fallback to torch
+                say(f"  towers of {part.get('spec')}: " + ", ".join(f"{t} on {r}" for t, r in part["towers"].items()))
 
 
 def _say_index_choice(s: dict) -> None:

@@ -26,6 +26,9 @@ def _isolated_env(tmp_path_factory, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     for name in ("XSEARCH_COLLECTION", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         monkeypatch.delenv(name, raising=False)
+    from xsearch.encoders.runtimes import set_runtime
+
+    set_runtime(None)  # an in-process `--runtime X` of an earlier test is not this test's setting
 
 
 @dataclass

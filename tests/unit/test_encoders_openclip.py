@@ -87,6 +87,7 @@ def test_batch_size_invariance_and_cpu_determinism(ckpt, encoder):
 
 
 def test_batch_shrinks_on_out_of_memory(ckpt, monkeypatch):
+    monkeypatch.setenv("XSEARCH_RUNTIME", "torch")  # a CUDA out-of-memory is torch's: ONNX Runtime runs on the CPU
     enc = OpenClipEncoder(TINY_CLIP_ARCH, str(ckpt), device="cpu", batch_size=8)
     expected = enc.embed("image", _images(7))
     real = enc.model.encode_image

@@ -325,6 +325,7 @@ class BuiltinEncoder(TowersByModality, SingleSpace):
             "audio_window_s": self.audio_window_s,
             "batch_size": self.batch_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "towers": {m: "torch" for m in self.modalities},
         }
 
 

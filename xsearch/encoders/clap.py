@@ -88,6 +88,10 @@ class ClapEncoder(SingleSpace):
         self.spec = f"clap:{where}"
         self.model_id = f"{self.spec}@{self._digest(source, local)}:{self.dim}"
         self._runner = BatchRunner(self.device, batch_size)
+        from xsearch.encoders import onnx_towers
+
+        self._onnx = onnx_towers.for_encoder(self.spec, self.model_id, onnx_towers.fingerprint(config.to_json_string()),
+                                             self.device)
 
     @staticmethod
     def _local_dir(source: str) -> Path | None:
@@ -168,7 +172,10 @@ class ClapEncoder(SingleSpace):
             for piece in self._windows(_check_wave(wave, i)):
                 pieces.append(piece)
                 owner.append(i)
-        z = self._runner.run(pieces, self._encode_audio, self.dim)
+        onnx = self.onnx_tower("audio")
+        encode = self._encode_audio if onnx is None else (
+            lambda batch: _tensor(onnx(input_features=self.audio_features(batch)["input_features"].numpy())))
+        z = self._runner.run(pieces, encode, self.dim)
         if len(pieces) == len(waves):
             return z
         summed = np.zeros((len(waves), self.dim), dtype=np.float64)
@@ -210,15 +217,62 @@ class ClapEncoder(SingleSpace):
             if not isinstance(t, str):
                 raise UsageError(f"text {i} of the batch is a {type(t).__name__}, not a string.")
 
+        onnx = self.onnx_tower("text")
+
         def encode(batch):
             tokens = self.tokenizer(
                 list(batch), padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
             )
+            if onnx is not None:
+                return _tensor(onnx(input_ids=tokens["input_ids"].numpy(),
+                                    attention_mask=tokens["attention_mask"].numpy()))
             return self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
             ).pooler_output
 
         return self._runner.run(texts, encode, self.dim)
+
+    def onnx_tower(self, tower: str):
+        """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
+        if self._onnx is None:
+            return None
+        return self._onnx.forward(tower, lambda: self._tower_export(tower))
+
+    def _tower_export(self, tower: str):
+        """``get_audio_features`` (on the extractor's features, ``is_longer`` all False as on torch) and
+        ``get_text_features`` (token length dynamic: texts are padded to the longest) with example inputs."""
+        import torch
+
+        from xsearch.encoders.onnx_export import as_module
+        from xsearch.encoders.onnx_towers import TowerExport
+
+        model = self.model
+        if tower == "audio":
+            waves = [np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
+                     for n in (self._window, self._window // 3)]
+
+            def audio(x):
+                longer = torch.zeros((x.shape[0], 1), dtype=torch.bool)
+                return model.get_audio_features(input_features=x, is_longer=longer).pooler_output
+
+            return TowerExport(as_module(model, audio), (self.audio_features(waves)["input_features"],),
+                               ("input_features",))
+        tokens = self.tokenizer(["a dog barking in the distance far away", "rain"], padding=True, return_tensors="pt")
+
+        def text(ids, mask):
+            return model.get_text_features(input_ids=ids, attention_mask=mask).pooler_output
+
+        length = {0: "batch", 1: "tokens"}
+        return TowerExport(as_module(model, text), (tokens["input_ids"], tokens["attention_mask"]),
+                           ("input_ids", "attention_mask"), {"input_ids": length, "attention_mask": length})
+
+    def runtimes(self) -> dict:
+        """{tower: what it runs on}: torch, or onnx / onnx-int8 (the towers are opened, so exported, to say so)."""
+        if self._onnx is None:
+            return {t: "torch" for t in self.modalities}
+        for tower in self.modalities:
+            self.onnx_tower(tower)
+        return dict(self._onnx.status)
 
     def describe(self) -> dict:
         return {
@@ -233,7 +287,14 @@ class ClapEncoder(SingleSpace):
             "max_text_tokens": self.max_text_tokens,
             "batch_size": self._runner.batch_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "towers": self.runtimes(),
         }
+
+
+def _tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(array)
 
 
 def _check_wave(wave, index: int) -> np.ndarray:

@@ -148,7 +148,8 @@ class OnnxBuiltinEncoder(TowersByModality, SingleSpace):
     def describe(self) -> dict:
         return {"spec": self.spec, "model_id": self.model_id, "modalities": list(self.modalities), "dim": self.dim,
                 "device": self.device, "runtime": self.runtime, "onnx_files": str(self.folder), "trained": True,
-                "sample_rate": self.sample_rate, "audio_window_s": self.audio_window_s, "batch_size": self.batch_size}
+                "sample_rate": self.sample_rate, "audio_window_s": self.audio_window_s, "batch_size": self.batch_size,
+                "towers": {t: self.runtime if self.session(t) is not None else "torch" for t in TOWERS}}
 
 
 def load_onnx_builtin(path: str | Path | None, runtime: str):

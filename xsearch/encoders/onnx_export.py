@@ -17,9 +17,16 @@ from pathlib import Path
 OPSET = 17
 
 
-def export_module(module, example, path: Path, input_name: str) -> None:
-    """``module(example)`` → ``path`` (fp32), batch axis dynamic, written atomically."""
+def export_module(module, example, path: Path, input_name, *, dynamic: dict | None = None) -> None:
+    """``module(example)`` → ``path`` (fp32), batch axis dynamic, written atomically.
+
+    Several inputs: ``example`` a tuple of tensors and ``input_name`` a tuple of names; ``dynamic`` {input name:
+    {axis: label}} for more dynamic axes than the batch (e.g. a padded token sequence's length)."""
     import torch
+
+    examples = tuple(example) if isinstance(example, (tuple, list)) else (example,)
+    names = [input_name] if isinstance(input_name, str) else list(input_name)
+    axes = {name: {0: "batch"} for name in names} | (dynamic or {}) | {"embedding": {0: "batch"}}
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
@@ -30,9 +37,8 @@ def export_module(module, example, path: Path, input_name: str) -> None:
         try:
             # the exporter prints whole graphs and warnings; its first error line is what we keep
             with torch.no_grad(), _quiet():
-                torch.onnx.export(module, (example,), tmp, input_names=[input_name], output_names=["embedding"],
-                                  dynamic_axes={input_name: {0: "batch"}, "embedding": {0: "batch"}},
-                                  opset_version=OPSET, dynamo=False)
+                torch.onnx.export(module, examples, tmp, input_names=names, output_names=["embedding"],
+                                  dynamic_axes=axes, opset_version=OPSET, dynamo=False)
         finally:
             torch.backends.mha.set_fastpath_enabled(prev)
         _publish(tmp, path)
@@ -184,3 +190,23 @@ def export_builtin(ckpt_dir: Path, folder: Path) -> dict[str, str]:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{tower}.failed").write_text(first + "\n")
     return failed
+
+
+def as_module(owner, forward):
+    """``forward(*tensors)`` as a module that owns ``owner`` (so its weights are exported as the graph's)."""
+    import torch
+
+    class Tower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.owner = owner
+
+        def forward(self, *xs):
+            return forward(*xs)
+
+    return Tower().eval()
+
+
+def first_line(error: BaseException) -> str:
+    """The exporter's errors are long and varied: their first line, at most 300 characters."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

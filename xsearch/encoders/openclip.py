@@ -176,6 +176,11 @@ class OpenClipEncoder(SingleSpace):
         self.spec = f"openclip:{arch}:{source}"
         self.model_id = f"{self.spec}@{_hub.file_digest(checkpoint)}:{self.dim}"
         self._runner = BatchRunner(self.device, batch_size)
+        from xsearch.encoders import onnx_towers
+
+        arch_config = {"model": open_clip.get_model_config(arch), "load": load_kwargs}
+        self._onnx = onnx_towers.for_encoder(self.spec, self.model_id, onnx_towers.fingerprint(arch_config),
+                                             self.device)
 
     @staticmethod
     def _local_checkpoint(arch: str, pretrained: str) -> Path:
@@ -209,11 +214,15 @@ class OpenClipEncoder(SingleSpace):
         self._check_space(space)
         pil = [_as_pil(im, i) for i, im in enumerate(images)]
 
+        onnx = self.onnx_tower("image")
+
         def encode(batch):
             try:
                 pixels = torch.stack([self.preprocess(im) for im in batch])
             except OSError as e:
                 raise MediaError(f"an image could not be decoded for embedding ({_hub.short_reason(e)}).") from None
+            if onnx is not None:
+                return torch.from_numpy(onnx(pixels=pixels.numpy()))
             return self.model.encode_image(pixels.to(self.device))
 
         return self._runner.run(pil, encode, self.dim)
@@ -222,9 +231,45 @@ class OpenClipEncoder(SingleSpace):
         """Strings → [n, dim] unit vectors; text past ``context_length`` tokens is truncated."""
         self._check_space(space)
         texts = _check_texts(texts)
-        return self._runner.run(
-            texts, lambda batch: self.model.encode_text(self.tokenizer(list(batch)).to(self.device)), self.dim
-        )
+        onnx = self.onnx_tower("text")
+
+        def encode(batch):
+            tokens = self.tokenizer(list(batch))
+            if onnx is not None:
+                import torch
+
+                return torch.from_numpy(onnx(token_ids=tokens.numpy()))
+            return self.model.encode_text(tokens.to(self.device))
+
+        return self._runner.run(texts, encode, self.dim)
+
+    def onnx_tower(self, tower: str):
+        """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
+        if self._onnx is None:
+            return None
+        return self._onnx.forward(tower, lambda: self._tower_export(tower))
+
+    def _tower_export(self, tower: str):
+        """open_clip's ``encode_image`` / ``encode_text`` (unnormalised) with example inputs, for the exporter."""
+        import torch
+
+        from xsearch.encoders.onnx_export import as_module
+        from xsearch.encoders.onnx_towers import TowerExport
+
+        if tower == "image":
+            size = self.model.visual.image_size
+            h, w = size if isinstance(size, (tuple, list)) else (size, size)
+            return TowerExport(as_module(self.model, self.model.encode_image), (torch.rand(2, 3, h, w),), ("pixels",))
+        tokens = self.tokenizer(["a photo of a dog", "two red circles on a table"])
+        return TowerExport(as_module(self.model, self.model.encode_text), (tokens,), ("token_ids",))
+
+    def runtimes(self) -> dict:
+        """{tower: what it runs on}: torch, or onnx / onnx-int8 (the towers are opened, so exported, to say so)."""
+        if self._onnx is None:
+            return {t: "torch" for t in self.modalities}
+        for tower in self.modalities:
+            self.onnx_tower(tower)
+        return dict(self._onnx.status)
 
     def describe(self) -> dict:
         return {
@@ -237,6 +282,7 @@ class OpenClipEncoder(SingleSpace):
             "context_length": self.context_length,
             "batch_size": self._runner.batch_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "towers": self.runtimes(),
         }
 
 
