@@ -82,8 +82,11 @@ def test_ctrl_c_stops_serve_without_an_error(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # Ctrl-C as a terminal delivers it: a shell that ran this suite in the background (`make test &`) left SIGINT
+    # ignored, and a child inherits that.
     proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", tmp_path / "none", "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         out = ""
