@@ -27,6 +27,7 @@ from xsearch.core.errors import MediaError, ModelError, UsageError
 from xsearch.encoders import _hub
 from xsearch.encoders._batching import BatchRunner
 from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, l2_normalize, pick_device, weights_digest
+from xsearch.encoders.onnx_towers import OnnxTowersMixin
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _MAX_MISSING_FRACTION = 0.1  # more weights missing than this: the checkpoint is not this architecture
@@ -39,7 +40,7 @@ def _has_tokenizer_files(folder: Path) -> bool:
     )
 
 
-class ClapEncoder(SingleSpace):
+class ClapEncoder(OnnxTowersMixin, SingleSpace):
     """transformers ``ClapModel`` as an Encoder: modalities audio + text, one space (``DEFAULT_SPACE``)."""
 
     modalities = ("audio", "text")
@@ -232,12 +233,6 @@ class ClapEncoder(SingleSpace):
 
         return self._runner.run(texts, encode, self.dim)
 
-    def onnx_tower(self, tower: str):
-        """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
-        if self._onnx is None:
-            return None
-        return self._onnx.forward(tower, lambda: self._tower_export(tower))
-
     def _tower_export(self, tower: str):
         """``get_audio_features`` (on the extractor's features, ``is_longer`` all False as on torch) and
         ``get_text_features`` (token length dynamic: texts are padded to the longest) with example inputs."""
@@ -265,14 +260,6 @@ class ClapEncoder(SingleSpace):
         length = {0: "batch", 1: "tokens"}
         return TowerExport(as_module(model, text), (tokens["input_ids"], tokens["attention_mask"]),
                            ("input_ids", "attention_mask"), {"input_ids": length, "attention_mask": length})
-
-    def runtimes(self) -> dict:
-        """{tower: what it runs on}: torch, or onnx / onnx-int8 (the towers are opened, so exported, to say so)."""
-        if self._onnx is None:
-            return {t: "torch" for t in self.modalities}
-        for tower in self.modalities:
-            self.onnx_tower(tower)
-        return dict(self._onnx.status)
 
     def describe(self) -> dict:
         return {

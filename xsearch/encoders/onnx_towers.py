@@ -28,6 +28,27 @@ import numpy as np
 from xsearch.encoders import onnx_export, runtimes
 
 
+class OnnxTowersMixin:
+    """What an encoder whose towers may run on ONNX Runtime shares: it sets ``self._onnx`` (the runner from
+    :func:`for_encoder`, or None: every tower on torch) and defines ``_tower_export(tower) -> TowerExport``."""
+
+    _onnx = None
+
+    def onnx_tower(self, tower: str):
+        """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
+        if self._onnx is None:
+            return None
+        return self._onnx.forward(tower, lambda: self._tower_export(tower))
+
+    def runtimes(self) -> dict:
+        """{tower: what it runs on}: torch, or onnx / onnx-int8 (the towers are opened, so exported, to say so)."""
+        if self._onnx is None:
+            return {t: "torch" for t in self.modalities}
+        for tower in self.modalities:
+            self.onnx_tower(tower)
+        return dict(self._onnx.status)
+
+
 @dataclass
 class TowerExport:
     """What to export for one tower: a module of ``inputs`` → unnormalised embedding and example tensors for them."""

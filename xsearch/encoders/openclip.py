@@ -24,6 +24,7 @@ from xsearch.core.errors import MediaError, ModelError, UsageError
 from xsearch.encoders import _hub
 from xsearch.encoders._batching import BatchRunner
 from xsearch.encoders.base import DEFAULT_SPACE, SingleSpace, pick_device
+from xsearch.encoders.onnx_towers import OnnxTowersMixin
 
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".npz")
 _HF_WEIGHTS_NAME = "open_clip_pytorch_model.bin"  # open_clip.constants.HF_WEIGHTS_NAME
@@ -113,7 +114,7 @@ def _short_side_resize(preprocess) -> int:
     return int(size) if isinstance(size, int) and size > 0 else 0
 
 
-class OpenClipEncoder(SingleSpace):
+class OpenClipEncoder(OnnxTowersMixin, SingleSpace):
     """open_clip CLIP as an Encoder: modalities image + text, one space (``DEFAULT_SPACE``)."""
 
     modalities = ("image", "text")
@@ -243,12 +244,6 @@ class OpenClipEncoder(SingleSpace):
 
         return self._runner.run(texts, encode, self.dim)
 
-    def onnx_tower(self, tower: str):
-        """The tower's ONNX Runtime runner (exported on first use), or None: it runs on torch."""
-        if self._onnx is None:
-            return None
-        return self._onnx.forward(tower, lambda: self._tower_export(tower))
-
     def _tower_export(self, tower: str):
         """open_clip's ``encode_image`` / ``encode_text`` (unnormalised) with example inputs, for the exporter."""
         import torch
@@ -262,14 +257,6 @@ class OpenClipEncoder(SingleSpace):
             return TowerExport(as_module(self.model, self.model.encode_image), (torch.rand(2, 3, h, w),), ("pixels",))
         tokens = self.tokenizer(["a photo of a dog", "two red circles on a table"])
         return TowerExport(as_module(self.model, self.model.encode_text), (tokens,), ("token_ids",))
-
-    def runtimes(self) -> dict:
-        """{tower: what it runs on}: torch, or onnx / onnx-int8 (the towers are opened, so exported, to say so)."""
-        if self._onnx is None:
-            return {t: "torch" for t in self.modalities}
-        for tower in self.modalities:
-            self.onnx_tower(tower)
-        return dict(self._onnx.status)
 
     def describe(self) -> dict:
         return {
