@@ -49,6 +49,19 @@ class OnnxTowersMixin:
         return dict(self._onnx.status)
 
 
+#: Left beside an open_clip model's exported text tower, for text queries that skip torch (openclip_query.py).
+TEXT_QUERY_FILE = "text-query.json"
+
+
+def file_stamp(path) -> list[int] | None:
+    """[size, mtime_ns] of a file (a checkpoint), None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 @dataclass
 class TowerExport:
     """What to export for one tower: a module of ``inputs`` → unnormalised embedding and example tensors for them."""
@@ -110,7 +123,7 @@ class OnnxTowers:
                     onnx_export.quantize_int8(fp32, path)
             except Exception as e:
                 reason = onnx_export.first_line(e)
-                _write_atomically(mark, reason + "\n")
+                write_atomically(mark, reason + "\n")
                 return self._torch(tower, f"{self.runtime} export failed: {reason}")
         try:
             import onnxruntime as ort
@@ -134,9 +147,9 @@ class OnnxTowers:
         return None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """The failure mark; a cache that cannot be written (read-only, not a folder) only means no mark: the next
-    process tries again and says so again."""
+def write_atomically(path: Path, text: str) -> None:
+    """A small file of the cache (a failure mark, a query file); a cache that cannot be written (read-only, not a
+    folder) only means no file: the next process tries again (and says so again)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

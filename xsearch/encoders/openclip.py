@@ -120,6 +120,7 @@ class OpenClipEncoder(OnnxTowersMixin, SingleSpace):
     modalities = ("image", "text")
     sample_rate = 0
     audio_window_s = 0.0
+    _query_remembered = False
 
     def __init__(self, arch: str, pretrained: str, device: str | None = None, *, batch_size: int = 64):
         import open_clip
@@ -208,6 +209,27 @@ class OpenClipEncoder(OnnxTowersMixin, SingleSpace):
             code="model.unknown_tag", arch=arch, tag=pretrained,
         )
 
+    def _remember_text_query(self) -> None:
+        """Leave what a later text query needs to skip torch (openclip_query.py) beside the text tower's export:
+        only where our tokenizer gives this model's token ids (open_clip's plain SimpleTokenizer)."""
+        import json
+
+        import open_clip.tokenizer as oc_tokenizer
+
+        from xsearch.encoders import onnx_towers
+
+        self._query_remembered = True
+        tok = self.tokenizer
+        plain = (type(tok) is oc_tokenizer.SimpleTokenizer and getattr(tok, "reduction_fn", None) is None
+                 and getattr(tok, "clean_fn", None) is oc_tokenizer._clean_lower
+                 and len(getattr(tok, "all_special_ids", ())) == 2)
+        stamp = onnx_towers.file_stamp(self.checkpoint)
+        path = self._onnx.folder / onnx_towers.TEXT_QUERY_FILE
+        if plain and stamp is not None and not path.is_file():
+            onnx_towers.write_atomically(path, json.dumps({
+                "spec": self.spec, "model_id": self.model_id, "dim": self.dim, "context_length": self.context_length,
+                "checkpoint": str(self.checkpoint), "stamp": stamp}))
+
     def _embed_images(self, images: Sequence, space: str | None = None) -> np.ndarray:
         """RGB images (PIL, or HxW[x3] uint8 arrays) → [n, dim] unit vectors."""
         import torch
@@ -233,6 +255,8 @@ class OpenClipEncoder(OnnxTowersMixin, SingleSpace):
         self._check_space(space)
         texts = _check_texts(texts)
         onnx = self.onnx_tower("text")
+        if onnx is not None and not self._query_remembered:
+            self._remember_text_query()
 
         def encode(batch):
             tokens = self.tokenizer(list(batch))

@@ -49,7 +49,7 @@ class EncoderKind:
 #: Every spec kind, by name; a new encoder is its module plus one line here.
 KINDS: dict[str, EncoderKind] = {kind.name: kind for kind in (
     EncoderKind("builtin", "xsearch.encoders.onnx_builtin:load_builtin", sides=("image", "audio")),
-    EncoderKind("openclip", "xsearch.encoders.openclip:OpenClipEncoder",
+    EncoderKind("openclip", "xsearch.encoders.openclip_query:load_openclip",
                 "openclip:<arch>:<pretrained tag or checkpoint path>", fields=2, sides=("image",)),
     EncoderKind("clap", "xsearch.encoders.clap:ClapEncoder", "clap:<hub id or local dir>", sides=("audio",)),
     EncoderKind("bind", usage="bind:<checkpoint dir>", sides=("join",)),
