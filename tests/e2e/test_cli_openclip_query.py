@@ -14,6 +14,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
+pytestmark = pytest.mark.slow  # ~30 s: indexing, exporting and a torch search of a tiny open_clip, then a process
+
 from tests.e2e.test_cli_runtime import QUERY_AND_REPORT  # noqa: E402
 from tests.helpers.encoders import tiny_openclip_checkpoint  # noqa: E402
 
