@@ -205,6 +205,7 @@ def test_errors_never_show_a_traceback_in_a_real_process(tmp_path):
     assert r.code != 0 and r.err.startswith("error: ") and "Traceback" not in r.err
 
 
+@pytest.mark.slow  # 13 s: a real index run killed mid-way and re-run; CI runs it with -m slow
 def test_sigkill_during_indexing_loses_nothing_committed(world, tmp_path):
     """Kill `xsearch index` at a few points; the collection always opens and a re-run completes it."""
     from xsearch.index.local import Collection

@@ -168,6 +168,7 @@ def _compare_with_local(folder: Path, **ray_options):
     return ray_ex
 
 
+@pytest.mark.slow  # ~13 s with the local Ray start (tests/e2e/test_ray_cluster.py compares on two nodes)
 def test_executors_give_the_same_vectors_and_skips(local_ray, folder):
     ray_ex = _compare_with_local(folder)
     assert ray_ex.resources["cluster_cpus"] == 2 and ray_ex.resources["num_cpus"] <= 1
