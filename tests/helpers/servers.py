@@ -14,12 +14,15 @@ Milvus, in this order:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,3 +196,42 @@ class RayCluster:
             time.sleep(1.0)
             ray.shutdown()
             self.cluster.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def xsearch_serve(args: Sequence[str], home: Path, start_s: float = 90.0) -> Iterator[str]:
+    """``xsearch serve ARGS --port P`` in a process of its own (``XSEARCH_HOME=home``, offline): its URL once
+    ``/api/collections`` answers; stopped afterwards, and its output must hold no traceback."""
+    import pytest
+
+    port = free_port()
+    env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", *map(str, args), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + start_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/collections", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"xsearch serve did not start:\n{proc.stdout.read()}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert "Traceback" not in out, out

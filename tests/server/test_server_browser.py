@@ -9,15 +9,14 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.servers import xsearch_serve
 
 CHROMIUM = os.environ.get("XSEARCH_CHROMIUM", "/usr/bin/chromium")
 ENABLE = "apt-get install -y chromium, and pip install -e '.[dev]' for playwright"
@@ -64,12 +63,6 @@ def shots(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("XSEARCH_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _long_collection(world: Path, records: list[dict], folder: Path) -> Path:
@@ -135,34 +128,9 @@ def server(indexed, world, manifest_records, video_world, tmp_path_factory):
     home = tmp_path_factory.mktemp("serve-home")
     long = _long_collection(world, manifest_records, home / "long-media")
     photos = _photos_collection(home / "photos-media")
-    port = _free_port()
-    env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
-    proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(indexed), "-c", str(long),
-                             "-c", str(home / "not-yet"), "-c", str(photos), "-c", str(video_world["collection"]),
-                             "--port", str(port),
-                             "--max-upload-mb", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/collections", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"xsearch serve did not start:\n{proc.stdout.read()}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    assert "Traceback" not in out, out
+    with xsearch_serve(["-c", indexed, "-c", long, "-c", home / "not-yet", "-c", photos,
+                        "-c", video_world["collection"], "--max-upload-mb", "1"], home) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

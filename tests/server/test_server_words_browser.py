@@ -6,14 +6,11 @@ tests the page, not the OCR model (tests/e2e/test_cli_ocr.py does that)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.servers import xsearch_serve
 
 CHROMIUM = os.environ.get("XSEARCH_CHROMIUM", "/usr/bin/chromium")
 
@@ -54,27 +51,9 @@ def collection(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(collection, tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "XSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf")}
-    proc = subprocess.Popen([sys.executable, "-m", "xsearch.cli.main", "serve", "-c", str(collection), "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/collections", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"xsearch serve did not start:\n{proc.stdout.read()}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.communicate(timeout=15)
+    with xsearch_serve(["-c", collection], home) as url:
+        yield url
 
 
 @pytest.mark.slow  # a serve process, the builtin model and Chromium: ~20 s idle, minutes on busy cores
