@@ -31,7 +31,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from ..words import fold, query_words, scoring_words
+from ..words import coverage, fold, query_words, score, scoring_words
 
 SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS text_lines (
@@ -319,9 +319,9 @@ def _best_files(conn: sqlite3.Connection, found: dict[int, tuple[float, tuple]],
     scored = []
     for file_id, lines in by_file.items():
         folded = all_words.get(file_id)
-        coverage = 1.0 if folded is None else sum(w in folded for w in scoring) / len(scoring)
+        cover = 1.0 if folded is None else coverage([folded], scoring)
         best = min(b for b, _ in lines)  # BM25 in SQLite: lower (more negative) is better
-        scored.append((-(coverage + 0.1 * (-best / (1.0 - best) if best < 0 else 0.0)), file_id))
+        scored.append((-score(cover, -best), file_id))
     best = heapq.nsmallest(limit, scored)
     details = _details(conn, [row[0] for _, file_id in best for _, row in by_file[file_id]])
     out = []
@@ -385,12 +385,12 @@ class KeywordReads:
             excluded = set(exclude_paths)
             found = search(catalog.sql(), text, modality, k + len(excluded), allowed_files=allowed)
             hits = []
-            for file_id, score, lines in found:
+            for file_id, file_score, lines in found:
                 row = catalog.get_file_by_id(file_id)
                 if row is None or row.path in excluded:
                     continue
                 item = _nearest_item(catalog.sql(), file_id, lines[0]["offset"])
-                hits.append(Hit(len(hits) + 1, float(score), row.path, row.modality, item[1] if item else 0.0,
+                hits.append(Hit(len(hits) + 1, float(file_score), row.path, row.modality, item[1] if item else 0.0,
                                 item[0] if item else -1, item[2] if item else None, row.width, row.height,
                                 row.duration, row.size, words=lines))
                 if len(hits) == k:
